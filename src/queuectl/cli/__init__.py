@@ -1,0 +1,46 @@
+"""Entry point of the `queuectl` command.
+
+`queuectl [--db PATH] enqueue '<json>'` is the hot path (scripts call it in loops), so it is
+served without importing click or rich: a full click start costs more than the enqueue
+itself. Every other form, --help included, goes through the click application in `app`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else list(argv)
+    fast = _fast_enqueue_args(args)
+    if fast is not None:
+        sys.exit(_fast_enqueue(*fast))
+    from .app import run
+
+    sys.exit(run(args))
+
+
+def _fast_enqueue_args(args: list[str]):
+    """(db, json_text) when args are exactly `[--db PATH] enqueue {...}`, else None."""
+    db = None
+    if len(args) >= 2 and args[0] == "--db":
+        db, args = args[1], args[2:]
+    elif args and args[0].startswith("--db="):
+        db, args = args[0][5:], args[1:]
+    if len(args) == 2 and args[0] == "enqueue" and args[1].lstrip().startswith("{"):
+        return db, args[1]
+    return None
+
+
+def _fast_enqueue(db: str | None, text: str) -> int:
+    from ..errors import QueueError
+    from ..queue import Queue
+
+    try:
+        with Queue(db) as queue:
+            job_id = queue.enqueue_json(text)
+    except QueueError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    print(job_id)
+    return 0

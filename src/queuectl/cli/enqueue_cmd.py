@@ -1,0 +1,98 @@
+"""`queuectl enqueue`: add jobs from JSON, from flags, or from a JSON Lines file."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from ..errors import InvalidInput
+
+
+@click.command()
+@click.argument("job_json", required=False, metavar="[JSON]")
+@click.option("-c", "--command", help="Shell command to run (instead of JSON).")
+@click.option("--id", "job_id", help="Job id [default: generated].")
+@click.option("--max-retries", type=int, help="Retries after the first run [default: config].")
+@click.option("--priority", type=int, help="Higher runs first [default: 0].")
+@click.option("--run-at", metavar="TIME", help="Not before this ISO-8601 time (UTC if no zone).")
+@click.option("--delay", metavar="SECONDS", help="Not before this long from now (30, 5m, 2h).")
+@click.option("--timeout", metavar="SECONDS", help="Kill the job after this long.")
+@click.option("-q", "--queue", help="Queue name [default: default].")
+@click.option("--cwd", metavar="DIR", help="Run in this directory [default: the current one].")
+@click.option(
+    "-e",
+    "--env",
+    "env",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Extra environment variable (repeatable).",
+)
+@click.option(
+    "-f",
+    "--file",
+    "jobs_file",
+    type=click.File("r"),
+    help="JSON Lines file of jobs ('-' = stdin); all or nothing.",
+)
+@click.pass_obj
+def enqueue(
+    obj,
+    job_json,
+    command,
+    job_id,
+    max_retries,
+    priority,
+    run_at,
+    delay,
+    timeout,
+    queue,
+    cwd,
+    env,
+    jobs_file,
+):
+    """Add a job (or many) and print its id.
+
+    \b
+    queuectl enqueue '{"id":"job1","command":"sleep 2"}'
+    queuectl enqueue --command 'make test' --max-retries 5 --timeout 10m
+    queuectl enqueue --file jobs.jsonl
+    """
+    flags = {
+        "id": job_id,
+        "max_retries": max_retries,
+        "priority": priority,
+        "run_at": run_at,
+        "delay": delay,
+        "timeout": timeout,
+        "queue": queue,
+        "cwd": os.path.abspath(cwd) if cwd else None,
+    }
+    flags = {k: v for k, v in flags.items() if v is not None}
+    if env:
+        flags["env"] = dict(_env_pair(pair) for pair in env)
+    sources = [s for s in (job_json, command, jobs_file) if s is not None]
+    if len(sources) != 1:
+        raise InvalidInput("give one of: a JSON job, --command CMD, or --file FILE")
+    if jobs_file is not None:
+        if flags:
+            raise InvalidInput("--file takes no other job options; put them in each line")
+        for job_id in obj.queue.enqueue_lines(jobs_file):
+            click.echo(job_id)
+        return
+    if job_json is not None:
+        if flags:
+            raise InvalidInput("give the job as JSON or as flags, not both")
+        click.echo(obj.queue.enqueue_json(job_json))
+        return
+    click.echo(obj.queue.enqueue_many([{"command": command, **flags}])[0])
+
+
+def _env_pair(pair: str) -> tuple[str, str]:
+    name, sep, value = pair.partition("=")
+    if not sep or not name:
+        raise InvalidInput(f"--env must look like NAME=VALUE, got {pair!r}")
+    return name, value
+
+
+COMMANDS = [enqueue]

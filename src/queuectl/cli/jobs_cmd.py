@@ -1,0 +1,115 @@
+"""Read commands about jobs: status, list, show, logs."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from ..jobs import STATES
+from .render import ago, emit_json, short_time, table
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+@click.command()
+@json_option
+@click.pass_obj
+def status(obj, as_json):
+    """Job counts per state and the active worker pools."""
+    queue = obj.queue
+    counts = queue.counts()
+    workers = queue.workers()
+    if as_json:
+        emit_json({"jobs": counts, "workers": [w.to_dict() for w in workers]})
+        return
+    table(["state", "jobs"], [(state, counts[state]) for state in STATES], title="Jobs")
+    click.echo()
+    if not workers:
+        click.echo("Workers: none running (start one with: queuectl worker start)")
+        return
+    render_workers(workers)
+
+
+def render_workers(workers) -> None:
+    now = time.time()
+    rows = [
+        (
+            w.host,
+            w.pid,
+            f"{len(w.jobs)}/{w.slots}",
+            ", ".join(w.jobs) or "-",
+            ago(now - w.heartbeat_at) + (" (stopping)" if w.stop_requested else ""),
+            w.id,
+        )
+        for w in workers
+    ]
+    table(["host", "pid", "busy", "jobs", "heartbeat", "worker id"], rows, title="Workers")
+
+
+@click.command("list")
+@click.option("--state", type=click.Choice(STATES), help="Only jobs in this state.")
+@click.option("-q", "--queue", help="Only jobs of this queue.")
+@click.option("-n", "--limit", type=click.IntRange(min=1), help="At most this many jobs.")
+@json_option
+@click.pass_obj
+def list_jobs(obj, state, queue, limit, as_json):
+    """Jobs in the order they were enqueued."""
+    render_jobs(obj.queue.list(state=state, queue=queue, limit=limit), as_json)
+
+
+def render_jobs(jobs, as_json: bool) -> None:
+    if as_json:
+        emit_json([job.to_dict() for job in jobs])
+        return
+    rows = []
+    for job in jobs:
+        d = job.to_dict()
+        rows.append(
+            (
+                d["id"],
+                d["state"],
+                d["attempts"],
+                d["priority"],
+                d["queue"],
+                short_time(d["updated_at"]),
+                d["last_error"] or "",
+                d["command"],
+            )
+        )
+    table(
+        ["id", "state", "attempts", "priority", "queue", "updated", "last error", "command"], rows
+    )
+
+
+@click.command()
+@click.argument("job_id")
+@json_option
+@click.pass_obj
+def show(obj, job_id, as_json):
+    """Every field of one job."""
+    d = obj.queue.get(job_id).to_dict()
+    if as_json:
+        emit_json(d)
+        return
+    width = max(len(k) for k in d)
+    for key, value in d.items():
+        if value is None:
+            value = "-"
+        elif isinstance(value, dict):
+            value = " ".join(f"{k}={v}" for k, v in value.items()) or "-"
+        click.echo(f"{key.ljust(width)}  {value}")
+
+
+@click.command()
+@click.argument("job_id")
+@click.pass_obj
+def logs(obj, job_id):
+    """The output (stdout and stderr) of the job's latest run."""
+    output = obj.queue.logs(job_id)
+    sys.stdout.buffer.write(output)
+    sys.stdout.flush()
+
+
+COMMANDS = [status, list_jobs, show, logs]

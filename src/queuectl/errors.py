@@ -1,0 +1,41 @@
+"""Every error queuectl raises on purpose, each with the exit code the CLI maps it to.
+
+Exit codes: 1 = the operation failed (unknown id, duplicate, conflict, unusable
+database); 2 = the input was invalid and nothing was changed.
+"""
+
+
+class QueueError(Exception):
+    """Base class: a failure the user can act on, described in one line."""
+
+    exit_code = 1
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(QueueError):
+    """The request itself is wrong (bad JSON, bad value, unknown key); nothing changed."""
+
+    exit_code = 2
+
+
+class JobNotFound(QueueError):
+    def __init__(self, job_id: str):
+        super().__init__(f"no job with id {job_id!r}")
+        self.job_id = job_id
+
+
+class DuplicateJob(QueueError):
+    def __init__(self, job_id: str):
+        super().__init__(f"a job with id {job_id!r} already exists")
+        self.job_id = job_id
+
+
+class Conflict(QueueError):
+    """The job exists but is not in a state that allows the operation."""
+
+
+class StoreUnavailable(QueueError):
+    """The database cannot be opened, created or read."""

@@ -1,0 +1,195 @@
+"""The job model: states, the Job record, and validation of job specs.
+
+Validation lives here (not in the CLI) so the Python API, the CLI and later the
+web API reject the same bad input with the same message.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+
+from .errors import InvalidInput
+from .timeutil import iso, parse_duration, parse_timestamp
+
+
+class State(str, enum.Enum):
+    """Where a job is in its life; the values are the strings the store keeps."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"  # a retry is scheduled at run_at
+    DEAD = "dead"  # retries spent: the dead-letter queue
+
+    def __str__(self) -> str:
+        return self.value
+
+
+STATES = tuple(s.value for s in State)
+CLAIMABLE = (State.PENDING.value, State.FAILED.value)
+
+
+def parse_state(value: str) -> str:
+    if value not in STATES:
+        raise InvalidInput(f"unknown state {value!r}; choose from {', '.join(STATES)}")
+    return value
+
+
+# The order of fields in JSON output and in `show`.
+FIELDS = (
+    "id",
+    "command",
+    "state",
+    "attempts",
+    "max_retries",
+    "priority",
+    "queue",
+    "run_at",
+    "timeout",
+    "cwd",
+    "env",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "finished_at",
+    "exit_code",
+    "last_error",
+    "worker_id",
+)
+TIME_FIELDS = frozenset({"run_at", "created_at", "updated_at", "started_at", "finished_at"})
+
+
+class Job:
+    """One job as read from the store. Times are epoch seconds; `to_dict` renders ISO-8601."""
+
+    __slots__ = (*FIELDS, "lease_until")
+
+    def __init__(self, **fields):
+        for name in self.__slots__:
+            setattr(self, name, fields.get(name))
+
+    def to_dict(self) -> dict:
+        out = {}
+        for name in FIELDS:
+            value = getattr(self, name)
+            out[name] = iso(value) if name in TIME_FIELDS else value
+        return out
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} {self.state} attempts={self.attempts}>"
+
+
+# ---------------------------------------------------------------- job specs
+
+SPEC_KEYS = frozenset(
+    {
+        "id",
+        "command",
+        "max_retries",
+        "priority",
+        "run_at",
+        "delay",
+        "timeout",
+        "queue",
+        "cwd",
+        "env",
+    }
+)
+MAX_ID_LENGTH = 200
+MAX_QUEUE_LENGTH = 64
+_QUEUE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def new_id() -> str:
+    return os.urandom(6).hex()
+
+
+def check_id(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"id must be a non-empty string, got {value!r}")
+    if len(value) > MAX_ID_LENGTH or not value.isprintable() or value != value.strip():
+        raise InvalidInput(
+            f"id must be 1-{MAX_ID_LENGTH} printable characters without surrounding spaces,"
+            f" got {value!r}"
+        )
+    return value
+
+
+def check_queue(value: object) -> str:
+    if (
+        not isinstance(value, str)
+        or not 0 < len(value) <= MAX_QUEUE_LENGTH
+        or not _QUEUE_CHARS.issuperset(value)
+    ):
+        raise InvalidInput(
+            f"queue must be 1-{MAX_QUEUE_LENGTH} characters of letters, digits, '.', '_' or '-',"
+            f" got {value!r}"
+        )
+    return value
+
+
+def _int(spec: dict, key: str, minimum: int | None = None):
+    value = spec[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{key} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise InvalidInput(f"{key} must be >= {minimum}, got {value!r}")
+    return value
+
+
+def build_row(spec: object, *, now: float, cwd: str, max_retries: int) -> dict:
+    """Validate one job spec (a decoded JSON object) and return the row the store inserts.
+
+    `cwd` and `max_retries` are the defaults for keys the spec leaves out.
+    """
+    if not isinstance(spec, dict):
+        raise InvalidInput(f"a job must be a JSON object, got {type(spec).__name__}")
+    unknown = spec.keys() - SPEC_KEYS
+    if unknown:
+        raise InvalidInput(
+            f"unknown key {sorted(unknown)[0]!r}; allowed keys: {', '.join(sorted(SPEC_KEYS))}"
+        )
+    command = spec.get("command")
+    if not isinstance(command, str) or not command.strip():
+        raise InvalidInput("command must be a non-empty string")
+    if "\0" in command:
+        raise InvalidInput("command must not contain NUL characters")
+    row = {
+        "id": check_id(spec["id"]) if "id" in spec else new_id(),
+        "command": command,
+        "max_retries": _int(spec, "max_retries", 0) if "max_retries" in spec else max_retries,
+        "priority": _int(spec, "priority") if "priority" in spec else 0,
+        "queue": check_queue(spec["queue"]) if "queue" in spec else "default",
+        "run_at": now,
+        "timeout": None,
+        "cwd": cwd,
+        "env": None,
+        "created_at": now,
+    }
+    if "run_at" in spec and "delay" in spec:
+        raise InvalidInput("give run_at or delay, not both")
+    if "run_at" in spec:
+        row["run_at"] = parse_timestamp(spec["run_at"])
+    elif "delay" in spec:
+        delay = parse_duration(spec["delay"], "delay")
+        if delay < 0:
+            raise InvalidInput(f"delay must be >= 0, got {spec['delay']!r}")
+        row["run_at"] = now + delay
+    if spec.get("timeout") is not None:
+        timeout = parse_duration(spec["timeout"], "timeout")
+        if timeout <= 0:
+            raise InvalidInput(f"timeout must be > 0 seconds, got {spec['timeout']!r}")
+        row["timeout"] = timeout
+    if "cwd" in spec:
+        if not isinstance(spec["cwd"], str) or not os.path.isabs(spec["cwd"]):
+            raise InvalidInput(f"cwd must be an absolute path, got {spec['cwd']!r}")
+        row["cwd"] = spec["cwd"]
+    env = spec.get("env")
+    if env is not None:
+        if not isinstance(env, dict) or not all(
+            isinstance(k, str) and k and "=" not in k and isinstance(v, str) for k, v in env.items()
+        ):
+            raise InvalidInput("env must be an object of string names to string values")
+        row["env"] = env
+    return row

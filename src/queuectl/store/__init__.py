@@ -1,0 +1,32 @@
+"""Storage backends. `open_store` picks one from a database location."""
+
+from __future__ import annotations
+
+import os
+
+from .base import Store
+
+
+def default_db_path() -> str:
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
+    return os.path.join(data_home, "queuectl", "queue.db")
+
+
+def resolve_location(db: str | None) -> str:
+    """--db, else QUEUECTL_DB, else the per-user default (never the current directory)."""
+    return db or os.environ.get("QUEUECTL_DB") or default_db_path()
+
+
+def open_store(db: str | None = None, *, durable: bool = True) -> Store:
+    location = resolve_location(db)
+    if location.startswith(("postgresql://", "postgres://")):
+        from ..errors import StoreUnavailable
+
+        raise StoreUnavailable("the PostgreSQL backend is not available in this version")
+    from .sqlite import SQLiteStore
+
+    if location.startswith("sqlite:///"):
+        location = location[len("sqlite://") :]
+    return SQLiteStore(os.path.abspath(os.path.expanduser(location)), durable=durable)

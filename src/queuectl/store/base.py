@@ -1,0 +1,172 @@
+"""The store contract: the only interface the queue and the workers use to reach a database.
+
+Every method that changes state is one atomic statement or transaction in the
+database; nothing here reads, decides in Python and writes back. Policy (when to
+retry, how long to wait) is decided above the store and handed in as values.
+Times are epoch seconds taken from the store's own clock (`now`), so hosts whose
+clocks differ still agree when a backend has a server clock.
+"""
+
+from __future__ import annotations
+
+from ..jobs import Job
+
+
+class Outcome:
+    """What became of one run, as the worker hands it to `finish`."""
+
+    __slots__ = ("exit_code", "job_id", "output", "retry_delay", "state", "error")
+
+    def __init__(self, job_id, state, exit_code=None, error=None, output=b"", retry_delay=0.0):
+        self.job_id = job_id
+        self.state = state  # "completed", "failed" (retry after retry_delay) or "dead"
+        self.exit_code = exit_code
+        self.error = error
+        self.output = output
+        self.retry_delay = retry_delay
+
+
+class WorkerInfo:
+    """A registered pool: one `worker start` process."""
+
+    __slots__ = (
+        "heartbeat_at",
+        "host",
+        "id",
+        "pid",
+        "queues",
+        "slots",
+        "started_at",
+        "stop_requested",
+        "jobs",
+    )
+
+    def __init__(self, **fields):
+        for name in self.__slots__:
+            setattr(self, name, fields.get(name))
+
+    def to_dict(self) -> dict:
+        from ..timeutil import iso
+
+        return {
+            "id": self.id,
+            "host": self.host,
+            "pid": self.pid,
+            "slots": self.slots,
+            "busy": len(self.jobs or ()),
+            "jobs": list(self.jobs or ()),
+            "queues": self.queues,
+            "started_at": iso(self.started_at),
+            "heartbeat_at": iso(self.heartbeat_at),
+            "stopping": bool(self.stop_requested),
+        }
+
+
+class Store:
+    """Base class of the backends; each method documents what a backend must guarantee."""
+
+    # ---- time and lifecycle
+    def now(self) -> float:
+        """The store's clock, in epoch seconds."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # ---- jobs
+    def add(self, rows: list[dict]) -> None:
+        """Insert all rows or none; an id that exists raises DuplicateJob. Wakes idle pools."""
+        raise NotImplementedError
+
+    def get(self, job_id: str) -> Job | None:
+        raise NotImplementedError
+
+    def list(
+        self, state: str | None = None, queue: str | None = None, limit: int | None = None
+    ) -> list[Job]:
+        """Jobs in insertion order, filtered by state and queue."""
+        raise NotImplementedError
+
+    def counts(self) -> dict[str, int]:
+        """Number of jobs per state (states without jobs may be missing)."""
+        raise NotImplementedError
+
+    def output(self, job_id: str) -> bytes | None:
+        """The captured output of the job's latest finished run (None: unknown job)."""
+        raise NotImplementedError
+
+    def claim(
+        self, worker_id: str, queues: list[str] | None, limit: int, lease: float
+    ) -> list[Job]:
+        """Atomically take up to `limit` due jobs (pending/failed, run_at <= now, in `queues`
+        if given), highest priority first, then earliest run_at, then insertion order.
+        They become `processing` with attempts + 1, held by `worker_id` until now + lease."""
+        raise NotImplementedError
+
+    def next_run_at(self, queues: list[str] | None) -> float | None:
+        """When the earliest waiting job (pending/failed) becomes due, or None."""
+        raise NotImplementedError
+
+    def heartbeat(self, worker_id: str, lease: float) -> bool:
+        """Extend the leases of the worker's jobs to now + lease and mark it alive.
+        Returns True when someone asked this worker to stop."""
+        raise NotImplementedError
+
+    def finish(self, worker_id: str, outcomes: list[Outcome]) -> list[str]:
+        """Record outcomes, each only if its job is still processing and held by
+        `worker_id` (fencing). Returns the ids that were recorded."""
+        raise NotImplementedError
+
+    def release(self, worker_id: str, job_ids: list[str]) -> list[str]:
+        """Hand jobs back without spending an attempt (aborted by a shutdown): fenced like
+        finish; the job becomes pending (or failed if it had run before) and due now."""
+        raise NotImplementedError
+
+    def reap(self) -> list[str]:
+        """Jobs whose lease expired become failed and due now, or dead if their attempts
+        are spent (attempts > max_retries). Forgets workers that stopped heartbeating."""
+        raise NotImplementedError
+
+    def revive(self, job_ids: list[str] | None) -> list[str]:
+        """Dead jobs back to pending with attempts 0: the listed ids (all must be dead,
+        else nothing changes and Conflict/JobNotFound is raised) or, with None, every dead job."""
+        raise NotImplementedError
+
+    # ---- config
+    def config(self) -> dict[str, object]:
+        raise NotImplementedError
+
+    def set_config(self, key: str, value: object) -> None:
+        raise NotImplementedError
+
+    def unset_config(self, key: str) -> None:
+        raise NotImplementedError
+
+    # ---- workers
+    def register_worker(
+        self, worker_id: str, host: str, pid: int, slots: int, queues: list[str] | None
+    ) -> None:
+        raise NotImplementedError
+
+    def unregister_worker(self, worker_id: str) -> None:
+        raise NotImplementedError
+
+    def workers(self, alive_within: float) -> list[WorkerInfo]:
+        """Pools that heartbeated within the last `alive_within` seconds, with their jobs."""
+        raise NotImplementedError
+
+    def request_stop(self, worker_ids: list[str]) -> None:
+        """Ask pools to drain and exit; wakes them."""
+        raise NotImplementedError
+
+    # ---- wake-ups
+    def listen(self, worker_id: str) -> int | None:
+        """A file descriptor that becomes readable when work is added or a stop is asked
+        (or None: the pool then polls). `drain_wakeups` clears it."""
+        return None
+
+    def drain_wakeups(self) -> None:
+        pass
+
+    def unlisten(self, worker_id: str) -> None:
+        pass

@@ -1,0 +1,474 @@
+"""The SQLite backend: one file, WAL mode, every change in one `BEGIN IMMEDIATE` transaction.
+
+Idle pools are woken through FIFOs in `<db>-wake/` (one per pool): `add` and
+`request_stop` write a byte to each after committing, so pickup does not wait for a
+poll and idle pools do not spin.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+
+from ..errors import Conflict, DuplicateJob, JobNotFound, StoreUnavailable
+from ..jobs import Job
+from .base import Outcome, Store, WorkerInfo
+
+MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations", "sqlite")
+COLUMNS = (
+    "id, command, state, attempts, max_retries, priority, queue, run_at, timeout, cwd, env,"
+    " created_at, updated_at, started_at, finished_at, exit_code, last_error, worker_id,"
+    " lease_until"
+)
+_NAMES = tuple(name.strip() for name in COLUMNS.split(","))
+_INSERT = (
+    "INSERT INTO jobs (id, command, max_retries, priority, queue, run_at, timeout, cwd, env,"
+    " created_at, updated_at, ready) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# Scheduled jobs whose time has come become ready; runs inside every claim.
+_PROMOTE = (
+    "UPDATE jobs SET ready = 1 WHERE ready = 0 AND state IN ('pending', 'failed') AND run_at <= ?"
+)
+
+
+def _job(row) -> Job:
+    job = Job(**dict(zip(_NAMES, row)))
+    if job.env is not None:
+        job.env = json.loads(job.env)
+    return job
+
+
+def _marks(values) -> str:
+    return ",".join("?" * len(values))
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: str, *, durable: bool = True):
+        self.path = path
+        self.wake_dir = path + "-wake"
+        self._listening: tuple[int, str] | None = None
+        self._conn = self._open(durable)
+
+    # ------------------------------------------------------------ connection
+
+    def _open(self, durable: bool) -> sqlite3.Connection:
+        directory = os.path.dirname(self.path)
+        try:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot open database {self.path}: {exc.strerror}") from None
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            # An acknowledged enqueue must survive a power cut; a lost claim or finish
+            # only causes a rerun, so pools may commit with NORMAL.
+            conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate(conn)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot use database {self.path}: {exc}") from None
+        return conn
+
+    @staticmethod
+    def migrations() -> list[tuple[int, str]]:
+        found = []
+        for name in sorted(os.listdir(MIGRATIONS)):
+            if name.endswith(".sql"):
+                found.append((int(name.split("_", 1)[0]), os.path.join(MIGRATIONS, name)))
+        return found
+
+    def schema_version(self) -> int:
+        return self._conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        steps = self.migrations()
+        if conn.execute("PRAGMA user_version").fetchone()[0] >= steps[-1][0]:
+            return
+        conn.execute("BEGIN IMMEDIATE")  # serializes concurrent first opens
+        try:
+            current = conn.execute("PRAGMA user_version").fetchone()[0]
+            for version, path in steps:
+                if version > current:
+                    with open(path) as f:
+                        for statement in f.read().split(";\n"):
+                            if statement.strip():
+                                conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version={version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def _tx(self):
+        """One write transaction; SQLite errors become one-line StoreUnavailable errors."""
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"database {self.path}: {exc}") from None
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise StoreUnavailable(f"database {self.path}: {exc}") from None
+
+    def _read(self, sql: str, params=()) -> list:
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"database {self.path}: {exc}") from None
+
+    def now(self) -> float:
+        return time.time()
+
+    def close(self) -> None:
+        self.unlisten()
+        self._conn.close()
+
+    # ------------------------------------------------------------ jobs
+
+    def add(self, rows: list[dict]) -> None:
+        now = time.time()
+        values = [
+            (
+                r["id"],
+                r["command"],
+                r["max_retries"],
+                r["priority"],
+                r["queue"],
+                r["run_at"],
+                r["timeout"],
+                r["cwd"],
+                None if r["env"] is None else json.dumps(r["env"]),
+                r["created_at"],
+                now,
+                r["run_at"] <= now,
+            )
+            for r in rows
+        ]
+        try:
+            with self._tx() as conn:
+                conn.executemany(_INSERT, values)
+        except sqlite3.IntegrityError:
+            raise DuplicateJob(self._first_duplicate([r["id"] for r in rows])) from None
+        self._notify()
+
+    def _first_duplicate(self, ids: list[str]) -> str:
+        seen: set[str] = set()
+        for job_id in ids:
+            if job_id in seen:
+                return job_id
+            seen.add(job_id)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            found = self._read(f"SELECT id FROM jobs WHERE id IN ({_marks(chunk)})", chunk)
+            if found:
+                return found[0][0]
+        return ids[0]
+
+    def get(self, job_id: str) -> Job | None:
+        rows = self._read(f"SELECT {COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        return _job(rows[0]) if rows else None
+
+    def list(self, state=None, queue=None, limit=None) -> list[Job]:
+        where, params = [], []
+        if state:
+            where.append("state = ?")
+            params.append(state)
+        if queue:
+            where.append("queue = ?")
+            params.append(queue)
+        sql = f"SELECT {COLUMNS} FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [_job(row) for row in self._read(sql, params)]
+
+    def counts(self) -> dict[str, int]:
+        return dict(self._read("SELECT state, count(*) FROM jobs GROUP BY state"))
+
+    def output(self, job_id: str) -> bytes | None:
+        rows = self._read(
+            "SELECT o.output FROM jobs j LEFT JOIN job_output o ON o.job_seq = j.seq"
+            " WHERE j.id = ?",
+            (job_id,),
+        )
+        if not rows:
+            return None
+        return bytes(rows[0][0] or b"")
+
+    def claim(self, worker_id, queues, limit, lease) -> list[Job]:
+        now = time.time()
+        in_queues = f" AND queue IN ({_marks(queues)})" if queues else ""
+        sql = (
+            "UPDATE jobs SET state = 'processing', attempts = attempts + 1, worker_id = ?,"
+            " lease_until = ?, started_at = ?, updated_at = ?, finished_at = NULL, ready = 0"
+            f" WHERE seq IN (SELECT seq FROM jobs WHERE ready = 1{in_queues}"
+            " ORDER BY priority DESC, run_at, seq LIMIT ?)"
+            f" RETURNING {COLUMNS}"
+        )
+        with self._tx() as conn:
+            conn.execute(_PROMOTE, (now,))
+            rows = conn.execute(
+                sql, (worker_id, now + lease, now, now, *(queues or ()), limit)
+            ).fetchall()
+        jobs = [_job(row) for row in rows]
+        # RETURNING has no defined order; hand jobs out in claim order.
+        jobs.sort(key=lambda j: (-j.priority, j.run_at))
+        return jobs
+
+    def next_run_at(self, queues) -> float | None:
+        in_queues = f" AND queue IN ({_marks(queues)})" if queues else ""
+        ready = self._read(f"SELECT 1 FROM jobs WHERE ready = 1{in_queues} LIMIT 1", queues or ())
+        if ready:
+            return time.time()
+        rows = self._read(
+            "SELECT min(run_at) FROM jobs WHERE ready = 0 AND state IN ('pending', 'failed')"
+            + in_queues,
+            queues or (),
+        )
+        return rows[0][0]
+
+    def heartbeat(self, worker_id, lease):
+        now = time.time()
+        with self._tx() as conn:
+            worker = conn.execute(
+                "UPDATE workers SET heartbeat_at = ? WHERE id = ? RETURNING stop_requested",
+                (now, worker_id),
+            ).fetchone()
+            held = conn.execute(
+                "UPDATE jobs SET lease_until = ? WHERE worker_id = ? AND state = 'processing'"
+                " RETURNING id",
+                (now + lease, worker_id),
+            ).fetchall()
+        return (None if worker is None else bool(worker[0])), {row[0] for row in held}
+
+    def finish(self, worker_id, outcomes: list[Outcome]) -> list[str]:
+        now = time.time()
+        done = []
+        with self._tx() as conn:
+            for o in outcomes:
+                row = conn.execute(
+                    "UPDATE jobs SET state = ?, exit_code = ?, last_error = ?, run_at = ?,"
+                    " updated_at = ?, finished_at = ?, lease_until = NULL"
+                    " WHERE id = ? AND state = 'processing' AND worker_id = ? RETURNING seq",
+                    (
+                        o.state,
+                        o.exit_code,
+                        o.error,
+                        now + o.retry_delay if o.state == "failed" else now,
+                        now,
+                        None if o.state == "failed" else now,
+                        o.job_id,
+                        worker_id,
+                    ),
+                ).fetchone()
+                if row is None:
+                    continue  # fenced off: the lease was lost and the job is someone else's
+                done.append(o.job_id)
+                if o.output:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO job_output (job_seq, output) VALUES (?, ?)",
+                        (row[0], o.output),
+                    )
+                else:
+                    conn.execute("DELETE FROM job_output WHERE job_seq = ?", (row[0],))
+        return done
+
+    def release(self, worker_id, job_ids) -> list[str]:
+        now = time.time()
+        with self._tx() as conn:
+            rows = conn.execute(
+                "UPDATE jobs SET attempts = attempts - 1,"
+                " state = CASE WHEN attempts > 1 THEN 'failed' ELSE 'pending' END,"
+                " run_at = ?, updated_at = ?, worker_id = NULL, lease_until = NULL, ready = 1"
+                f" WHERE state = 'processing' AND worker_id = ? AND id IN ({_marks(job_ids)})"
+                " RETURNING id",
+                (now, now, worker_id, *job_ids),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def reap(self, forget_workers_after: float = 3600.0) -> list[str]:
+        now = time.time()
+        with self._tx() as conn:
+            rows = conn.execute(
+                "UPDATE jobs SET"
+                " state = CASE WHEN attempts > max_retries THEN 'dead' ELSE 'failed' END,"
+                " finished_at = CASE WHEN attempts > max_retries THEN ?1 END,"
+                " last_error = 'lease expired: worker ' || worker_id || ' stopped heartbeating',"
+                " exit_code = NULL, run_at = ?1, updated_at = ?1, worker_id = NULL,"
+                " lease_until = NULL, ready = attempts <= max_retries"
+                " WHERE state = 'processing' AND lease_until < ?1 RETURNING id",
+                (now,),
+            ).fetchall()
+            conn.execute(
+                "DELETE FROM workers WHERE heartbeat_at < ?", (now - forget_workers_after,)
+            )
+        return [row[0] for row in rows]
+
+    def revive(self, job_ids) -> list[str]:
+        now = time.time()
+        with self._tx() as conn:
+            if job_ids is None:
+                where, params = "state = 'dead'", []
+            else:
+                states = dict(
+                    conn.execute(
+                        f"SELECT id, state FROM jobs WHERE id IN ({_marks(job_ids)})", job_ids
+                    ).fetchall()
+                )
+                for job_id in job_ids:
+                    if job_id not in states:
+                        raise JobNotFound(job_id)
+                    if states[job_id] != "dead":
+                        raise Conflict(
+                            f"job {job_id!r} is {states[job_id]}, not dead; only dead jobs"
+                            " can be retried from the DLQ"
+                        )
+                where, params = f"state = 'dead' AND id IN ({_marks(job_ids)})", list(job_ids)
+            rows = conn.execute(
+                "UPDATE jobs SET state = 'pending', attempts = 0, run_at = ?, updated_at = ?,"
+                f" finished_at = NULL, worker_id = NULL, ready = 1 WHERE {where} RETURNING id",
+                (now, now, *params),
+            ).fetchall()
+        if rows:
+            self._notify()
+        return [row[0] for row in rows]
+
+    # ------------------------------------------------------------ config
+
+    def config(self) -> dict[str, object]:
+        return {key: json.loads(value) for key, value in self._read("SELECT * FROM config")}
+
+    def set_config(self, key, value) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO config (key, value) VALUES (?, ?)", (key, json.dumps(value))
+            )
+
+    def unset_config(self, key) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM config WHERE key = ?", (key,))
+
+    # ------------------------------------------------------------ workers
+
+    def register_worker(self, worker_id, host, pid, slots, queues) -> None:
+        now = time.time()
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO workers (id, host, pid, slots, queues, started_at,"
+                " heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (worker_id, host, pid, slots, json.dumps(queues), now, now),
+            )
+
+    def unregister_worker(self, worker_id) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
+
+    def workers(self, alive_within: float) -> list[WorkerInfo]:
+        since = time.time() - alive_within
+        rows = self._read(
+            "SELECT id, host, pid, slots, queues, started_at, heartbeat_at, stop_requested"
+            " FROM workers WHERE heartbeat_at >= ? ORDER BY started_at",
+            (since,),
+        )
+        jobs: dict[str, list[str]] = {}
+        for worker_id, job_id in self._read(
+            "SELECT worker_id, id FROM jobs WHERE state = 'processing' ORDER BY started_at"
+        ):
+            jobs.setdefault(worker_id, []).append(job_id)
+        return [
+            WorkerInfo(
+                id=r[0],
+                host=r[1],
+                pid=r[2],
+                slots=r[3],
+                queues=json.loads(r[4] or "null"),
+                started_at=r[5],
+                heartbeat_at=r[6],
+                stop_requested=r[7],
+                jobs=jobs.get(r[0], []),
+            )
+            for r in rows
+        ]
+
+    def request_stop(self, worker_ids) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                f"UPDATE workers SET stop_requested = 1 WHERE id IN ({_marks(worker_ids)})",
+                worker_ids,
+            )
+        self._notify()
+
+    # ------------------------------------------------------------ wake-ups
+
+    def listen(self, worker_id: str) -> int:
+        os.makedirs(self.wake_dir, mode=0o700, exist_ok=True)
+        path = os.path.join(self.wake_dir, worker_id)
+        # Create under a temporary name and open before renaming, so a notifier never
+        # sees a FIFO without a reader and mistakes it for a dead pool's.
+        tmp = path + ".new"
+        os.mkfifo(tmp, 0o600)
+        fd = os.open(tmp, os.O_RDWR | os.O_NONBLOCK)  # O_RDWR: no EOF storms when idle
+        os.rename(tmp, path)
+        self._listening = (fd, path)
+        return fd
+
+    def drain_wakeups(self) -> None:
+        if self._listening:
+            try:
+                while os.read(self._listening[0], 4096):
+                    pass
+            except BlockingIOError:
+                pass
+
+    def unlisten(self, worker_id: str | None = None) -> None:
+        if self._listening:
+            fd, path = self._listening
+            self._listening = None
+            os.close(fd)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+    def _notify(self) -> None:
+        try:
+            names = os.listdir(self.wake_dir)
+        except OSError:
+            return
+        for name in names:
+            if name.endswith(".new"):
+                continue
+            path = os.path.join(self.wake_dir, name)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:  # no reader: its pool died without cleaning up
+                    try:
+                        os.unlink(path)
+                    except OSError:
+                        pass
+                continue
+            try:
+                os.write(fd, b"!")
+            except OSError:
+                pass  # a full pipe means the pool has wake-ups waiting already
+            finally:
+                os.close(fd)

@@ -1,0 +1,300 @@
+"""The worker pool: one process, N slots, each slot running one command at a time.
+
+The loop is single-threaded and event-driven: it sleeps in `select` on the children's
+exit (pidfds) and output pipes, on the store's wake-up descriptor (new work, stop
+requests) and on a signal pipe, with a timeout for the next heartbeat, deadline or
+scheduled job. Every step of the loop is a named method below.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+
+from ..retry import retry_delay
+from ..settings import Config
+from ..store import open_store
+from ..store.base import Outcome
+from .process import Run
+
+
+def new_worker_id() -> str:
+    """Fresh for every pool start, so a restarted pool never finishes its past life's jobs."""
+    return f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
+
+
+def stderr_log(message: str) -> None:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    print(f"{stamp} {message}", file=sys.stderr, flush=True)
+
+
+class Pool:
+    def __init__(
+        self,
+        location: str,
+        *,
+        count: int = 1,
+        queues: list[str] | None = None,
+        burst: bool = False,
+        log=None,
+        host: str | None = None,
+    ):
+        self.location = location
+        self.count = count
+        self.queues = queues or None
+        self.burst = burst
+        self.log = log or stderr_log
+        self.host = host or os.environ.get("QUEUECTL_HOST") or socket.gethostname()
+        self.id = new_worker_id()
+        self.running: dict[str, Run] = {}  # job id -> its run
+        self.finished = 0
+        self.draining = False  # no new claims; exit when the running jobs are done
+        self.aborting = False  # running jobs are being killed and handed back
+        self.signals = 0
+        self.next_maintenance = 0.0
+        self.next_due: float | None = None  # when the earliest scheduled job is due
+
+    # ------------------------------------------------------------ life cycle
+
+    def run(self) -> int:
+        """Serve until stopped (or, in burst mode, until nothing is due). Returns jobs finished."""
+        self.store = open_store(self.location, durable=False)
+        self.config = Config(self.store.config())
+        self.selector = selectors.DefaultSelector()
+        self.base_env = dict(os.environ)
+        self.store.register_worker(self.id, self.host, os.getpid(), self.count, self.queues)
+        wake_fd = self.store.listen(self.id)
+        if wake_fd is not None:
+            self.selector.register(wake_fd, selectors.EVENT_READ, "wake")
+        restore = self._install_signal_handlers()
+        self.log(
+            f"worker {self.id}: started with {self.count} slot(s)"
+            f" on {', '.join(self.queues) if self.queues else 'all queues'}"
+        )
+        try:
+            while self.step():
+                pass
+        finally:
+            restore()
+            self._abort_all("worker exiting")
+            self.store.unregister_worker(self.id)
+            self.store.close()
+            self.selector.close()
+            self.log(f"worker {self.id}: stopped after {self.finished} job(s)")
+        return self.finished
+
+    def step(self) -> bool:
+        """One turn of the loop; False when the pool should exit."""
+        self.maintain()
+        claimed = self.fill_slots()
+        if not self.running and (self.draining or (self.burst and not claimed and self._idle())):
+            return False
+        self.wait(self.sleep_time())
+        self.enforce_deadlines()
+        self.collect_exits()
+        return True
+
+    # ------------------------------------------------------------ steps
+
+    def maintain(self) -> None:
+        """Heartbeat, reap expired leases, reload config, and notice stop requests."""
+        now = time.monotonic()
+        if now < self.next_maintenance:
+            return
+        lease = self.config["lease-timeout"]
+        self.next_maintenance = now + max(0.05, lease / 3)
+        stop, held = self.store.heartbeat(self.id, lease)
+        if stop is None:  # our registration was forgotten (we looked dead): register again
+            self.store.register_worker(self.id, self.host, os.getpid(), self.count, self.queues)
+        elif stop and not self.draining:
+            self.log(f"worker {self.id}: stop requested; finishing {len(self.running)} job(s)")
+            self.draining = True
+        for job_id, run in self.running.items():
+            if job_id not in held and run.stop_reason is None:
+                self.log(f"job {job_id}: lease lost (worker {self.id} looked dead); stopping it")
+                run.stop("lease lost", self.config["kill-grace"])
+        for job_id in self.store.reap(forget_workers_after=lease * 10):
+            self.log(f"job {job_id}: lease expired, handed back for another run")
+        self.config = Config(self.store.config())
+
+    def fill_slots(self) -> int:
+        free = self.count - len(self.running)
+        if free <= 0 or self.draining:
+            return 0
+        jobs = self.store.claim(self.id, self.queues, free, self.config["lease-timeout"])
+        if len(jobs) < free:
+            self.next_due = self.store.next_run_at(self.queues)
+        for job in jobs:
+            self.start(job)
+        return len(jobs)
+
+    def start(self, job) -> None:
+        timeout = job.timeout or self.config["job-timeout"] or None
+        run = Run(job, timeout=timeout, output_limit=self.config["output-limit"])
+        run.start(self.base_env)
+        self.running[job.id] = run
+        if run.start_error is not None:
+            self.complete([(run, run.start_error[0], run.start_error[1])])
+            return
+        self.log(f"job {job.id}: started (attempt {job.attempts}) by {self.id}: {job.command}")
+        self.selector.register(run.out_fd, selectors.EVENT_READ, run)
+        if run.pid_fd is not None:
+            self.selector.register(run.pid_fd, selectors.EVENT_READ, run)
+
+    def sleep_time(self) -> float:
+        now = time.monotonic()
+        wake = self.next_maintenance
+        if not self.draining and len(self.running) < self.count:
+            wake = min(wake, now + self.config["poll-interval"])
+            if self.next_due is not None:
+                wake = min(wake, now + max(0.0, self.next_due - self.store.now()))
+        for run in self.running.values():
+            if run.kill_at is not None:
+                wake = min(wake, run.kill_at)
+            elif run.deadline is not None:
+                wake = min(wake, run.deadline)
+            if run.pid_fd is None:
+                wake = min(wake, now + 0.05)  # no pidfd on this system: poll for exits
+        return max(0.0, wake - now)
+
+    def wait(self, timeout: float) -> None:
+        for key, _ in self.selector.select(timeout):
+            if key.data == "wake":
+                self.store.drain_wakeups()
+                self.next_due = None
+                self.next_maintenance = 0.0  # a stop request may be waiting
+            elif key.data == "signal":
+                try:
+                    os.read(key.fd, 512)
+                except BlockingIOError:
+                    pass
+            elif key.fd == key.data.out_fd and not key.data.read_output():
+                self.selector.unregister(key.fd)  # EOF: the output pipe is closed
+
+    def enforce_deadlines(self) -> None:
+        now = time.monotonic()
+        for run in self.running.values():
+            if run.kill_at is not None and now >= run.kill_at:
+                run.kill()
+            elif run.stop_reason is None and run.deadline is not None and now >= run.deadline:
+                self.log(f"job {run.job.id}: timed out after {run.timeout:g}s; stopping it")
+                run.stop("timeout", self.config["kill-grace"])
+
+    def collect_exits(self) -> None:
+        exited = []
+        for run in list(self.running.values()):
+            code = run.poll()
+            if code is not None:
+                exited.append((run, code, None))
+        if exited:
+            self.complete(exited)
+
+    # ------------------------------------------------------------ outcomes
+
+    def complete(self, exited) -> None:
+        """Record the outcomes of runs that ended, in one store transaction."""
+        outcomes, released = [], []
+        for run, code, start_error in exited:
+            job = run.job
+            del self.running[job.id]
+            for fd in (run.out_fd, run.pid_fd):
+                if fd is not None:
+                    try:
+                        self.selector.unregister(fd)
+                    except KeyError:
+                        pass
+            output = run.close()
+            if run.stop_reason in ("abort", "lease lost"):
+                released.append(job.id)
+                continue
+            if code == 0 and start_error is None:
+                outcomes.append(Outcome(job.id, "completed", 0, None, output))
+                self.log(f"job {job.id}: completed in {time.monotonic() - run.started:.3f}s")
+                continue
+            error = start_error or run.describe_failure(code)
+            delay = retry_delay(
+                job.attempts,
+                job.max_retries,
+                self.config["backoff-base"],
+                self.config["backoff-max"],
+            )
+            if delay is None:
+                outcomes.append(Outcome(job.id, "dead", code, error, output))
+                self.log(f"job {job.id}: failed ({error}); retries spent, moved to the DLQ")
+            else:
+                outcomes.append(Outcome(job.id, "failed", code, error, output, delay))
+                self.log(f"job {job.id}: failed ({error}); retry {job.attempts} in {delay:g}s")
+        if outcomes:
+            recorded = set(self.store.finish(self.id, outcomes))
+            self.finished += len(recorded)
+            for outcome in outcomes:
+                if outcome.job_id not in recorded:
+                    self.log(f"job {outcome.job_id}: outcome not recorded, the lease was lost")
+        if released:
+            self.store.release(self.id, released)
+            for job_id in released:
+                self.log(f"job {job_id}: stopped and handed back")
+
+    def _abort_all(self, reason: str) -> None:
+        """Kill every running job (TERM, then KILL after the grace) and hand it back."""
+        if not self.running:
+            return
+        grace = self.config["kill-grace"]
+        for run in self.running.values():
+            run.stop("abort", grace)
+            run.stop_reason = "abort"
+        deadline = time.monotonic() + grace
+        while self.running:
+            now = time.monotonic()
+            if now >= deadline:
+                for run in self.running.values():
+                    run.kill()
+            self.wait(min(0.05, max(0.0, deadline - now)))
+            self.collect_exits()
+
+    def _idle(self) -> bool:
+        return self.next_due is None or self.next_due > self.store.now()
+
+    # ------------------------------------------------------------ signals
+
+    def _install_signal_handlers(self):
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None  # embedded in a thread (tests, the Python API): no signals
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
+        os.set_blocking(write_fd, False)
+        self.selector.register(read_fd, selectors.EVENT_READ, "signal")
+        old_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+
+        def restore() -> None:
+            for signum, handler in old.items():
+                signal.signal(signum, handler)
+            signal.set_wakeup_fd(old_fd)
+            self.selector.unregister(read_fd)
+            os.close(read_fd)
+            os.close(write_fd)
+
+        return restore
+
+    def _on_signal(self, signum, frame) -> None:
+        self.signals += 1
+        name = signal.Signals(signum).name
+        if self.signals == 1:
+            self.log(
+                f"worker {self.id}: {name}: finishing {len(self.running)} running job(s);"
+                " send it again to abort them"
+            )
+            self.draining = True
+        else:
+            self.log(f"worker {self.id}: {name} again: aborting running jobs")
+            self.draining = True
+            self.aborting = True
+            for run in self.running.values():
+                run.stop("abort", self.config["kill-grace"])
