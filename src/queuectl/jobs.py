@@ -64,6 +64,25 @@ class Job:
     """One job as read from the store. Times are epoch seconds; `to_dict` renders ISO-8601."""
 
     __slots__ = (*FIELDS, "lease_until")
+    id: str
+    command: str
+    state: str
+    attempts: int
+    max_retries: int
+    priority: int
+    queue: str
+    run_at: float
+    timeout: float | None
+    cwd: str | None
+    env: dict[str, str] | None
+    created_at: float
+    updated_at: float
+    started_at: float | None
+    finished_at: float | None
+    exit_code: int | None
+    last_error: str | None
+    worker_id: str | None
+    lease_until: float | None
 
     def __init__(self, **fields):
         for name in self.__slots__:

@@ -110,7 +110,7 @@ class Queue:
             raise JobNotFound(job_id)
         return job
 
-    def list(
+    def jobs(
         self, state: str | None = None, queue: str | None = None, limit: int | None = None
     ) -> list[Job]:
         if state is not None:
@@ -121,7 +121,7 @@ class Queue:
             isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
         ):
             raise InvalidInput(f"limit must be a positive integer, got {limit!r}")
-        return self.store.list(state=state, queue=queue, limit=limit)
+        return self.store.jobs(state=state, queue=queue, limit=limit)
 
     def counts(self) -> dict[str, int]:
         """Jobs per state; every state is present, zeros included."""
@@ -137,7 +137,7 @@ class Queue:
     # ------------------------------------------------------------ dead-letter queue
 
     def dlq(self, limit: int | None = None) -> list[Job]:
-        return self.list(state="dead", limit=limit)
+        return self.jobs(state="dead", limit=limit)
 
     def retry_dead(self, job_ids: list[str] | None = None) -> list[str]:
         """Move dead jobs back to pending with attempts reset: the given ids (all must be

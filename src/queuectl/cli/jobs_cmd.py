@@ -56,7 +56,7 @@ def render_workers(workers) -> None:
 @click.pass_obj
 def list_jobs(obj, state, queue, limit, as_json):
     """Jobs in the order they were enqueued."""
-    render_jobs(obj.queue.list(state=state, queue=queue, limit=limit), as_json)
+    render_jobs(obj.queue.jobs(state=state, queue=queue, limit=limit), as_json)
 
 
 def render_jobs(jobs, as_json: bool) -> None:

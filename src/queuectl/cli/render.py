@@ -19,7 +19,7 @@ def is_terminal() -> bool:
     return sys.stdout.isatty()
 
 
-def table(headers: Sequence[str], rows: list[Sequence], *, title: str | None = None) -> None:
+def table(headers: Sequence[str], rows: Sequence[Sequence], *, title: str | None = None) -> None:
     cells = [["" if v is None else str(v) for v in row] for row in rows]
     if is_terminal():
         from rich import box

@@ -29,6 +29,15 @@ class Outcome:
 class WorkerInfo:
     """A registered pool: one `worker start` process."""
 
+    id: str
+    host: str
+    pid: int
+    slots: int
+    queues: list[str] | None
+    started_at: float
+    heartbeat_at: float
+    stop_requested: bool
+    jobs: list[str]
     __slots__ = (
         "heartbeat_at",
         "host",
@@ -73,6 +82,13 @@ class Store:
     def close(self) -> None:
         raise NotImplementedError
 
+    def batch(self):
+        """A context in which several operations commit as one transaction (a pool
+        records finished jobs and claims the next ones in one commit)."""
+        from contextlib import nullcontext
+
+        return nullcontext()
+
     # ---- jobs
     def add(self, rows: list[dict]) -> None:
         """Insert all rows or none; an id that exists raises DuplicateJob. Wakes idle pools."""
@@ -81,7 +97,7 @@ class Store:
     def get(self, job_id: str) -> Job | None:
         raise NotImplementedError
 
-    def list(
+    def jobs(
         self, state: str | None = None, queue: str | None = None, limit: int | None = None
     ) -> list[Job]:
         """Jobs in insertion order, filtered by state and queue."""
@@ -107,9 +123,10 @@ class Store:
         """When the earliest waiting job (pending/failed) becomes due, or None."""
         raise NotImplementedError
 
-    def heartbeat(self, worker_id: str, lease: float) -> bool:
+    def heartbeat(self, worker_id: str, lease: float) -> tuple[bool | None, set[str]]:
         """Extend the leases of the worker's jobs to now + lease and mark it alive.
-        Returns True when someone asked this worker to stop."""
+        Returns (stop requested?, ids of the jobs it still holds); stop is None when the
+        worker is not registered (it was forgotten after looking dead)."""
         raise NotImplementedError
 
     def finish(self, worker_id: str, outcomes: list[Outcome]) -> list[str]:
@@ -122,7 +139,7 @@ class Store:
         finish; the job becomes pending (or failed if it had run before) and due now."""
         raise NotImplementedError
 
-    def reap(self) -> list[str]:
+    def reap(self, forget_workers_after: float = 3600.0) -> list[str]:
         """Jobs whose lease expired become failed and due now, or dead if their attempts
         are spent (attempts > max_retries). Forgets workers that stopped heartbeating."""
         raise NotImplementedError

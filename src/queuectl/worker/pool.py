@@ -15,6 +15,7 @@ import socket
 import sys
 import time
 
+from ..errors import StoreUnavailable
 from ..retry import retry_delay
 from ..settings import Config
 from ..store import open_store
@@ -76,8 +77,7 @@ class Pool:
             f" on {', '.join(self.queues) if self.queues else 'all queues'}"
         )
         try:
-            while self.step():
-                pass
+            self._serve()
         finally:
             restore()
             self._abort_all("worker exiting")
@@ -87,15 +87,33 @@ class Pool:
             self.log(f"worker {self.id}: stopped after {self.finished} job(s)")
         return self.finished
 
+    def _serve(self) -> None:
+        failures = 0
+        while True:
+            try:
+                if not self.step():
+                    return
+                failures = 0
+            except StoreUnavailable as exc:
+                # Keep running jobs alive through a database hiccup; outcomes that could
+                # not be recorded are rerun after their lease expires (at-least-once).
+                failures += 1
+                delay = min(30.0, 0.1 * 2**failures)
+                self.log(f"worker {self.id}: {exc.message}; retrying in {delay:.1f}s")
+                self.wait(delay)
+
     def step(self) -> bool:
         """One turn of the loop; False when the pool should exit."""
-        self.maintain()
-        claimed = self.fill_slots()
-        if not self.running and (self.draining or (self.burst and not claimed and self._idle())):
+        with self.store.batch():  # record what ended and claim what is next: one commit
+            self.collect_exits()
+            self.maintain()
+            jobs = self.claim()
+        for job in jobs:
+            self.start(job)
+        if not self.running and (self.draining or (self.burst and not jobs and self._idle())):
             return False
         self.wait(self.sleep_time())
         self.enforce_deadlines()
-        self.collect_exits()
         return True
 
     # ------------------------------------------------------------ steps
@@ -121,16 +139,14 @@ class Pool:
             self.log(f"job {job_id}: lease expired, handed back for another run")
         self.config = Config(self.store.config())
 
-    def fill_slots(self) -> int:
+    def claim(self) -> list:
         free = self.count - len(self.running)
         if free <= 0 or self.draining:
-            return 0
+            return []
         jobs = self.store.claim(self.id, self.queues, free, self.config["lease-timeout"])
         if len(jobs) < free:
             self.next_due = self.store.next_run_at(self.queues)
-        for job in jobs:
-            self.start(job)
-        return len(jobs)
+        return jobs
 
     def start(self, job) -> None:
         timeout = job.timeout or self.config["job-timeout"] or None
@@ -141,6 +157,7 @@ class Pool:
             self.complete([(run, run.start_error[0], run.start_error[1])])
             return
         self.log(f"job {job.id}: started (attempt {job.attempts}) by {self.id}: {job.command}")
+        assert run.out_fd is not None
         self.selector.register(run.out_fd, selectors.EVENT_READ, run)
         if run.pid_fd is not None:
             self.selector.register(run.pid_fd, selectors.EVENT_READ, run)
@@ -229,7 +246,7 @@ class Pool:
                 outcomes.append(Outcome(job.id, "failed", code, error, output, delay))
                 self.log(f"job {job.id}: failed ({error}); retry {job.attempts} in {delay:g}s")
         if outcomes:
-            recorded = set(self.store.finish(self.id, outcomes))
+            recorded: set[str] = set(self.store.finish(self.id, outcomes))
             self.finished += len(recorded)
             for outcome in outcomes:
                 if outcome.job_id not in recorded:

@@ -1,0 +1,123 @@
+"""Shared fixtures: a fresh database per test, the real `queuectl` command, and waiting
+for conditions against a deadline (never a fixed sleep)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+QUEUECTL = shutil.which("queuectl", path=os.path.dirname(sys.executable)) or "queuectl"
+
+
+def wait_for(condition, timeout: float = 10.0, interval: float = 0.02, message: str = ""):
+    """Poll `condition` until it returns something truthy; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {message or condition}")
+        time.sleep(interval)
+
+
+class CLI:
+    """Runs the installed `queuectl` against one database, as a user would."""
+
+    def __init__(self, db: Path, workdir: Path):
+        self.db = db
+        self.workdir = workdir
+        self.env = {**os.environ, "QUEUECTL_DB": str(db), "NO_COLOR": "1"}
+        self.env.pop("XDG_DATA_HOME", None)
+        self.workers: list[subprocess.Popen] = []
+
+    def run(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 30
+    ) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            [QUEUECTL, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            cwd=self.workdir,
+            timeout=timeout,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"queuectl {' '.join(args)} exited {proc.returncode}\n"
+                f"stdout: {proc.stdout}\nstderr: {proc.stderr}"
+            )
+        return proc
+
+    def json(self, *args: str):
+        return json.loads(self.run(*args, "--json").stdout)
+
+    def enqueue(self, **spec) -> str:
+        return self.run("enqueue", json.dumps(spec)).stdout.strip()
+
+    def job(self, job_id: str) -> dict:
+        return self.json("show", job_id)
+
+    def state(self, job_id: str) -> str:
+        return self.job(job_id)["state"]
+
+    def config(self, key: str, value) -> None:
+        self.run("config", "set", key, str(value))
+
+    def start_worker(self, *args: str, log: Path | None = None) -> subprocess.Popen:
+        """A foreground `worker start` in the background of the test; stopped at teardown."""
+        out = open(log or self.workdir / f"worker-{len(self.workers)}.log", "ab")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [QUEUECTL, "worker", "start", *args],
+            env=self.env,
+            cwd=self.workdir,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+        out.close()
+        self.workers.append(proc)
+        pid = proc.pid
+        wait_for(
+            lambda: any(w["pid"] == pid for w in self.json("worker", "list")),
+            message="the worker pool to register",
+        )
+        return proc
+
+    def wait_state(self, job_id: str, state: str, timeout: float = 15.0) -> dict:
+        return wait_for(
+            lambda: (job := self.job(job_id))["state"] == state and job,
+            timeout=timeout,
+            message=f"job {job_id} to be {state}",
+        )
+
+    def cleanup(self) -> None:
+        for proc in self.workers:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "queue.db"
+
+
+@pytest.fixture
+def cli(tmp_path: Path, db: Path):
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    runner = CLI(db, workdir)
+    # Short leases and polls keep crash-recovery tests quick.
+    runner.config("lease-timeout", 2)
+    yield runner
+    runner.cleanup()
