@@ -116,3 +116,19 @@ def test_enqueue_fast_path_imports_neither_click_nor_rich(tmp_path):
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_second_open_in_one_process_keeps_writes_visible(tmp_path):
+    """Regression: opening the database file a second time in a process (and closing that
+    descriptor) dropped the process's POSIX locks, so another process that closed its
+    connection deleted the WAL under us and our commits became invisible."""
+    path = str(tmp_path / "q.db")
+    first = queuectl.Queue(path)
+    second = queuectl.Queue(path)
+    enqueue = [sys.executable, "-m", "queuectl", "--db", path, "enqueue"]
+    subprocess.run([*enqueue, '{"id": "a", "command": "true"}'], check=True)
+    first.set_config("max-retries", 7)
+    second.close()
+    read = [sys.executable, "-m", "queuectl", "--db", path, "config", "get", "max-retries"]
+    assert subprocess.run(read, capture_output=True, text=True, check=True).stdout == "7\n"
+    first.close()

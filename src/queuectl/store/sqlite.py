@@ -61,7 +61,15 @@ class SQLiteStore(Store):
         directory = os.path.dirname(self.path)
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            if not os.path.exists(self.path):
+                # Create it private (SQLite gives the -wal and -shm files the same mode).
+                # Only ever open and close the file when it is new: closing any descriptor
+                # of an open database drops this process's POSIX locks on it, and another
+                # process may then delete the WAL under a live connection.
+                try:
+                    os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+                except FileExistsError:
+                    pass
         except OSError as exc:
             raise StoreUnavailable(f"cannot open database {self.path}: {exc.strerror}") from None
         try:
@@ -373,10 +381,12 @@ class SQLiteStore(Store):
             conn.execute(
                 "INSERT OR REPLACE INTO config (key, value) VALUES (?, ?)", (key, json.dumps(value))
             )
+        self._notify()  # running pools reload their config when woken
 
     def unset_config(self, key) -> None:
         with self._tx() as conn:
             conn.execute("DELETE FROM config WHERE key = ?", (key,))
+        self._notify()
 
     # ------------------------------------------------------------ workers
 

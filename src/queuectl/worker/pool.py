@@ -124,7 +124,9 @@ class Pool:
         if now < self.next_maintenance:
             return
         lease = self.config["lease-timeout"]
-        self.next_maintenance = now + max(0.05, lease / 3)
+        # A third of the lease leaves two chances to renew before it expires; at most 2 s
+        # so that config changes and stop requests from other hosts arrive quickly.
+        self.next_maintenance = now + min(2.0, lease / 3)
         stop, held = self.store.heartbeat(self.id, lease)
         if stop is None:  # our registration was forgotten (we looked dead): register again
             self.store.register_worker(self.id, self.host, os.getpid(), self.count, self.queues)
