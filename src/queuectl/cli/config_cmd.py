@@ -23,7 +23,7 @@ def config_get(obj, key, as_json):
     emit_json(value) if as_json else click.echo(_fmt(value))
 
 
-@config.command("set")
+@config.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("key")
 @click.argument("value")
 @click.pass_obj

@@ -135,6 +135,13 @@ class SQLiteStore(Store):
             raise StoreUnavailable(f"database {self.path}: {exc}") from None
         try:
             yield conn
+        except sqlite3.IntegrityError:
+            conn.execute("ROLLBACK")
+            raise  # add() turns it into DuplicateJob
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreUnavailable(f"database {self.path}: {exc}") from None
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -452,13 +459,14 @@ class SQLiteStore(Store):
         self._listening = (fd, path)
         return fd
 
-    def drain_wakeups(self) -> None:
+    def drain_wakeups(self) -> bool:
         if self._listening:
             try:
                 while os.read(self._listening[0], 4096):
                     pass
             except BlockingIOError:
                 pass
+        return True
 
     def unlisten(self, worker_id: str | None = None) -> None:
         if self._listening:
