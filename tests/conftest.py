@@ -107,6 +107,41 @@ class CLI:
                 proc.wait(timeout=10)
 
 
+PG_URL = os.environ.get("QUEUECTL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _pg_unreachable() -> str | None:
+    """Why PostgreSQL tests cannot run here, or None when they can."""
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed"
+    try:
+        psycopg.connect(PG_URL, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        return f"no PostgreSQL at {PG_URL}: {str(exc).strip().splitlines()[0]}"
+    return None
+
+
+@pytest.fixture
+def pg_url():
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    reason = _pg_unreachable()
+    if reason:
+        if os.environ.get("QUEUECTL_REQUIRE_PG"):
+            pytest.fail(f"QUEUECTL_REQUIRE_PG is set but {reason}")
+        pytest.skip(reason)
+    import psycopg
+
+    schema = f"qt_{os.getpid()}_{os.urandom(4).hex()}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     return tmp_path / "data" / "queue.db"

@@ -12,11 +12,18 @@ from queuectl.jobs import build_row
 from queuectl.store.base import Outcome
 
 
-@pytest.fixture(params=["sqlite"])
-def store(request, tmp_path):
-    from queuectl.store.sqlite import SQLiteStore
+@pytest.fixture(params=["sqlite", "postgres"])
+def location(request, tmp_path):
+    if request.param == "postgres":
+        return request.getfixturevalue("pg_url")
+    return str(tmp_path / "q.db")
 
-    s = SQLiteStore(str(tmp_path / "q.db"))
+
+@pytest.fixture
+def store(location):
+    from queuectl.store import open_store
+
+    s = open_store(location)
     yield s
     s.close()
 
@@ -81,14 +88,14 @@ def test_scheduled_job_becomes_due(store):
     assert [j.id for j in store.claim("w", None, 1, 30)] == ["later"]
 
 
-def test_concurrent_claims_never_share_a_job(store, tmp_path):
+def test_concurrent_claims_never_share_a_job(store, location):
     from queuectl.store import open_store
 
     add(store, *(f"j{i}" for i in range(200)))
     taken: list[list[str]] = []
 
     def grab(name):
-        s = open_store(store.path, durable=False)
+        s = open_store(location, durable=False)
         mine = []
         while batch := s.claim(name, None, 3, 30):
             mine += [j.id for j in batch]

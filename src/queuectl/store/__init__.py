@@ -19,12 +19,22 @@ def resolve_location(db: str | None) -> str:
     return db or os.environ.get("QUEUECTL_DB") or default_db_path()
 
 
+def is_postgres(location: str) -> bool:
+    return location.startswith(("postgresql://", "postgres://"))
+
+
 def open_store(db: str | None = None, *, durable: bool = True) -> Store:
     location = resolve_location(db)
-    if location.startswith(("postgresql://", "postgres://")):
-        from ..errors import StoreUnavailable
+    if is_postgres(location):
+        try:
+            from .postgres import PostgresStore
+        except ImportError:
+            from ..errors import StoreUnavailable
 
-        raise StoreUnavailable("the PostgreSQL backend is not available in this version")
+            raise StoreUnavailable(
+                "PostgreSQL needs psycopg: pip install 'queuectl[postgres]'"
+            ) from None
+        return PostgresStore(location, durable=durable)
     from .sqlite import SQLiteStore
 
     if location.startswith("sqlite:///"):

@@ -182,8 +182,9 @@ class Store:
         (or None: the pool then polls). `drain_wakeups` clears it."""
         return None
 
-    def drain_wakeups(self) -> None:
-        pass
+    def drain_wakeups(self) -> bool:
+        """Clear the wake-up descriptor; False if it broke (the pool then calls listen again)."""
+        return True
 
     def unlisten(self, worker_id: str) -> None:
         pass

@@ -58,6 +58,7 @@ class Pool:
         self.signals = 0
         self.next_maintenance = 0.0
         self.next_due: float | None = None  # when the earliest scheduled job is due
+        self.listening_lost = False
 
     # ------------------------------------------------------------ life cycle
 
@@ -68,9 +69,8 @@ class Pool:
         self.selector = selectors.DefaultSelector()
         self.base_env = dict(os.environ)
         self.store.register_worker(self.id, self.host, os.getpid(), self.count, self.queues)
-        wake_fd = self.store.listen(self.id)
-        if wake_fd is not None:
-            self.selector.register(wake_fd, selectors.EVENT_READ, "wake")
+        self.wake_fd: int | None = None
+        self.listen()
         restore = self._install_signal_handlers()
         self.log(
             f"worker {self.id}: started with {self.count} slot(s)"
@@ -102,8 +102,21 @@ class Pool:
                 self.log(f"worker {self.id}: {exc.message}; retrying in {delay:.1f}s")
                 self.wait(delay)
 
+    def listen(self) -> None:
+        """Subscribe to wake-ups (new work, stop requests, config changes)."""
+        if self.wake_fd is not None:
+            self.selector.unregister(self.wake_fd)
+            self.wake_fd = None
+        fd = self.store.listen(self.id)
+        if fd is not None:
+            self.selector.register(fd, selectors.EVENT_READ, "wake")
+            self.wake_fd = fd
+
     def step(self) -> bool:
         """One turn of the loop; False when the pool should exit."""
+        if self.wake_fd is None and self.listening_lost:
+            self.listen()
+            self.listening_lost = False
         with self.store.batch():  # record what ended and claim what is next: one commit
             self.collect_exits()
             self.maintain()
@@ -183,7 +196,10 @@ class Pool:
     def wait(self, timeout: float) -> None:
         for key, _ in self.selector.select(timeout):
             if key.data == "wake":
-                self.store.drain_wakeups()
+                if not self.store.drain_wakeups():  # the database connection dropped
+                    self.selector.unregister(key.fd)
+                    self.wake_fd = None
+                    self.listening_lost = True
                 self.next_due = None
                 self.next_maintenance = 0.0  # a stop request may be waiting
             elif key.data == "signal":

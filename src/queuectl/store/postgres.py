@@ -1,0 +1,479 @@
+"""The PostgreSQL backend: many hosts, one queue.
+
+Claims use `FOR UPDATE SKIP LOCKED`, so pools never wait on each other's rows. Every
+time comparison uses the database clock (`now()`), so hosts whose clocks differ agree.
+Idle pools LISTEN on one channel; `add`, `revive`, config changes and stop requests
+NOTIFY it. A dropped connection surfaces as StoreUnavailable and is reopened on the
+next call, so a pool retries with backoff while its jobs keep running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from ..errors import Conflict, DuplicateJob, JobNotFound, StoreUnavailable
+from ..jobs import Job
+from .base import Outcome, Store, WorkerInfo
+
+MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations", "postgres")
+CHANNEL = "queuectl_wake"
+MIGRATION_LOCK = 0x71756575  # advisory lock key: "queu"
+EPOCH = "extract(epoch from now())::double precision"
+COLUMNS = (
+    "id, command, state, attempts, max_retries, priority, queue, run_at, timeout, cwd, env,"
+    " created_at, updated_at, started_at, finished_at, exit_code, last_error, worker_id,"
+    " lease_until"
+)
+_NAMES = tuple(name.strip() for name in COLUMNS.split(","))
+_COPY_COLUMNS = (
+    "id, command, max_retries, priority, queue, run_at, timeout, cwd, env, created_at,"
+    " updated_at, ready"
+)
+
+
+def _job(row) -> Job:
+    fields = dict(zip(_NAMES, row))
+    if fields["env"] is not None:
+        fields["env"] = json.loads(fields["env"])
+    return Job(**fields)
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+class PostgresStore(Store):
+    def __init__(self, url: str, *, durable: bool = True):
+        self.url = url
+        self.path = None  # not a file
+        self._conn: psycopg.Connection | None = None
+        self._listener: psycopg.Connection | None = None
+        self._batch_depth = 0
+        self._migrate()
+
+    # ------------------------------------------------------------ connection
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            try:
+                self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+            except psycopg.Error as exc:
+                raise StoreUnavailable(
+                    f"cannot reach database {redact(self.url)}: {_first_line(exc)}"
+                ) from None
+        return self._conn
+
+    @contextmanager
+    def _tx(self):
+        """One transaction (joined by nested calls inside `batch`). A lost connection
+        becomes StoreUnavailable and is reopened by the next call."""
+        if self._batch_depth:
+            yield self._conn
+            return
+        conn = self._connection()
+        self._batch_depth += 1
+        try:
+            with conn.transaction():
+                yield conn
+        except psycopg.OperationalError as exc:
+            self._drop(conn)
+            raise StoreUnavailable(f"database {redact(self.url)}: {_first_line(exc)}") from None
+        except psycopg.InterfaceError as exc:
+            self._drop(conn)
+            raise StoreUnavailable(f"database {redact(self.url)}: {_first_line(exc)}") from None
+        finally:
+            self._batch_depth -= 1
+
+    def _drop(self, conn) -> None:
+        try:
+            conn.close()
+        except psycopg.Error:
+            pass
+        self._conn = None
+
+    @contextmanager
+    def batch(self):
+        with self._tx():
+            yield
+
+    def _read(self, query: str, params=()) -> list:
+        with self._tx() as conn:
+            return conn.execute(query, params).fetchall()
+
+    @staticmethod
+    def migrations() -> list[tuple[int, str]]:
+        return sorted(
+            (int(name.split("_", 1)[0]), os.path.join(MIGRATIONS, name))
+            for name in os.listdir(MIGRATIONS)
+            if name.endswith(".sql")
+        )
+
+    def schema_version(self) -> int:
+        rows = self._read(
+            "SELECT coalesce(max(version), 0) FROM queuectl_schema"
+            if self._has_schema_table()
+            else "SELECT 0"
+        )
+        return rows[0][0]
+
+    def _has_schema_table(self) -> bool:
+        return bool(self._read("SELECT to_regclass('queuectl_schema') IS NOT NULL")[0][0])
+
+    def _migrate(self) -> None:
+        steps = self.migrations()
+        if self._has_schema_table() and self.schema_version() >= steps[-1][0]:
+            return
+        with self._tx() as conn:
+            # Hosts starting at once take turns here; the loser finds the work done.
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS queuectl_schema (version integer PRIMARY KEY,"
+                f" applied_at double precision NOT NULL DEFAULT {EPOCH})"
+            )
+            current = conn.execute("SELECT coalesce(max(version), 0) FROM queuectl_schema")
+            current_version = current.fetchone()[0]
+            for version, path in steps:
+                if version > current_version:
+                    with open(path) as f:
+                        conn.execute(f.read())
+                    conn.execute("INSERT INTO queuectl_schema (version) VALUES (%s)", (version,))
+
+    def now(self) -> float:
+        return self._read("SELECT extract(epoch from clock_timestamp())::double precision")[0][0]
+
+    def close(self) -> None:
+        self.unlisten()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # ------------------------------------------------------------ jobs
+
+    def add(self, rows: list[dict]) -> None:
+        try:
+            with self._tx() as conn:
+                now = conn.execute(f"SELECT {EPOCH}").fetchone()[0]
+                with conn.cursor().copy(f"COPY jobs ({_COPY_COLUMNS}) FROM STDIN") as copy:
+                    for r in rows:
+                        copy.write_row(
+                            (
+                                r["id"],
+                                r["command"],
+                                r["max_retries"],
+                                r["priority"],
+                                r["queue"],
+                                r["run_at"],
+                                r["timeout"],
+                                r["cwd"],
+                                None if r["env"] is None else json.dumps(r["env"]),
+                                r["created_at"],
+                                now,
+                                r["run_at"] <= now,
+                            )
+                        )
+                conn.execute(f"NOTIFY {CHANNEL}")
+        except pg_errors.UniqueViolation:
+            raise DuplicateJob(self._first_duplicate([r["id"] for r in rows])) from None
+
+    def _first_duplicate(self, ids: list[str]) -> str:
+        seen: set[str] = set()
+        for job_id in ids:
+            if job_id in seen:
+                return job_id
+            seen.add(job_id)
+        found = self._read("SELECT id FROM jobs WHERE id = ANY(%s) LIMIT 1", (ids,))
+        return found[0][0] if found else ids[0]
+
+    def get(self, job_id: str) -> Job | None:
+        rows = self._read(f"SELECT {COLUMNS} FROM jobs WHERE id = %s", (job_id,))
+        return _job(rows[0]) if rows else None
+
+    def jobs(self, state=None, queue=None, limit=None) -> list[Job]:
+        where, params = [], []
+        if state:
+            where.append("state = %s")
+            params.append(state)
+        if queue:
+            where.append("queue = %s")
+            params.append(queue)
+        query = f"SELECT {COLUMNS} FROM jobs"
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        query += " ORDER BY seq"
+        if limit is not None:
+            query += " LIMIT %s"
+            params.append(limit)
+        return [_job(row) for row in self._read(query, params)]
+
+    def counts(self) -> dict[str, int]:
+        return dict(self._read("SELECT state, count(*) FROM jobs GROUP BY state"))
+
+    def output(self, job_id: str) -> bytes | None:
+        rows = self._read(
+            "SELECT o.output FROM jobs j LEFT JOIN job_output o ON o.job_seq = j.seq"
+            " WHERE j.id = %s",
+            (job_id,),
+        )
+        if not rows:
+            return None
+        return bytes(rows[0][0] or b"")
+
+    def claim(self, worker_id, queues, limit, lease) -> list[Job]:
+        in_queues = " AND queue = ANY(%(queues)s)" if queues else ""
+        params = {"worker": worker_id, "lease": lease, "limit": limit, "queues": queues}
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE jobs SET ready = true WHERE seq IN (SELECT seq FROM jobs"
+                " WHERE NOT ready AND state IN ('pending', 'failed')"
+                f" AND run_at <= {EPOCH} FOR UPDATE SKIP LOCKED)"
+            )
+            rows = conn.execute(
+                "UPDATE jobs SET state = 'processing', attempts = attempts + 1,"
+                f" worker_id = %(worker)s, lease_until = {EPOCH} + %(lease)s,"
+                f" started_at = {EPOCH}, updated_at = {EPOCH}, finished_at = NULL, ready = false"
+                f" WHERE seq IN (SELECT seq FROM jobs WHERE ready{in_queues}"
+                " ORDER BY priority DESC, run_at, seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+                f" RETURNING {COLUMNS}",
+                params,
+            ).fetchall()
+        jobs = [_job(row) for row in rows]
+        jobs.sort(key=lambda j: (-j.priority, j.run_at))
+        return jobs
+
+    def next_run_at(self, queues) -> float | None:
+        in_queues = " AND queue = ANY(%(queues)s)" if queues else ""
+        params = {"queues": queues}
+        if self._read(f"SELECT 1 FROM jobs WHERE ready{in_queues} LIMIT 1", params):
+            return self.now()
+        rows = self._read(
+            "SELECT min(run_at) FROM jobs WHERE NOT ready AND state IN ('pending', 'failed')"
+            + in_queues,
+            params,
+        )
+        return rows[0][0]
+
+    def heartbeat(self, worker_id, lease):
+        with self._tx() as conn:
+            worker = conn.execute(
+                f"UPDATE workers SET heartbeat_at = {EPOCH} WHERE id = %s RETURNING stop_requested",
+                (worker_id,),
+            ).fetchone()
+            held = conn.execute(
+                f"UPDATE jobs SET lease_until = {EPOCH} + %s"
+                " WHERE worker_id = %s AND state = 'processing' RETURNING id",
+                (lease, worker_id),
+            ).fetchall()
+        return (None if worker is None else bool(worker[0])), {row[0] for row in held}
+
+    def finish(self, worker_id, outcomes: list[Outcome]) -> list[str]:
+        done = []
+        with self._tx() as conn:
+            for o in outcomes:
+                row = conn.execute(
+                    "UPDATE jobs SET state = %(state)s, exit_code = %(code)s,"
+                    " last_error = %(error)s,"
+                    f" run_at = {EPOCH} + %(delay)s, updated_at = {EPOCH},"
+                    f" finished_at = CASE WHEN %(state)s = 'failed' THEN NULL ELSE {EPOCH} END,"
+                    " lease_until = NULL"
+                    " WHERE id = %(id)s AND state = 'processing' AND worker_id = %(worker)s"
+                    " RETURNING seq",
+                    {
+                        "state": o.state,
+                        "code": o.exit_code,
+                        "error": o.error,
+                        "id": o.job_id,
+                        "worker": worker_id,
+                        "delay": o.retry_delay if o.state == "failed" else 0.0,
+                    },
+                ).fetchone()
+                if row is None:
+                    continue  # fenced off: the lease was lost and the job is someone else's
+                done.append(o.job_id)
+                if o.output:
+                    conn.execute(
+                        "INSERT INTO job_output (job_seq, output) VALUES (%s, %s)"
+                        " ON CONFLICT (job_seq) DO UPDATE SET output = excluded.output",
+                        (row[0], bytes(o.output)),
+                    )
+                else:
+                    conn.execute("DELETE FROM job_output WHERE job_seq = %s", (row[0],))
+        return done
+
+    def release(self, worker_id, job_ids) -> list[str]:
+        rows = self._read(
+            "UPDATE jobs SET attempts = attempts - 1,"
+            " state = CASE WHEN attempts > 1 THEN 'failed' ELSE 'pending' END,"
+            f" run_at = {EPOCH}, updated_at = {EPOCH}, worker_id = NULL, lease_until = NULL,"
+            " ready = true"
+            " WHERE state = 'processing' AND worker_id = %s AND id = ANY(%s) RETURNING id",
+            (worker_id, list(job_ids)),
+        )
+        return [row[0] for row in rows]
+
+    def reap(self, forget_workers_after: float = 3600.0) -> list[str]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                "UPDATE jobs SET"
+                " state = CASE WHEN attempts > max_retries THEN 'dead' ELSE 'failed' END,"
+                f" finished_at = CASE WHEN attempts > max_retries THEN {EPOCH} END,"
+                " last_error = 'lease expired: worker ' || worker_id || ' stopped heartbeating',"
+                f" exit_code = NULL, run_at = {EPOCH}, updated_at = {EPOCH}, worker_id = NULL,"
+                " lease_until = NULL, ready = attempts <= max_retries"
+                " WHERE seq IN (SELECT seq FROM jobs WHERE state = 'processing'"
+                f" AND lease_until < {EPOCH} FOR UPDATE SKIP LOCKED) RETURNING id"
+            ).fetchall()
+            conn.execute(
+                f"DELETE FROM workers WHERE heartbeat_at < {EPOCH} - %s", (forget_workers_after,)
+            )
+        return [row[0] for row in rows]
+
+    def revive(self, job_ids) -> list[str]:
+        with self._tx() as conn:
+            params: tuple = ()
+            if job_ids is None:
+                where = "state = 'dead'"
+            else:
+                states = dict(
+                    conn.execute(
+                        "SELECT id, state FROM jobs WHERE id = ANY(%s) FOR UPDATE", (job_ids,)
+                    ).fetchall()
+                )
+                for job_id in job_ids:
+                    if job_id not in states:
+                        raise JobNotFound(job_id)
+                    if states[job_id] != "dead":
+                        raise Conflict(
+                            f"job {job_id!r} is {states[job_id]}, not dead; only dead jobs"
+                            " can be retried from the DLQ"
+                        )
+                where, params = "state = 'dead' AND id = ANY(%s)", (list(job_ids),)
+            rows = conn.execute(
+                f"UPDATE jobs SET state = 'pending', attempts = 0, run_at = {EPOCH},"
+                f" updated_at = {EPOCH}, finished_at = NULL, worker_id = NULL, ready = true"
+                f" WHERE {where} RETURNING id",
+                params,
+            ).fetchall()
+            if rows:
+                conn.execute(f"NOTIFY {CHANNEL}")
+        return [row[0] for row in rows]
+
+    # ------------------------------------------------------------ config
+
+    def config(self) -> dict[str, object]:
+        rows = self._read("SELECT key, value FROM config")
+        return {key: json.loads(value) for key, value in rows}
+
+    def set_config(self, key, value) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO config (key, value) VALUES (%s, %s)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, json.dumps(value)),
+            )
+            conn.execute(f"NOTIFY {CHANNEL}")
+
+    def unset_config(self, key) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM config WHERE key = %s", (key,))
+            conn.execute(f"NOTIFY {CHANNEL}")
+
+    # ------------------------------------------------------------ workers
+
+    def register_worker(self, worker_id, host, pid, slots, queues) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO workers (id, host, pid, slots, queues, started_at, heartbeat_at)"
+                f" VALUES (%s, %s, %s, %s, %s, {EPOCH}, {EPOCH})"
+                " ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+                (worker_id, host, pid, slots, json.dumps(queues)),
+            )
+
+    def unregister_worker(self, worker_id) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM workers WHERE id = %s", (worker_id,))
+
+    def workers(self, alive_within: float) -> list[WorkerInfo]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                "SELECT id, host, pid, slots, queues, started_at, heartbeat_at, stop_requested"
+                f" FROM workers WHERE heartbeat_at >= {EPOCH} - %s ORDER BY started_at",
+                (alive_within,),
+            ).fetchall()
+            running = conn.execute(
+                "SELECT worker_id, id FROM jobs WHERE state = 'processing' ORDER BY started_at"
+            ).fetchall()
+        jobs: dict[str, list[str]] = {}
+        for worker_id, job_id in running:
+            jobs.setdefault(worker_id, []).append(job_id)
+        return [
+            WorkerInfo(
+                id=r[0],
+                host=r[1],
+                pid=r[2],
+                slots=r[3],
+                queues=json.loads(r[4] or "null"),
+                started_at=r[5],
+                heartbeat_at=r[6],
+                stop_requested=r[7],
+                jobs=jobs.get(r[0], []),
+            )
+            for r in rows
+        ]
+
+    def request_stop(self, worker_ids) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE workers SET stop_requested = true WHERE id = ANY(%s)", (list(worker_ids),)
+            )
+            conn.execute(f"NOTIFY {CHANNEL}")
+
+    # ------------------------------------------------------------ wake-ups
+
+    def listen(self, worker_id: str) -> int:
+        self.unlisten()
+        try:
+            listener = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+            listener.execute(f"LISTEN {CHANNEL}")
+        except psycopg.Error as exc:
+            raise StoreUnavailable(
+                f"cannot reach database {redact(self.url)}: {_first_line(exc)}"
+            ) from None
+        self._listener = listener
+        return listener.pgconn.socket
+
+    def drain_wakeups(self) -> bool:
+        """Consume pending notifications; False when the listening connection is lost
+        (the pool then listens again)."""
+        if self._listener is None:
+            return False
+        pgconn = self._listener.pgconn
+        try:
+            pgconn.consume_input()
+        except psycopg.Error:
+            self.unlisten()
+            return False
+        while pgconn.notifies() is not None:
+            pass
+        if pgconn.status != psycopg.pq.ConnStatus.OK:
+            self.unlisten()
+            return False
+        return True
+
+    def unlisten(self, worker_id: str | None = None) -> None:
+        if self._listener is not None:
+            try:
+                self._listener.close()
+            except psycopg.Error:
+                pass
+            self._listener = None
