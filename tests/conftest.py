@@ -32,7 +32,7 @@ def wait_for(condition, timeout: float = 10.0, interval: float = 0.02, message: 
 class CLI:
     """Runs the installed `queuectl` against one database, as a user would."""
 
-    def __init__(self, db: Path, workdir: Path):
+    def __init__(self, db: Path | str, workdir: Path):
         self.db = db
         self.workdir = workdir
         self.env = {**os.environ, "QUEUECTL_DB": str(db), "NO_COLOR": "1"}
@@ -147,11 +147,13 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "data" / "queue.db"
 
 
-@pytest.fixture
-def cli(tmp_path: Path, db: Path):
+@pytest.fixture(params=["sqlite", "postgres"])
+def cli(request, tmp_path: Path, db: Path):
+    """The real CLI against a fresh queue, once per backend."""
+    location = request.getfixturevalue("pg_url") if request.param == "postgres" else db
     workdir = tmp_path / "work"
     workdir.mkdir()
-    runner = CLI(db, workdir)
+    runner = CLI(location, workdir)
     # Short leases and polls keep crash-recovery tests quick.
     runner.config("lease-timeout", 2)
     yield runner
