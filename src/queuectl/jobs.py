@@ -212,3 +212,80 @@ def build_row(spec: object, *, now: float, cwd: str, max_retries: int) -> dict:
             raise InvalidInput("env must be an object of string names to string values")
         row["env"] = env
     return row
+
+
+# ---------------------------------------------------------------- import records
+
+IMPORT_KEYS = frozenset(FIELDS) | {"output"}
+
+
+def _optional(record: dict, key: str, check):
+    value = record.get(key)
+    return None if value is None else check(value)
+
+
+def _nonnegative(key: str):
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidInput(f"{key} must be an integer >= 0, got {value!r}")
+        return value
+
+    return check
+
+
+def _text(key: str):
+    def check(value):
+        if not isinstance(value, str):
+            raise InvalidInput(f"{key} must be a string, got {value!r}")
+        return value
+
+    return check
+
+
+def build_import_row(record: object, *, now: float) -> dict:
+    """Validate one exported job record (as `queuectl export` writes it) and return the
+    complete row to insert. A job that was processing when exported held a lease that
+    means nothing here: it comes back failed and due now, its attempt counted."""
+    if not isinstance(record, dict):
+        raise InvalidInput(f"a job must be a JSON object, got {type(record).__name__}")
+    unknown = record.keys() - IMPORT_KEYS
+    if unknown:
+        raise InvalidInput(f"unknown key {sorted(unknown)[0]!r} in an exported job")
+    row = build_row(
+        {key: record[key] for key in ("id", "command", "priority", "queue", "cwd", "env")
+         if record.get(key) is not None},
+        now=now, cwd=record.get("cwd") or "/", max_retries=0,
+    )  # fmt: skip
+    if "id" not in record:
+        raise InvalidInput("an exported job needs its id")
+    row["cwd"] = record.get("cwd")
+    row["state"] = parse_state(record.get("state", "pending"))
+    row["attempts"] = _optional(record, "attempts", _nonnegative("attempts")) or 0
+    row["max_retries"] = _nonnegative("max_retries")(record.get("max_retries"))
+    row["timeout"] = _optional(record, "timeout", lambda v: parse_duration(v, "timeout"))
+    for key in TIME_FIELDS:
+        row[key] = _optional(record, key, lambda v, key=key: parse_timestamp(v, key))
+    row["run_at"] = row["run_at"] if row["run_at"] is not None else now
+    row["created_at"] = row["created_at"] or now
+    row["updated_at"] = row["updated_at"] or now
+    exit_code = record.get("exit_code")
+    if exit_code is not None and (isinstance(exit_code, bool) or not isinstance(exit_code, int)):
+        raise InvalidInput(f"exit_code must be an integer, got {exit_code!r}")
+    row["exit_code"] = exit_code
+    row["last_error"] = _optional(record, "last_error", _text("last_error"))
+    row["worker_id"] = _optional(record, "worker_id", _text("worker_id"))
+    output = _optional(record, "output", _text("output"))
+    row["output"] = output.encode("utf-8", "surrogateescape") if output else b""
+    if row["state"] == State.PROCESSING.value:
+        row.update(state=State.FAILED.value, run_at=now, worker_id=None,
+                   last_error="imported while processing; run again")  # fmt: skip
+    row["ready"] = row["state"] in CLAIMABLE and row["run_at"] <= now
+    return row
+
+
+def export_record(job: Job, output: bytes) -> dict:
+    """A job as `queuectl export` writes it: every field, and its output as text
+    (bytes that are not UTF-8 survive the round trip as escaped surrogates)."""
+    record = job.to_dict()
+    record["output"] = output.decode("utf-8", "surrogateescape") if output else None
+    return record

@@ -102,6 +102,38 @@ class Queue:
                     raise InvalidInput(f"{label} {number}: {culprit.message}") from None
             raise exc from None
 
+    # ------------------------------------------------------------ moving jobs between stores
+
+    def export(self):
+        """Every job as a record for `import_lines` (fields, state, attempts, output)."""
+        from .jobs import export_record
+
+        for job, output in self.store.export():
+            yield export_record(job, output)
+
+    def import_lines(self, lines) -> int:
+        """Insert exported job records (JSON Lines) keeping ids, states, attempts and
+        history: all or nothing, an error names the line. Returns the number imported."""
+        from .jobs import build_import_row
+
+        now = self.store.now()
+        rows = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                raise InvalidInput(f"line {number}: invalid JSON: {exc}") from None
+            try:
+                rows.append(build_import_row(record, now=now))
+            except InvalidInput as exc:
+                raise InvalidInput(f"line {number}: {exc.message}") from None
+        if not rows:
+            raise InvalidInput("no jobs given (the input is empty)")
+        self.store.import_jobs(rows)
+        return len(rows)
+
     # ------------------------------------------------------------ reading
 
     def get(self, job_id: str) -> Job:

@@ -1,9 +1,10 @@
 """Time as the store keeps it (float seconds since the epoch, UTC) and as people read it."""
 
 import time
-from datetime import datetime, timezone
 
 from .errors import InvalidInput
+
+# datetime is imported where it is used: the enqueue fast path rarely needs it.
 
 now = time.time
 
@@ -12,6 +13,8 @@ def iso(ts: float | None) -> str | None:
     """Render an epoch timestamp as ISO-8601 UTC with a trailing Z (millisecond precision)."""
     if ts is None:
         return None
+    from datetime import datetime, timezone
+
     dt = datetime.fromtimestamp(ts, timezone.utc)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
@@ -24,6 +27,8 @@ def parse_timestamp(value: object, field: str = "run_at") -> float:
         return float(value)
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(f"{field} must be an ISO-8601 timestamp, got {value!r}")
+    from datetime import datetime, timezone
+
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"

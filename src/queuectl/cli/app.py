@@ -57,9 +57,10 @@ def cli(ctx: click.Context, db: str | None, debug: bool) -> None:
 
 
 def _register() -> None:
-    from . import config_cmd, dlq_cmd, enqueue_cmd, jobs_cmd, worker_cmd
+    from . import config_cmd, db_cmd, dlq_cmd, enqueue_cmd, jobs_cmd, transfer_cmd, worker_cmd
 
-    for module in (enqueue_cmd, jobs_cmd, worker_cmd, dlq_cmd, config_cmd):
+    modules = (enqueue_cmd, jobs_cmd, worker_cmd, dlq_cmd, config_cmd, transfer_cmd, db_cmd)
+    for module in modules:
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -77,8 +77,8 @@ def enqueue(
     if jobs_file is not None:
         if flags:
             raise InvalidInput("--file takes no other job options; put them in each line")
-        for job_id in obj.queue.enqueue_lines(jobs_file):
-            click.echo(job_id)
+        ids = obj.queue.enqueue_lines(jobs_file)
+        click.echo("\n".join(ids))  # one write: a line per id costs more than the insert
         return
     if job_json is not None:
         if flags:

@@ -7,7 +7,7 @@ import time
 
 import click
 
-from ..jobs import STATES
+from ..jobs import CLAIMABLE, STATES
 from .render import ago, emit_json, short_time, table
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -63,24 +63,16 @@ def render_jobs(jobs, as_json: bool) -> None:
     if as_json:
         emit_json([job.to_dict() for job in jobs])
         return
+    headers = ["id", "state", "attempts", "priority", "queue", "run at", "updated", "last error",
+               "command"]  # fmt: skip
     rows = []
     for job in jobs:
         d = job.to_dict()
-        rows.append(
-            (
-                d["id"],
-                d["state"],
-                d["attempts"],
-                d["priority"],
-                d["queue"],
-                short_time(d["updated_at"]),
-                d["last_error"] or "",
-                d["command"],
-            )
-        )
-    table(
-        ["id", "state", "attempts", "priority", "queue", "updated", "last error", "command"], rows
-    )
+        waiting = d["state"] in CLAIMABLE
+        rows.append((d["id"], d["state"], d["attempts"], d["priority"], d["queue"],
+                     short_time(d["run_at"]) if waiting else "", short_time(d["updated_at"]),
+                     d["last_error"] or "", d["command"]))  # fmt: skip
+    table(headers, rows)
 
 
 @click.command()

@@ -23,7 +23,9 @@ def is_postgres(location: str) -> bool:
     return location.startswith(("postgresql://", "postgres://"))
 
 
-def open_store(db: str | None = None, *, durable: bool = True) -> Store:
+def open_store(db: str | None = None, *, durable: bool = True, migrate: bool = True) -> Store:
+    """Open the store at a location (a path, sqlite:///path or postgresql://…), creating
+    or upgrading its schema unless `migrate` is False."""
     location = resolve_location(db)
     if is_postgres(location):
         try:
@@ -34,9 +36,10 @@ def open_store(db: str | None = None, *, durable: bool = True) -> Store:
             raise StoreUnavailable(
                 "PostgreSQL needs psycopg: pip install 'queuectl[postgres]'"
             ) from None
-        return PostgresStore(location, durable=durable)
+        return PostgresStore(location, durable=durable, migrate=migrate)
     from .sqlite import SQLiteStore
 
     if location.startswith("sqlite:///"):
         location = location[len("sqlite://") :]
-    return SQLiteStore(os.path.abspath(os.path.expanduser(location)), durable=durable)
+    path = os.path.abspath(os.path.expanduser(location))
+    return SQLiteStore(path, durable=durable, migrate=migrate)

@@ -82,6 +82,21 @@ class Store:
     def close(self) -> None:
         raise NotImplementedError
 
+    # ---- schema
+    @staticmethod
+    def migrations() -> list[tuple[int, str]]:
+        """The numbered migration files of this backend, in order: (version, path)."""
+        raise NotImplementedError
+
+    def schema_version(self) -> int:
+        """The schema version of the database (0: empty)."""
+        raise NotImplementedError
+
+    def migrate(self) -> list[int]:
+        """Apply the missing migrations, safely when several processes or hosts do it at
+        once. Returns the versions applied (none when up to date)."""
+        raise NotImplementedError
+
     def batch(self):
         """A context in which several operations commit as one transaction (a pool
         records finished jobs and claims the next ones in one commit)."""
@@ -109,6 +124,16 @@ class Store:
 
     def output(self, job_id: str) -> bytes | None:
         """The captured output of the job's latest finished run (None: unknown job)."""
+        raise NotImplementedError
+
+    def export(self, batch_size: int = 1000):
+        """Every job with the output of its latest run, in insertion order, read in
+        batches: yields (Job, bytes)."""
+        raise NotImplementedError
+
+    def import_jobs(self, rows: list[dict]) -> None:
+        """Insert complete job records (jobs.build_import_row) all or none; an id that
+        exists raises DuplicateJob. Wakes idle pools."""
         raise NotImplementedError
 
     def claim(

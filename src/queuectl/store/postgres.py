@@ -20,28 +20,16 @@ from psycopg import errors as pg_errors
 from ..errors import Conflict, DuplicateJob, JobNotFound, StoreUnavailable
 from ..jobs import Job
 from .base import Outcome, Store, WorkerInfo
+from .rows import COLUMNS, IMPORT_COLUMNS, NAMES, import_values, job_from_row
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations", "postgres")
 CHANNEL = "queuectl_wake"
 MIGRATION_LOCK = 0x71756575  # advisory lock key: "queu"
 EPOCH = "extract(epoch from now())::double precision"
-COLUMNS = (
-    "id, command, state, attempts, max_retries, priority, queue, run_at, timeout, cwd, env,"
-    " created_at, updated_at, started_at, finished_at, exit_code, last_error, worker_id,"
-    " lease_until"
-)
-_NAMES = tuple(name.strip() for name in COLUMNS.split(","))
 _COPY_COLUMNS = (
     "id, command, max_retries, priority, queue, run_at, timeout, cwd, env, created_at,"
     " updated_at, ready"
 )
-
-
-def _job(row) -> Job:
-    fields = dict(zip(_NAMES, row))
-    if fields["env"] is not None:
-        fields["env"] = json.loads(fields["env"])
-    return Job(**fields)
 
 
 def redact(url: str) -> str:
@@ -54,13 +42,14 @@ def _first_line(exc: Exception) -> str:
 
 
 class PostgresStore(Store):
-    def __init__(self, url: str, *, durable: bool = True):
+    def __init__(self, url: str, *, durable: bool = True, migrate: bool = True):
         self.url = url
         self.path = None  # not a file
         self._conn: psycopg.Connection | None = None
         self._listener: psycopg.Connection | None = None
         self._batch_depth = 0
-        self._migrate()
+        if migrate:
+            self.migrate()
 
     # ------------------------------------------------------------ connection
 
@@ -120,22 +109,20 @@ class PostgresStore(Store):
         )
 
     def schema_version(self) -> int:
-        rows = self._read(
-            "SELECT coalesce(max(version), 0) FROM queuectl_schema"
-            if self._has_schema_table()
-            else "SELECT 0"
-        )
-        return rows[0][0]
-
-    def _has_schema_table(self) -> bool:
-        return bool(self._read("SELECT to_regclass('queuectl_schema') IS NOT NULL")[0][0])
-
-    def _migrate(self) -> None:
-        steps = self.migrations()
-        if self._has_schema_table() and self.schema_version() >= steps[-1][0]:
-            return
         with self._tx() as conn:
-            # Hosts starting at once take turns here; the loser finds the work done.
+            if not conn.execute("SELECT to_regclass('queuectl_schema') IS NOT NULL").fetchone()[0]:
+                return 0
+            return conn.execute("SELECT coalesce(max(version), 0) FROM queuectl_schema").fetchone()[
+                0
+            ]
+
+    def migrate(self) -> list[int]:
+        steps = self.migrations()
+        if self.schema_version() >= steps[-1][0]:
+            return []
+        applied = []
+        with self._tx() as conn:
+            # Hosts starting at once take turns here; the later ones find the work done.
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS queuectl_schema (version integer PRIMARY KEY,"
@@ -148,6 +135,8 @@ class PostgresStore(Store):
                     with open(path) as f:
                         conn.execute(f.read())
                     conn.execute("INSERT INTO queuectl_schema (version) VALUES (%s)", (version,))
+                    applied.append(version)
+        return applied
 
     def now(self) -> float:
         return self._read("SELECT extract(epoch from clock_timestamp())::double precision")[0][0]
@@ -195,9 +184,41 @@ class PostgresStore(Store):
         found = self._read("SELECT id FROM jobs WHERE id = ANY(%s) LIMIT 1", (ids,))
         return found[0][0] if found else ids[0]
 
+    def export(self, batch_size: int = 1000):
+        after = 0
+        while True:
+            rows = self._read(
+                f"SELECT j.seq, o.output, {', '.join('j.' + n for n in NAMES)} FROM jobs j"
+                " LEFT JOIN job_output o ON o.job_seq = j.seq WHERE j.seq > %s"
+                " ORDER BY j.seq LIMIT %s",
+                (after, batch_size),
+            )
+            for row in rows:
+                yield job_from_row(row[2:]), bytes(row[1] or b"")
+            if len(rows) < batch_size:
+                return
+            after = rows[-1][0]
+
+    def import_jobs(self, rows: list[dict]) -> None:
+        try:
+            with self._tx() as conn:
+                with conn.cursor().copy(f"COPY jobs ({IMPORT_COLUMNS}) FROM STDIN") as copy:
+                    for r in rows:
+                        copy.write_row(import_values(r))
+                outputs = [(r["output"], r["id"]) for r in rows if r["output"]]
+                if outputs:
+                    conn.cursor().executemany(
+                        "INSERT INTO job_output (job_seq, output)"
+                        " SELECT seq, %s FROM jobs WHERE id = %s",
+                        outputs,
+                    )
+                conn.execute(f"NOTIFY {CHANNEL}")
+        except pg_errors.UniqueViolation:
+            raise DuplicateJob(self._first_duplicate([r["id"] for r in rows])) from None
+
     def get(self, job_id: str) -> Job | None:
         rows = self._read(f"SELECT {COLUMNS} FROM jobs WHERE id = %s", (job_id,))
-        return _job(rows[0]) if rows else None
+        return job_from_row(rows[0]) if rows else None
 
     def jobs(self, state=None, queue=None, limit=None) -> list[Job]:
         where, params = [], []
@@ -214,7 +235,7 @@ class PostgresStore(Store):
         if limit is not None:
             query += " LIMIT %s"
             params.append(limit)
-        return [_job(row) for row in self._read(query, params)]
+        return [job_from_row(row) for row in self._read(query, params)]
 
     def counts(self) -> dict[str, int]:
         return dict(self._read("SELECT state, count(*) FROM jobs GROUP BY state"))
@@ -247,7 +268,7 @@ class PostgresStore(Store):
                 f" RETURNING {COLUMNS}",
                 params,
             ).fetchall()
-        jobs = [_job(row) for row in rows]
+        jobs = [job_from_row(row) for row in rows]
         jobs.sort(key=lambda j: (-j.priority, j.run_at))
         return jobs
 

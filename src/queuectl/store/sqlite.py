@@ -17,14 +17,9 @@ from contextlib import contextmanager
 from ..errors import Conflict, DuplicateJob, JobNotFound, StoreUnavailable
 from ..jobs import Job
 from .base import Outcome, Store, WorkerInfo
+from .rows import COLUMNS, IMPORT_COLUMNS, NAMES, import_values, job_from_row
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations", "sqlite")
-COLUMNS = (
-    "id, command, state, attempts, max_retries, priority, queue, run_at, timeout, cwd, env,"
-    " created_at, updated_at, started_at, finished_at, exit_code, last_error, worker_id,"
-    " lease_until"
-)
-_NAMES = tuple(name.strip() for name in COLUMNS.split(","))
 _INSERT = (
     "INSERT INTO jobs (id, command, max_retries, priority, queue, run_at, timeout, cwd, env,"
     " created_at, updated_at, ready) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -37,23 +32,18 @@ _PROMOTE = (
 )
 
 
-def _job(row) -> Job:
-    fields = dict(zip(_NAMES, row))
-    if fields["env"] is not None:
-        fields["env"] = json.loads(fields["env"])
-    return Job(**fields)
-
-
 def _marks(values) -> str:
     return ",".join("?" * len(values))
 
 
 class SQLiteStore(Store):
-    def __init__(self, path: str, *, durable: bool = True):
+    def __init__(self, path: str, *, durable: bool = True, migrate: bool = True):
         self.path = path
         self.wake_dir = path + "-wake"
         self._listening: tuple[int, str] | None = None
         self._conn = self._open(durable)
+        if migrate:
+            self.migrate()
 
     # ------------------------------------------------------------ connection
 
@@ -81,7 +71,6 @@ class SQLiteStore(Store):
             # only causes a rerun, so pools may commit with NORMAL.
             conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             conn.execute("PRAGMA foreign_keys=ON")
-            self._migrate(conn)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot use database {self.path}: {exc}") from None
         return conn
@@ -95,14 +84,14 @@ class SQLiteStore(Store):
         return found
 
     def schema_version(self) -> int:
-        return self._conn.execute("PRAGMA user_version").fetchone()[0]
+        return self._read("PRAGMA user_version")[0][0]
 
-    def _migrate(self, conn: sqlite3.Connection) -> None:
+    def migrate(self) -> list[int]:
         steps = self.migrations()
-        if conn.execute("PRAGMA user_version").fetchone()[0] >= steps[-1][0]:
-            return
-        conn.execute("BEGIN IMMEDIATE")  # serializes concurrent first opens
-        try:
+        if self.schema_version() >= steps[-1][0]:
+            return []
+        applied = []
+        with self._tx() as conn:  # BEGIN IMMEDIATE: concurrent first opens take turns
             current = conn.execute("PRAGMA user_version").fetchone()[0]
             for version, path in steps:
                 if version > current:
@@ -111,10 +100,8 @@ class SQLiteStore(Store):
                             if statement.strip():
                                 conn.execute(statement)
                     conn.execute(f"PRAGMA user_version={version}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+                    applied.append(version)
+        return applied
 
     @contextmanager
     def batch(self):
@@ -205,9 +192,38 @@ class SQLiteStore(Store):
                 return found[0][0]
         return ids[0]
 
+    def export(self, batch_size: int = 1000):
+        after = 0
+        while True:
+            rows = self._read(
+                f"SELECT j.seq, o.output, {', '.join('j.' + n for n in NAMES)} FROM jobs j"
+                " LEFT JOIN job_output o ON o.job_seq = j.seq WHERE j.seq > ?"
+                " ORDER BY j.seq LIMIT ?",
+                (after, batch_size),
+            )
+            for row in rows:
+                yield job_from_row(row[2:]), bytes(row[1] or b"")
+            if len(rows) < batch_size:
+                return
+            after = rows[-1][0]
+
+    def import_jobs(self, rows: list[dict]) -> None:
+        values = [import_values(r) for r in rows]
+        marks = _marks(values[0])
+        try:
+            with self._tx() as conn:
+                conn.executemany(f"INSERT INTO jobs ({IMPORT_COLUMNS}) VALUES ({marks})", values)
+                conn.executemany(
+                    "INSERT INTO job_output (job_seq, output) SELECT seq, ? FROM jobs WHERE id = ?",
+                    [(r["output"], r["id"]) for r in rows if r["output"]],
+                )
+        except sqlite3.IntegrityError:
+            raise DuplicateJob(self._first_duplicate([r["id"] for r in rows])) from None
+        self._notify()
+
     def get(self, job_id: str) -> Job | None:
         rows = self._read(f"SELECT {COLUMNS} FROM jobs WHERE id = ?", (job_id,))
-        return _job(rows[0]) if rows else None
+        return job_from_row(rows[0]) if rows else None
 
     def jobs(self, state=None, queue=None, limit=None) -> list[Job]:
         where, params = [], []
@@ -224,7 +240,7 @@ class SQLiteStore(Store):
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        return [_job(row) for row in self._read(sql, params)]
+        return [job_from_row(row) for row in self._read(sql, params)]
 
     def counts(self) -> dict[str, int]:
         return dict(self._read("SELECT state, count(*) FROM jobs GROUP BY state"))
@@ -254,7 +270,7 @@ class SQLiteStore(Store):
             rows = conn.execute(
                 sql, (worker_id, now + lease, now, now, *(queues or ()), limit)
             ).fetchall()
-        jobs = [_job(row) for row in rows]
+        jobs = [job_from_row(row) for row in rows]
         # RETURNING has no defined order; hand jobs out in claim order.
         jobs.sort(key=lambda j: (-j.priority, j.run_at))
         return jobs

@@ -57,8 +57,14 @@ class Pool:
         self.aborting = False  # running jobs are being killed and handed back
         self.signals = 0
         self.next_maintenance = 0.0
-        self.next_due: float | None = None  # when the earliest scheduled job is due
+        self.next_due: float | None = None  # monotonic time the earliest scheduled job is due
         self.listening_lost = False
+        # Outcomes of runs that ended, kept until the store has them: a database outage
+        # never stops the loop from reaping children, and nothing is forgotten.
+        self.unrecorded: list[Outcome] = []
+        self.unreleased: list[str] = []
+        self.store_failures = 0
+        self.store_retry_at = 0.0  # while the store is failing: when to try it again
 
     # ------------------------------------------------------------ life cycle
 
@@ -77,30 +83,28 @@ class Pool:
             f" on {', '.join(self.queues) if self.queues else 'all queues'}"
         )
         try:
-            self._serve()
+            while self.step():
+                pass
         finally:
             restore()
-            self._abort_all("worker exiting")
-            self.store.unregister_worker(self.id)
-            self.store.close()
+            self._abort_all()
+            self._shut_down()
             self.selector.close()
             self.log(f"worker {self.id}: stopped after {self.finished} job(s)")
         return self.finished
 
-    def _serve(self) -> None:
-        failures = 0
-        while True:
-            try:
-                if not self.step():
-                    return
-                failures = 0
-            except StoreUnavailable as exc:
-                # Keep running jobs alive through a database hiccup; outcomes that could
-                # not be recorded are rerun after their lease expires (at-least-once).
-                failures += 1
-                delay = min(30.0, 0.1 * 2**failures)
-                self.log(f"worker {self.id}: {exc.message}; retrying in {delay:.1f}s")
-                self.wait(delay)
+    def _shut_down(self) -> None:
+        """Record what is left and unregister; if the store is down, the leases expire
+        and another pool reruns those jobs (at-least-once)."""
+        try:
+            with self.store.batch():
+                done = self.record()
+                self.store.unregister_worker(self.id)
+            self.recorded(done)
+        except StoreUnavailable as exc:
+            self.log(f"worker {self.id}: {exc.message}; {len(self.unrecorded)} outcome(s)"
+                     " not recorded, those jobs will run again")  # fmt: skip
+        self.store.close()
 
     def listen(self) -> None:
         """Subscribe to wake-ups (new work, stop requests, config changes)."""
@@ -114,20 +118,47 @@ class Pool:
 
     def step(self) -> bool:
         """One turn of the loop; False when the pool should exit."""
-        if self.wake_fd is None and self.listening_lost:
-            self.listen()
-            self.listening_lost = False
-        with self.store.batch():  # record what ended and claim what is next: one commit
-            self.collect_exits()
-            self.maintain()
-            jobs = self.claim()
+        self.collect_exits()
+        self.enforce_deadlines()
+        jobs = self.talk_to_store()
         for job in jobs:
             self.start(job)
-        if not self.running and (self.draining or (self.burst and not jobs and self._idle())):
+        if (
+            not self.running
+            and not (self.unrecorded or self.unreleased)
+            and (self.draining or (self.burst and not jobs and self._idle()))
+        ):
             return False
+        if self.aborting and not self.running:
+            return False  # a second signal: leave even if the store is unreachable
         self.wait(self.sleep_time())
-        self.enforce_deadlines()
         return True
+
+    def talk_to_store(self) -> list:
+        """Record outcomes, heartbeat and claim, in one transaction. When the store is
+        unreachable, back off and keep serving the running jobs meanwhile."""
+        if time.monotonic() < self.store_retry_at:
+            return []
+        try:
+            if self.listening_lost:
+                self.listen()
+                self.listening_lost = False
+            with self.store.batch():
+                done = self.record()
+                self.maintain()
+                jobs = self.claim()
+        except StoreUnavailable as exc:
+            self.store_failures += 1
+            delay = min(5.0, 0.1 * 2**self.store_failures)
+            self.store_retry_at = time.monotonic() + delay
+            self.log(f"worker {self.id}: {exc.message}; retrying in {delay:.1f}s")
+            return []
+        self.recorded(done)
+        if self.store_failures:
+            self.log(f"worker {self.id}: the database is back")
+            self.store_failures = 0
+            self.next_maintenance = 0.0  # heartbeat right away on the next turn
+        return jobs
 
     # ------------------------------------------------------------ steps
 
@@ -160,7 +191,9 @@ class Pool:
             return []
         jobs = self.store.claim(self.id, self.queues, free, self.config["lease-timeout"])
         if len(jobs) < free:
-            self.next_due = self.store.next_run_at(self.queues)
+            due = self.store.next_run_at(self.queues)
+            # Kept on our monotonic clock, so waiting for it needs no store round trip.
+            self.next_due = None if due is None else time.monotonic() + due - self.store.now()
         return jobs
 
     def start(self, job) -> None:
@@ -169,7 +202,7 @@ class Pool:
         run.start(self.base_env)
         self.running[job.id] = run
         if run.start_error is not None:
-            self.complete([(run, run.start_error[0], run.start_error[1])])
+            self.ended(run, run.start_error[0], run.start_error[1])
             return
         self.log(f"job {job.id}: started (attempt {job.attempts}) by {self.id}: {job.command}")
         assert run.out_fd is not None
@@ -183,7 +216,9 @@ class Pool:
         if not self.draining and len(self.running) < self.count:
             wake = min(wake, now + self.config["poll-interval"])
             if self.next_due is not None:
-                wake = min(wake, now + max(0.0, self.next_due - self.store.now()))
+                wake = min(wake, self.next_due)
+        if self.store_failures:
+            wake = min(wake, self.store_retry_at)
         for run in self.running.values():
             if run.kill_at is not None:
                 wake = min(wake, run.kill_at)
@@ -220,61 +255,59 @@ class Pool:
                 run.stop("timeout", self.config["kill-grace"])
 
     def collect_exits(self) -> None:
-        exited = []
         for run in list(self.running.values()):
             code = run.poll()
             if code is not None:
-                exited.append((run, code, None))
-        if exited:
-            self.complete(exited)
+                self.ended(run, code, None)
 
     # ------------------------------------------------------------ outcomes
 
-    def complete(self, exited) -> None:
-        """Record the outcomes of runs that ended, in one store transaction."""
-        outcomes, released = [], []
-        for run, code, start_error in exited:
-            job = run.job
-            del self.running[job.id]
-            for fd in (run.out_fd, run.pid_fd):
-                if fd is not None:
-                    try:
-                        self.selector.unregister(fd)
-                    except KeyError:
-                        pass
-            output = run.close()
-            if run.stop_reason in ("abort", "lease lost"):
-                released.append(job.id)
-                continue
-            if code == 0 and start_error is None:
-                outcomes.append(Outcome(job.id, "completed", 0, None, output))
-                self.log(f"job {job.id}: completed in {time.monotonic() - run.started:.3f}s")
-                continue
-            error = start_error or run.describe_failure(code)
-            delay = retry_delay(
-                job.attempts,
-                job.max_retries,
-                self.config["backoff-base"],
-                self.config["backoff-max"],
-            )
-            if delay is None:
-                outcomes.append(Outcome(job.id, "dead", code, error, output))
-                self.log(f"job {job.id}: failed ({error}); retries spent, moved to the DLQ")
-            else:
-                outcomes.append(Outcome(job.id, "failed", code, error, output, delay))
-                self.log(f"job {job.id}: failed ({error}); retry {job.attempts} in {delay:g}s")
-        if outcomes:
-            recorded: set[str] = set(self.store.finish(self.id, outcomes))
-            self.finished += len(recorded)
-            for outcome in outcomes:
-                if outcome.job_id not in recorded:
-                    self.log(f"job {outcome.job_id}: outcome not recorded, the lease was lost")
-        if released:
-            self.store.release(self.id, released)
-            for job_id in released:
-                self.log(f"job {job_id}: stopped and handed back")
+    def ended(self, run: Run, code: int | None, start_error: str | None) -> None:
+        """A run is over: decide its outcome (the retry policy) and queue it for the store."""
+        job = run.job
+        del self.running[job.id]
+        for fd in (run.out_fd, run.pid_fd):
+            if fd is not None:
+                try:
+                    self.selector.unregister(fd)
+                except KeyError:
+                    pass
+        output = run.close()
+        if run.stop_reason in ("abort", "lease lost"):
+            self.unreleased.append(job.id)
+            self.log(f"job {job.id}: stopped ({run.stop_reason}); handing it back")
+            return
+        if code == 0 and start_error is None:
+            self.unrecorded.append(Outcome(job.id, "completed", 0, None, output))
+            self.log(f"job {job.id}: completed in {time.monotonic() - run.started:.3f}s")
+            return
+        error = start_error or run.describe_failure(code or 0)
+        delay = retry_delay(
+            job.attempts, job.max_retries, self.config["backoff-base"], self.config["backoff-max"]
+        )
+        if delay is None:
+            self.unrecorded.append(Outcome(job.id, "dead", code, error, output))
+            self.log(f"job {job.id}: failed ({error}); retries spent, moved to the DLQ")
+        else:
+            self.unrecorded.append(Outcome(job.id, "failed", code, error, output, delay))
+            self.log(f"job {job.id}: failed ({error}); retry {job.attempts} in {delay:g}s")
 
-    def _abort_all(self, reason: str) -> None:
+    def record(self) -> set[str]:
+        """Hand the queued outcomes to the store, inside the caller's transaction; the
+        queue is cleared by `recorded` once that transaction committed."""
+        done = set(self.store.finish(self.id, self.unrecorded)) if self.unrecorded else set()
+        if self.unreleased:
+            self.store.release(self.id, self.unreleased)
+        return done
+
+    def recorded(self, done: set[str]) -> None:
+        self.finished += len(done)
+        for outcome in self.unrecorded:
+            if outcome.job_id not in done:
+                self.log(f"job {outcome.job_id}: outcome not recorded, the lease was lost")
+        self.unrecorded, self.unreleased = [], []
+
+    def _abort_all(self) -> None:
         """Kill every running job (TERM, then KILL after the grace) and hand it back."""
         if not self.running:
             return
@@ -292,7 +325,7 @@ class Pool:
             self.collect_exits()
 
     def _idle(self) -> bool:
-        return self.next_due is None or self.next_due > self.store.now()
+        return self.next_due is None or self.next_due > time.monotonic()
 
     # ------------------------------------------------------------ signals
 

@@ -1,0 +1,31 @@
+"""`queuectl export` and `queuectl import`: move jobs between databases (SQLite to
+PostgreSQL, say) keeping ids, states, attempts, history and output — the DLQ included."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+
+@click.command("export")
+@click.pass_obj
+def export(obj):
+    """Write every job as JSON Lines to stdout (for `queuectl import`)."""
+    write = sys.stdout.write
+    for record in obj.queue.export():
+        write(json.dumps(record) + "\n")
+    sys.stdout.flush()
+
+
+@click.command("import")
+@click.argument("jobs_file", type=click.File("r"), metavar="FILE")
+@click.pass_obj
+def import_(obj, jobs_file):
+    """Add the jobs of an export (FILE, or '-' for stdin) as they were: all or nothing."""
+    count = obj.queue.import_lines(jobs_file)
+    click.echo(f"imported {count} job(s)")
+
+
+COMMANDS = [export, import_]
