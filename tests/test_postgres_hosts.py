@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections import Counter
 
 import pytest
@@ -102,3 +103,16 @@ def test_database_restart_mid_run_loses_no_job(pg_cli, tmp_path):
     assert jobs["processing"] == jobs["pending"] == jobs["failed"] == jobs["dead"] == 0
     assert set(log.read_text().split()) == {f"j{i}" for i in range(500)}
     assert pool.poll() is None  # the pool rode out the restart
+
+
+@pytest.mark.parametrize("args", [["status"], ["enqueue", '{"command": "true"}'],
+                                  ["worker", "start", "--burst"]])  # fmt: skip
+def test_unreachable_database_is_one_line_exit_1(args):
+    url = "postgresql://queuectl:secret@127.0.0.1:1/nowhere"
+    proc = subprocess.run([sys.executable, "-m", "queuectl", "--db", url, *args],
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot reach database"), lines
+    assert "secret" not in proc.stderr  # the password is never printed
