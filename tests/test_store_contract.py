@@ -83,9 +83,32 @@ def test_claim_filters_queues(store):
 def test_scheduled_job_becomes_due(store):
     add(store, "later", delay=0.3)
     assert store.claim("w", None, 1, 30) == []
-    assert store.next_run_at(None) == pytest.approx(store.now() + 0.3, abs=0.2)
+    assert store.seconds_until_due(None) == pytest.approx(0.3, abs=0.2)
     time.sleep(0.35)
     assert [j.id for j in store.claim("w", None, 1, 30)] == ["later"]
+
+
+def test_seconds_until_due(store):
+    assert store.seconds_until_due(None) is None
+    add(store, "later", delay=60, queue="slow")
+    assert store.seconds_until_due(None) == pytest.approx(60, abs=2)
+    assert store.seconds_until_due(["other"]) is None
+    add(store, "now")
+    assert store.seconds_until_due(None) == 0
+    assert store.seconds_until_due(["slow"]) == pytest.approx(60, abs=2)
+
+
+def test_finish_and_claim_records_then_claims(store):
+    add(store, "a", "b", "c")
+    (first,) = store.claim("w", None, 1, 30)
+    done, jobs = store.finish_and_claim(
+        "w", [Outcome(first.id, "completed", 0, output=b"out"), Outcome("b", "completed", 0)],
+        None, 2, 30,
+    )  # fmt: skip
+    assert done == ["a"]  # b was never claimed by w: fenced off
+    assert sorted(j.id for j in jobs) == ["b", "c"]
+    assert store.get("a").state == "completed" and store.output("a") == b"out"
+    assert store.finish_and_claim("w", [], None, 0, 30) == ([], [])
 
 
 def test_concurrent_claims_never_share_a_job(store, location):

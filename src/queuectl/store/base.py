@@ -144,9 +144,24 @@ class Store:
         They become `processing` with attempts + 1, held by `worker_id` until now + lease."""
         raise NotImplementedError
 
-    def next_run_at(self, queues: list[str] | None) -> float | None:
-        """When the earliest waiting job (pending/failed) becomes due, or None."""
+    def seconds_until_due(self, queues: list[str] | None) -> float | None:
+        """Seconds (by the store's clock) until the earliest waiting job of `queues` is
+        due: 0 when one is due now, None when nothing waits."""
         raise NotImplementedError
+
+    def finish_and_claim(
+        self,
+        worker_id: str,
+        outcomes: list[Outcome],
+        queues: list[str] | None,
+        limit: int,
+        lease: float,
+    ) -> tuple[list[str], list[Job]]:
+        """`finish` then `claim` (of up to `limit` jobs), as a pool does after its jobs
+        ended; a backend may do both in one round trip."""
+        with self.batch():
+            done = self.finish(worker_id, outcomes) if outcomes else []
+            return done, (self.claim(worker_id, queues, limit, lease) if limit > 0 else [])
 
     def heartbeat(self, worker_id: str, lease: float) -> tuple[bool | None, set[str]]:
         """Extend the leases of the worker's jobs to now + lease and mark it alive.

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from contextlib import contextmanager
+import time
+from contextlib import contextmanager, nullcontext
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -25,10 +26,36 @@ from .rows import COLUMNS, IMPORT_COLUMNS, NAMES, import_values, job_from_row
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations", "postgres")
 CHANNEL = "queuectl_wake"
 MIGRATION_LOCK = 0x71756575  # advisory lock key: "queu"
+PROMOTE_EVERY = 0.05  # seconds between promotions of due scheduled jobs, per connection
 EPOCH = "extract(epoch from now())::double precision"
 _COPY_COLUMNS = (
     "id, command, max_retries, priority, queue, run_at, timeout, cwd, env, created_at,"
     " updated_at, ready"
+)
+
+
+_PROMOTE = (
+    "UPDATE jobs SET ready = true WHERE seq IN (SELECT seq FROM jobs"
+    " WHERE NOT ready AND state IN ('pending', 'failed')"
+    f" AND run_at <= {EPOCH} FOR UPDATE SKIP LOCKED)"
+)
+# Outcomes as arrays -> `done` (fenced: only jobs still processing and held by %(worker)s),
+# with the output of the run kept (or an old one cleared).
+_FINISH_CTES = (
+    "o AS (SELECT * FROM unnest(%(ids)s::text[], %(states)s::text[], %(codes)s::int[],"
+    " %(errors)s::text[], %(delays)s::float8[], %(outputs)s::bytea[])"
+    " AS o(id, state, code, error, delay, output)),"
+    " done AS (UPDATE jobs j SET state = o.state, exit_code = o.code, last_error = o.error,"
+    f" run_at = {EPOCH} + o.delay, updated_at = {EPOCH},"
+    f" finished_at = CASE WHEN o.state = 'failed' THEN NULL ELSE {EPOCH} END,"
+    " lease_until = NULL FROM o"
+    " WHERE j.id = o.id AND j.state = 'processing' AND j.worker_id = %(worker)s"
+    " RETURNING j.seq, j.id, o.output),"
+    " kept AS (INSERT INTO job_output (job_seq, output)"
+    " SELECT seq, output FROM done WHERE length(output) > 0"
+    " ON CONFLICT (job_seq) DO UPDATE SET output = excluded.output),"
+    " cleared AS (DELETE FROM job_output"
+    " WHERE job_seq IN (SELECT seq FROM done WHERE length(output) = 0))"
 )
 
 
@@ -44,10 +71,11 @@ def _first_line(exc: Exception) -> str:
 class PostgresStore(Store):
     def __init__(self, url: str, *, durable: bool = True, migrate: bool = True):
         self.url = url
+        self.durable = durable
+        self._promoted_at = -PROMOTE_EVERY
         self.path = None  # not a file
         self._conn: psycopg.Connection | None = None
         self._listener: psycopg.Connection | None = None
-        self._batch_depth = 0
         if migrate:
             self.migrate()
 
@@ -57,6 +85,11 @@ class PostgresStore(Store):
         if self._conn is None or self._conn.closed:
             try:
                 self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+                if not self.durable:
+                    # A pool's claims and outcomes: losing the last ones in a server crash
+                    # only reruns those jobs (as SQLite's synchronous=NORMAL), and not
+                    # waiting for the WAL flush on each commit doubles throughput.
+                    self._conn.execute("SET synchronous_commit = off")
             except psycopg.Error as exc:
                 raise StoreUnavailable(
                     f"cannot reach database {redact(self.url)}: {_first_line(exc)}"
@@ -64,25 +97,27 @@ class PostgresStore(Store):
         return self._conn
 
     @contextmanager
-    def _tx(self):
-        """One transaction (joined by nested calls inside `batch`). A lost connection
-        becomes StoreUnavailable and is reopened by the next call."""
-        if self._batch_depth:
-            yield self._conn
-            return
-        conn = self._connection()
-        self._batch_depth += 1
+    def _errors(self, conn):
+        """A lost connection becomes StoreUnavailable; the next call reconnects."""
         try:
-            with conn.transaction():
-                yield conn
-        except psycopg.OperationalError as exc:
+            yield
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             self._drop(conn)
             raise StoreUnavailable(f"database {redact(self.url)}: {_first_line(exc)}") from None
-        except psycopg.InterfaceError as exc:
-            self._drop(conn)
-            raise StoreUnavailable(f"database {redact(self.url)}: {_first_line(exc)}") from None
-        finally:
-            self._batch_depth -= 1
+
+    @contextmanager
+    def _tx(self):
+        """One transaction, for operations of several statements that must be atomic."""
+        conn = self._connection()
+        with self._errors(conn), conn.transaction():
+            yield conn
+
+    def _read(self, query: str, params=()) -> list:
+        """One statement in autocommit: atomic on its own, one round trip (no BEGIN and
+        COMMIT), which is what makes a pool's turn cheap."""
+        conn = self._connection()
+        with self._errors(conn):
+            return conn.execute(query, params).fetchall()
 
     def _drop(self, conn) -> None:
         try:
@@ -91,14 +126,10 @@ class PostgresStore(Store):
             pass
         self._conn = None
 
-    @contextmanager
     def batch(self):
-        with self._tx():
-            yield
-
-    def _read(self, query: str, params=()) -> list:
-        with self._tx() as conn:
-            return conn.execute(query, params).fetchall()
+        # Each of a pool's operations is a single statement here, atomic on its own: a
+        # wrapping transaction would only add the round trips of BEGIN and COMMIT.
+        return nullcontext()
 
     @staticmethod
     def migrations() -> list[tuple[int, str]]:
@@ -251,38 +282,56 @@ class PostgresStore(Store):
         return bytes(rows[0][0] or b"")
 
     def claim(self, worker_id, queues, limit, lease) -> list[Job]:
+        return self.finish_and_claim(worker_id, [], queues, limit, lease)[1]
+
+    def finish_and_claim(self, worker_id, outcomes, queues, limit, lease):
+        """One round trip: scheduled jobs that became due are promoted (a statement of
+        its own, pipelined, so the claim sees them), then one statement records the
+        outcomes (fenced), keeps their output and claims the next jobs."""
         in_queues = " AND queue = ANY(%(queues)s)" if queues else ""
-        params = {"worker": worker_id, "lease": lease, "limit": limit, "queues": queues}
-        with self._tx() as conn:
-            conn.execute(
-                "UPDATE jobs SET ready = true WHERE seq IN (SELECT seq FROM jobs"
-                " WHERE NOT ready AND state IN ('pending', 'failed')"
-                f" AND run_at <= {EPOCH} FOR UPDATE SKIP LOCKED)"
-            )
+        params = {
+            "worker": worker_id, "lease": lease, "limit": limit, "queues": queues,
+            "ids": [o.job_id for o in outcomes],
+            "states": [o.state for o in outcomes],
+            "codes": [o.exit_code for o in outcomes],
+            "errors": [o.error for o in outcomes],
+            "delays": [o.retry_delay if o.state == "failed" else 0.0 for o in outcomes],
+            "outputs": [bytes(o.output or b"") for o in outcomes],
+        }  # fmt: skip
+        conn = self._connection()
+        with self._errors(conn), conn.pipeline():
+            # Promotion costs a statement; at high claim rates once per 50 ms is enough
+            # (a scheduled job becomes claimable at most that much after its time).
+            if limit > 0 and time.monotonic() - self._promoted_at >= PROMOTE_EVERY:
+                conn.execute(_PROMOTE)
+                self._promoted_at = time.monotonic()
             rows = conn.execute(
-                "UPDATE jobs SET state = 'processing', attempts = attempts + 1,"
+                f"WITH {_FINISH_CTES},"
+                " claimed AS (UPDATE jobs SET state = 'processing', attempts = attempts + 1,"
                 f" worker_id = %(worker)s, lease_until = {EPOCH} + %(lease)s,"
                 f" started_at = {EPOCH}, updated_at = {EPOCH}, finished_at = NULL, ready = false"
                 f" WHERE seq IN (SELECT seq FROM jobs WHERE ready{in_queues}"
                 " ORDER BY priority DESC, run_at, seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
-                f" RETURNING {COLUMNS}",
+                f" RETURNING {COLUMNS})"
+                # one row at least, so the finished ids arrive even when nothing is claimed
+                " SELECT d.ids, c.* FROM (SELECT array_agg(id) AS ids FROM done) d"
+                " LEFT JOIN claimed c ON true",
                 params,
             ).fetchall()
-        jobs = [job_from_row(row) for row in rows]
+        finished = set(rows[0][0] or ())
+        jobs = [job_from_row(row[1:]) for row in rows if row[1] is not None]
         jobs.sort(key=lambda j: (-j.priority, j.run_at))
-        return jobs
+        return [o.job_id for o in outcomes if o.job_id in finished], jobs
 
-    def next_run_at(self, queues) -> float | None:
+    def seconds_until_due(self, queues) -> float | None:
         in_queues = " AND queue = ANY(%(queues)s)" if queues else ""
-        params = {"queues": queues}
-        if self._read(f"SELECT 1 FROM jobs WHERE ready{in_queues} LIMIT 1", params):
-            return self.now()
         rows = self._read(
-            "SELECT min(run_at) FROM jobs WHERE NOT ready AND state IN ('pending', 'failed')"
-            + in_queues,
-            params,
+            f"SELECT CASE WHEN EXISTS (SELECT 1 FROM jobs WHERE ready{in_queues}) THEN 0.0"
+            f" ELSE min(run_at) - {EPOCH} END FROM jobs"
+            f" WHERE NOT ready AND state IN ('pending', 'failed'){in_queues}",
+            {"queues": queues},
         )
-        return rows[0][0]
+        return None if rows[0][0] is None else max(0.0, rows[0][0])
 
     def heartbeat(self, worker_id, lease):
         with self._tx() as conn:
@@ -298,38 +347,7 @@ class PostgresStore(Store):
         return (None if worker is None else bool(worker[0])), {row[0] for row in held}
 
     def finish(self, worker_id, outcomes: list[Outcome]) -> list[str]:
-        done = []
-        with self._tx() as conn:
-            for o in outcomes:
-                row = conn.execute(
-                    "UPDATE jobs SET state = %(state)s, exit_code = %(code)s,"
-                    " last_error = %(error)s,"
-                    f" run_at = {EPOCH} + %(delay)s, updated_at = {EPOCH},"
-                    f" finished_at = CASE WHEN %(state)s = 'failed' THEN NULL ELSE {EPOCH} END,"
-                    " lease_until = NULL"
-                    " WHERE id = %(id)s AND state = 'processing' AND worker_id = %(worker)s"
-                    " RETURNING seq",
-                    {
-                        "state": o.state,
-                        "code": o.exit_code,
-                        "error": o.error,
-                        "id": o.job_id,
-                        "worker": worker_id,
-                        "delay": o.retry_delay if o.state == "failed" else 0.0,
-                    },
-                ).fetchone()
-                if row is None:
-                    continue  # fenced off: the lease was lost and the job is someone else's
-                done.append(o.job_id)
-                if o.output:
-                    conn.execute(
-                        "INSERT INTO job_output (job_seq, output) VALUES (%s, %s)"
-                        " ON CONFLICT (job_seq) DO UPDATE SET output = excluded.output",
-                        (row[0], bytes(o.output)),
-                    )
-                else:
-                    conn.execute("DELETE FROM job_output WHERE job_seq = %s", (row[0],))
-        return done
+        return self.finish_and_claim(worker_id, outcomes, None, 0, 0.0)[0]
 
     def release(self, worker_id, job_ids) -> list[str]:
         rows = self._read(

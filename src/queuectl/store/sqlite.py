@@ -275,17 +275,16 @@ class SQLiteStore(Store):
         jobs.sort(key=lambda j: (-j.priority, j.run_at))
         return jobs
 
-    def next_run_at(self, queues) -> float | None:
+    def seconds_until_due(self, queues) -> float | None:
         in_queues = f" AND queue IN ({_marks(queues)})" if queues else ""
-        ready = self._read(f"SELECT 1 FROM jobs WHERE ready = 1{in_queues} LIMIT 1", queues or ())
-        if ready:
-            return time.time()
+        if self._read(f"SELECT 1 FROM jobs WHERE ready = 1{in_queues} LIMIT 1", queues or ()):
+            return 0.0
         rows = self._read(
             "SELECT min(run_at) FROM jobs INDEXED BY jobs_scheduled"
             " WHERE ready = 0 AND state IN ('pending', 'failed')" + in_queues,
             queues or (),
         )
-        return rows[0][0]
+        return None if rows[0][0] is None else max(0.0, rows[0][0] - time.time())
 
     def heartbeat(self, worker_id, lease):
         now = time.time()

@@ -98,7 +98,9 @@ class Pool:
         and another pool reruns those jobs (at-least-once)."""
         try:
             with self.store.batch():
-                done = self.record()
+                done = set(self.store.finish(self.id, self.unrecorded))
+                if self.unreleased:
+                    self.store.release(self.id, self.unreleased)
                 self.store.unregister_worker(self.id)
             self.recorded(done)
         except StoreUnavailable as exc:
@@ -144,9 +146,8 @@ class Pool:
                 self.listen()
                 self.listening_lost = False
             with self.store.batch():
-                done = self.record()
                 self.maintain()
-                jobs = self.claim()
+                done, jobs = self.record_and_claim()
         except StoreUnavailable as exc:
             self.store_failures += 1
             delay = min(5.0, 0.1 * 2**self.store_failures)
@@ -185,16 +186,21 @@ class Pool:
             self.log(f"job {job_id}: lease expired, handed back for another run")
         self.config = Config(self.store.config())
 
-    def claim(self) -> list:
-        free = self.count - len(self.running)
-        if free <= 0 or self.draining:
-            return []
-        jobs = self.store.claim(self.id, self.queues, free, self.config["lease-timeout"])
+    def record_and_claim(self) -> tuple[set[str], list]:
+        """Hand the queued outcomes to the store and claim jobs for the free slots (one
+        round trip where the backend can); the outcome queue is cleared by `recorded`
+        once the caller's transaction committed."""
+        free = 0 if self.draining else self.count - len(self.running)
+        lease = self.config["lease-timeout"]
+        done, jobs = self.store.finish_and_claim(self.id, self.unrecorded, self.queues, free,
+                                                 lease)  # fmt: skip
+        if self.unreleased:
+            self.store.release(self.id, self.unreleased)
         if len(jobs) < free:
-            due = self.store.next_run_at(self.queues)
+            wait = self.store.seconds_until_due(self.queues)
             # Kept on our monotonic clock, so waiting for it needs no store round trip.
-            self.next_due = None if due is None else time.monotonic() + due - self.store.now()
-        return jobs
+            self.next_due = None if wait is None else time.monotonic() + wait
+        return set(done), jobs
 
     def start(self, job) -> None:
         timeout = job.timeout or self.config["job-timeout"] or None
@@ -291,14 +297,6 @@ class Pool:
         else:
             self.unrecorded.append(Outcome(job.id, "failed", code, error, output, delay))
             self.log(f"job {job.id}: failed ({error}); retry {job.attempts} in {delay:g}s")
-
-    def record(self) -> set[str]:
-        """Hand the queued outcomes to the store, inside the caller's transaction; the
-        queue is cleared by `recorded` once that transaction committed."""
-        done = set(self.store.finish(self.id, self.unrecorded)) if self.unrecorded else set()
-        if self.unreleased:
-            self.store.release(self.id, self.unreleased)
-        return done
 
     def recorded(self, done: set[str]) -> None:
         self.finished += len(done)
