@@ -46,7 +46,7 @@ def test_concurrent_migrations_are_safe(location):
         for _ in range(4)
     ]  # fmt: skip
     results = [(*p.communicate(timeout=60), p.returncode) for p in procs]
-    assert [code for _, _, code in results] == [0, 0, 0, 0], results
+    assert [code for _, _, code in results] == [0, 0, 0, 0], [err for _, err, _ in results]
     assert sum(out.startswith("migrated ") for out, _, _ in results) == 1
     with queuectl.Queue(location) as q:
         q.enqueue({"id": "after", "command": "true"})

@@ -66,7 +66,7 @@ class SQLiteStore(Store):
             conn = sqlite3.connect(
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
             )
-            conn.execute("PRAGMA journal_mode=WAL")
+            self._enter_wal(conn)
             # An acknowledged enqueue must survive a power cut; a lost claim or finish
             # only causes a rerun, so pools may commit with NORMAL.
             conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
@@ -74,6 +74,20 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot use database {self.path}: {exc}") from None
         return conn
+
+    @staticmethod
+    def _enter_wal(conn: sqlite3.Connection) -> None:
+        """Switch a new database to WAL. The switch takes an exclusive lock without
+        waiting for it, so processes creating the same database at once retry."""
+        for attempt in range(50):
+            try:
+                if conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal":
+                    return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+            time.sleep(0.01 * (attempt + 1))
+        raise sqlite3.OperationalError("could not switch the database to WAL mode (busy)")
 
     @staticmethod
     def migrations() -> list[tuple[int, str]]:
