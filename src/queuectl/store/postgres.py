@@ -21,7 +21,8 @@ from psycopg import errors as pg_errors
 from ..errors import Conflict, DuplicateJob, JobNotFound, StoreUnavailable
 from ..jobs import Job
 from .base import Outcome, Store, WorkerInfo
-from .rows import COLUMNS, IMPORT_COLUMNS, NAMES, import_values, job_from_row
+from .reads import SharedReads
+from .rows import COLUMNS, IMPORT_COLUMNS, import_values, job_from_row
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations", "postgres")
 CHANNEL = "queuectl_wake"
@@ -68,7 +69,9 @@ def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-class PostgresStore(Store):
+class PostgresStore(SharedReads, Store):
+    PARAM = "%s"
+
     def __init__(self, url: str, *, durable: bool = True, migrate: bool = True):
         self.url = url
         self.durable = durable
@@ -215,21 +218,6 @@ class PostgresStore(Store):
         found = self._read("SELECT id FROM jobs WHERE id = ANY(%s) LIMIT 1", (ids,))
         return found[0][0] if found else ids[0]
 
-    def export(self, batch_size: int = 1000):
-        after = 0
-        while True:
-            rows = self._read(
-                f"SELECT j.seq, o.output, {', '.join('j.' + n for n in NAMES)} FROM jobs j"
-                " LEFT JOIN job_output o ON o.job_seq = j.seq WHERE j.seq > %s"
-                " ORDER BY j.seq LIMIT %s",
-                (after, batch_size),
-            )
-            for row in rows:
-                yield job_from_row(row[2:]), bytes(row[1] or b"")
-            if len(rows) < batch_size:
-                return
-            after = rows[-1][0]
-
     def import_jobs(self, rows: list[dict]) -> None:
         try:
             with self._tx() as conn:
@@ -246,40 +234,6 @@ class PostgresStore(Store):
                 conn.execute(f"NOTIFY {CHANNEL}")
         except pg_errors.UniqueViolation:
             raise DuplicateJob(self._first_duplicate([r["id"] for r in rows])) from None
-
-    def get(self, job_id: str) -> Job | None:
-        rows = self._read(f"SELECT {COLUMNS} FROM jobs WHERE id = %s", (job_id,))
-        return job_from_row(rows[0]) if rows else None
-
-    def jobs(self, state=None, queue=None, limit=None) -> list[Job]:
-        where, params = [], []
-        if state:
-            where.append("state = %s")
-            params.append(state)
-        if queue:
-            where.append("queue = %s")
-            params.append(queue)
-        query = f"SELECT {COLUMNS} FROM jobs"
-        if where:
-            query += " WHERE " + " AND ".join(where)
-        query += " ORDER BY seq"
-        if limit is not None:
-            query += " LIMIT %s"
-            params.append(limit)
-        return [job_from_row(row) for row in self._read(query, params)]
-
-    def counts(self) -> dict[str, int]:
-        return dict(self._read("SELECT state, count(*) FROM jobs GROUP BY state"))
-
-    def output(self, job_id: str) -> bytes | None:
-        rows = self._read(
-            "SELECT o.output FROM jobs j LEFT JOIN job_output o ON o.job_seq = j.seq"
-            " WHERE j.id = %s",
-            (job_id,),
-        )
-        if not rows:
-            return None
-        return bytes(rows[0][0] or b"")
 
     def claim(self, worker_id, queues, limit, lease) -> list[Job]:
         return self.finish_and_claim(worker_id, [], queues, limit, lease)[1]

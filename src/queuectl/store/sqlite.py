@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from ..errors import Conflict, DuplicateJob, JobNotFound, StoreUnavailable
 from ..jobs import Job
 from .base import Outcome, Store, WorkerInfo
-from .rows import COLUMNS, IMPORT_COLUMNS, NAMES, import_values, job_from_row
+from .reads import SharedReads
+from .rows import COLUMNS, IMPORT_COLUMNS, import_values, job_from_row
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations", "sqlite")
 _INSERT = (
@@ -36,7 +37,7 @@ def _marks(values) -> str:
     return ",".join("?" * len(values))
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SharedReads, Store):
     def __init__(self, path: str, *, durable: bool = True, migrate: bool = True):
         self.path = path
         self.wake_dir = path + "-wake"
@@ -206,21 +207,6 @@ class SQLiteStore(Store):
                 return found[0][0]
         return ids[0]
 
-    def export(self, batch_size: int = 1000):
-        after = 0
-        while True:
-            rows = self._read(
-                f"SELECT j.seq, o.output, {', '.join('j.' + n for n in NAMES)} FROM jobs j"
-                " LEFT JOIN job_output o ON o.job_seq = j.seq WHERE j.seq > ?"
-                " ORDER BY j.seq LIMIT ?",
-                (after, batch_size),
-            )
-            for row in rows:
-                yield job_from_row(row[2:]), bytes(row[1] or b"")
-            if len(rows) < batch_size:
-                return
-            after = rows[-1][0]
-
     def import_jobs(self, rows: list[dict]) -> None:
         values = [import_values(r) for r in rows]
         marks = _marks(values[0])
@@ -234,40 +220,6 @@ class SQLiteStore(Store):
         except sqlite3.IntegrityError:
             raise DuplicateJob(self._first_duplicate([r["id"] for r in rows])) from None
         self._notify()
-
-    def get(self, job_id: str) -> Job | None:
-        rows = self._read(f"SELECT {COLUMNS} FROM jobs WHERE id = ?", (job_id,))
-        return job_from_row(rows[0]) if rows else None
-
-    def jobs(self, state=None, queue=None, limit=None) -> list[Job]:
-        where, params = [], []
-        if state:
-            where.append("state = ?")
-            params.append(state)
-        if queue:
-            where.append("queue = ?")
-            params.append(queue)
-        sql = f"SELECT {COLUMNS} FROM jobs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY seq"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        return [job_from_row(row) for row in self._read(sql, params)]
-
-    def counts(self) -> dict[str, int]:
-        return dict(self._read("SELECT state, count(*) FROM jobs GROUP BY state"))
-
-    def output(self, job_id: str) -> bytes | None:
-        rows = self._read(
-            "SELECT o.output FROM jobs j LEFT JOIN job_output o ON o.job_seq = j.seq"
-            " WHERE j.id = ?",
-            (job_id,),
-        )
-        if not rows:
-            return None
-        return bytes(rows[0][0] or b"")
 
     def claim(self, worker_id, queues, limit, lease) -> list[Job]:
         now = time.time()
