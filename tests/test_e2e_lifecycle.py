@@ -513,3 +513,39 @@ def test_detached_pool_is_listed_and_stopped(cli):
     finally:
         if alive(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------- claim-ahead
+
+
+def test_short_jobs_are_claimed_ahead_and_a_stop_hands_them_back(cli):
+    """While jobs are short a pool holds one extra job per slot; a stop returns those
+    unstarted jobs to pending with no attempt spent, and long jobs are never held ahead."""
+    specs = [{"id": f"s{i:03d}", "command": "sleep 0.01"} for i in range(400)]
+    cli.run("enqueue", "--file", str(write_jsonl(cli.workdir / "short.jsonl", specs)))
+    worker = cli.start_worker("--count", "2")
+
+    def holding_ahead():
+        pool = cli.json("worker", "list")[0]
+        return len(pool["jobs"]) > pool["slots"] and pool
+
+    pool = wait_for(holding_ahead, timeout=20, interval=0.01, message="jobs held ahead")
+    assert len(pool["jobs"]) <= 2 * pool["slots"]
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=15) == 0
+    jobs = cli.json("list")
+    assert not [j["id"] for j in jobs if j["state"] == "processing"]
+    pending = [j for j in jobs if j["state"] == "pending"]
+    assert pending and {j["attempts"] for j in pending} == {0}
+    assert {j["attempts"] for j in jobs if j["state"] == "completed"} == {1}
+
+
+def test_long_jobs_are_not_claimed_ahead(cli):
+    specs = [{"id": f"l{i}", "command": "sleep 0.4"} for i in range(6)]
+    cli.run("enqueue", "--file", str(write_jsonl(cli.workdir / "long.jsonl", specs)))
+    cli.start_worker("--count", "2")
+    seen = []
+    deadline = time.monotonic() + 2.5
+    while time.monotonic() < deadline:
+        seen.append(counts(cli)["processing"])
+    assert max(seen) == 2, seen

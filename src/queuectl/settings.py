@@ -114,6 +114,16 @@ SETTINGS: dict[str, Setting] = {
             " s",
         ),
         Setting(
+            "claim-ahead",
+            "duration",
+            0.1,
+            "while a pool's jobs take less than this on average, it claims one more job per"
+            " slot ahead, so they start without waiting for the database; 0 = never",
+            0.0,
+            3600.0,
+            " s",
+        ),
+        Setting(
             "output-limit",
             int,
             65536,

@@ -38,7 +38,7 @@ def render_workers(workers) -> None:
         (
             w.host,
             w.pid,
-            f"{len(w.jobs)}/{w.slots}",
+            f"{min(len(w.jobs), w.slots)}/{w.slots}",
             ", ".join(w.jobs) or "-",
             ago(now - w.heartbeat_at) + (" (stopping)" if w.stop_requested else ""),
             w.id,

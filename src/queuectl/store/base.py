@@ -62,7 +62,7 @@ class WorkerInfo:
             "host": self.host,
             "pid": self.pid,
             "slots": self.slots,
-            "busy": len(self.jobs or ()),
+            "busy": min(len(self.jobs or ()), self.slots),  # held beyond: claimed ahead
             "jobs": list(self.jobs or ()),
             "queues": self.queues,
             "started_at": iso(self.started_at),

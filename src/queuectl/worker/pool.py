@@ -63,6 +63,10 @@ class Pool:
         # never stops the loop from reaping children, and nothing is forgotten.
         self.unrecorded: list[Outcome] = []
         self.unreleased: list[str] = []
+        # Jobs claimed ahead of a free slot (only while jobs are very short): they start
+        # the moment a slot frees, without waiting for a database round trip.
+        self.ahead: list = []
+        self.typical_run: float | None = None  # moving average of recent run times
         self.store_failures = 0
         self.store_retry_at = 0.0  # while the store is failing: when to try it again
 
@@ -122,19 +126,26 @@ class Pool:
         """One turn of the loop; False when the pool should exit."""
         self.collect_exits()
         self.enforce_deadlines()
-        jobs = self.talk_to_store()
-        for job in jobs:
-            self.start(job)
+        self.start_ahead()  # before the round trip: freed slots refill at once
+        claimed = self.talk_to_store()
+        self.start_ahead()
+        if self.draining and self.ahead:
+            self.unreleased += [job.id for job in self.ahead]  # handed back, attempt unspent
+            self.ahead = []
         if (
             not self.running
-            and not (self.unrecorded or self.unreleased)
-            and (self.draining or (self.burst and not jobs and self._idle()))
+            and not (self.unrecorded or self.unreleased or self.ahead)
+            and (self.draining or (self.burst and not claimed and self._idle()))
         ):
             return False
         if self.aborting and not self.running:
             return False  # a second signal: leave even if the store is unreachable
         self.wait(self.sleep_time())
         return True
+
+    def start_ahead(self) -> None:
+        while self.ahead and len(self.running) < self.count and not self.draining:
+            self.start(self.ahead.pop(0))
 
     def talk_to_store(self) -> list:
         """Record outcomes, heartbeat and claim, in one transaction. When the store is
@@ -178,6 +189,7 @@ class Pool:
         elif stop and not self.draining:
             self.log(f"worker {self.id}: stop requested; finishing {len(self.running)} job(s)")
             self.draining = True
+        self.ahead = [job for job in self.ahead if job.id in held]  # others were reaped
         for job_id, run in self.running.items():
             if job_id not in held and run.stop_reason is None:
                 self.log(f"job {job_id}: lease lost (worker {self.id} looked dead); stopping it")
@@ -190,16 +202,21 @@ class Pool:
         """Hand the queued outcomes to the store and claim jobs for the free slots (one
         round trip where the backend can); the outcome queue is cleared by `recorded`
         once the caller's transaction committed."""
-        free = 0 if self.draining else self.count - len(self.running)
+        want = 0
+        if not self.draining:
+            # While jobs are very short, hold one more job per slot (see claim-ahead).
+            short = self.typical_run is not None and self.typical_run < self.config["claim-ahead"]
+            want = self.count * (2 if short else 1) - len(self.running) - len(self.ahead)
         lease = self.config["lease-timeout"]
-        done, jobs = self.store.finish_and_claim(self.id, self.unrecorded, self.queues, free,
-                                                 lease)  # fmt: skip
+        done, jobs = self.store.finish_and_claim(self.id, self.unrecorded, self.queues,
+                                                 max(0, want), lease)  # fmt: skip
         if self.unreleased:
             self.store.release(self.id, self.unreleased)
-        if len(jobs) < free:
+        if len(jobs) < want:
             wait = self.store.seconds_until_due(self.queues)
             # Kept on our monotonic clock, so waiting for it needs no store round trip.
             self.next_due = None if wait is None else time.monotonic() + wait
+        self.ahead += jobs
         return set(done), jobs
 
     def start(self, job) -> None:
@@ -279,6 +296,10 @@ class Pool:
                 except KeyError:
                     pass
         output = run.close()
+        if run.pid is not None:  # it ran: count its run time
+            took = time.monotonic() - run.started
+            previous = self.typical_run
+            self.typical_run = took if previous is None else 0.8 * previous + 0.2 * took
         if run.stop_reason in ("abort", "lease lost"):
             self.unreleased.append(job.id)
             self.log(f"job {job.id}: stopped ({run.stop_reason}); handing it back")
@@ -323,7 +344,7 @@ class Pool:
             self.collect_exits()
 
     def _idle(self) -> bool:
-        return self.next_due is None or self.next_due > time.monotonic()
+        return not self.ahead and (self.next_due is None or self.next_due > time.monotonic())
 
     # ------------------------------------------------------------ signals
 
