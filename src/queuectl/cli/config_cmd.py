@@ -10,7 +10,10 @@ from .render import emit_json, table
 
 @click.group()
 def config():
-    """Show and change settings (stored in the database, seen by every worker)."""
+    """Show and change settings (kept in the database).
+
+    Every worker on every host reads them; running pools pick up changes at once.
+    """
 
 
 @config.command("get")

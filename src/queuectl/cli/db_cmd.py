@@ -10,7 +10,10 @@ from .render import emit_json
 
 @click.group()
 def db():
-    """Database schema: status and migrations (also applied automatically on open)."""
+    """Schema version and migrations.
+
+    Migrations are also applied automatically when a command opens the database.
+    """
 
 
 def _open(obj, migrate: bool):

@@ -23,7 +23,10 @@ def export(obj):
 @click.argument("jobs_file", type=click.File("r"), metavar="FILE")
 @click.pass_obj
 def import_(obj, jobs_file):
-    """Add the jobs of an export (FILE, or '-' for stdin) as they were: all or nothing."""
+    """Add the jobs of an export, as they were.
+
+    FILE is an export (or '-' for stdin); all jobs are added or none.
+    """
     count = obj.queue.import_lines(jobs_file)
     click.echo(f"imported {count} job(s)")
 
