@@ -65,6 +65,7 @@ from _common import (
     verdict,
     wait_until,
 )
+from pickup import direct_start_ns, marker_command, read_marker
 from queuectl import Queue
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -214,31 +215,6 @@ def check_pools(label: str, procs, logs) -> list[str]:
 
 
 # ---------------------------------------------------------------- 1. pickup
-
-
-def marker_command(path) -> str:
-    return f"date +%s%N > {path}"
-
-
-def read_marker(path) -> int | None:
-    try:
-        text = path.read_text().strip()
-    except FileNotFoundError:
-        return None
-    return int(text) if text.isdigit() else None
-
-
-def direct_start_ns(path) -> int:
-    """ns from just before spawning `sh -c 'date +%s%N > FILE'` here to its timestamp."""
-    argv = ["/bin/sh", "-c", marker_command(path)]
-    start = time.time_ns()
-    pid = os.posix_spawn(argv[0], argv, ENV)
-    os.waitpid(pid, 0)
-    stamp = read_marker(path)
-    if stamp is None:
-        raise RuntimeError("the calibration command wrote no timestamp")
-    path.unlink()
-    return stamp - start
 
 
 def bench_pickup(args, schemas: Schemas, tmp) -> dict:

@@ -22,7 +22,7 @@ from ..errors import Conflict, DuplicateJob, JobNotFound, StoreUnavailable
 from ..jobs import Job
 from .base import Outcome, Store, WorkerInfo
 from .reads import SharedReads
-from .rows import COLUMNS, IMPORT_COLUMNS, import_values, job_from_row
+from .rows import COLUMNS, IMPORT_COLUMNS, import_values, job_from_row, workers_from_rows
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations", "postgres")
 CHANNEL = "queuectl_wake"
@@ -406,23 +406,7 @@ class PostgresStore(SharedReads, Store):
             running = conn.execute(
                 "SELECT worker_id, id FROM jobs WHERE state = 'processing' ORDER BY started_at"
             ).fetchall()
-        jobs: dict[str, list[str]] = {}
-        for worker_id, job_id in running:
-            jobs.setdefault(worker_id, []).append(job_id)
-        return [
-            WorkerInfo(
-                id=r[0],
-                host=r[1],
-                pid=r[2],
-                slots=r[3],
-                queues=json.loads(r[4] or "null"),
-                started_at=r[5],
-                heartbeat_at=r[6],
-                stop_requested=r[7],
-                jobs=jobs.get(r[0], []),
-            )
-            for r in rows
-        ]
+        return workers_from_rows(rows, running)
 
     def request_stop(self, worker_ids) -> None:
         with self._tx() as conn:

@@ -28,6 +28,22 @@ def job_from_row(row) -> Job:
     return Job(**fields)
 
 
+def workers_from_rows(rows, running) -> list:
+    """WorkerInfo objects from rows of (id, host, pid, slots, queues, started_at,
+    heartbeat_at, stop_requested) and (worker_id, job_id) rows of running jobs."""
+    from .base import WorkerInfo
+
+    jobs: dict[str, list[str]] = {}
+    for worker_id, job_id in running:
+        jobs.setdefault(worker_id, []).append(job_id)
+    return [
+        WorkerInfo(id=r[0], host=r[1], pid=r[2], slots=r[3], queues=json.loads(r[4] or "null"),
+                   started_at=r[5], heartbeat_at=r[6], stop_requested=bool(r[7]),
+                   jobs=jobs.get(r[0], []))
+        for r in rows
+    ]  # fmt: skip
+
+
 def import_values(row: dict) -> tuple:
     """An import row (jobs.build_import_row) as values in IMPORT_COLUMNS order."""
     env = row["env"]

@@ -18,7 +18,7 @@ from ..errors import Conflict, DuplicateJob, JobNotFound, StoreUnavailable
 from ..jobs import Job
 from .base import Outcome, Store, WorkerInfo
 from .reads import SharedReads
-from .rows import COLUMNS, IMPORT_COLUMNS, import_values, job_from_row
+from .rows import COLUMNS, IMPORT_COLUMNS, import_values, job_from_row, workers_from_rows
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations", "sqlite")
 _INSERT = (
@@ -398,25 +398,10 @@ class SQLiteStore(SharedReads, Store):
             " FROM workers WHERE heartbeat_at >= ? ORDER BY started_at",
             (since,),
         )
-        jobs: dict[str, list[str]] = {}
-        for worker_id, job_id in self._read(
+        running = self._read(
             "SELECT worker_id, id FROM jobs WHERE state = 'processing' ORDER BY started_at"
-        ):
-            jobs.setdefault(worker_id, []).append(job_id)
-        return [
-            WorkerInfo(
-                id=r[0],
-                host=r[1],
-                pid=r[2],
-                slots=r[3],
-                queues=json.loads(r[4] or "null"),
-                started_at=r[5],
-                heartbeat_at=r[6],
-                stop_requested=r[7],
-                jobs=jobs.get(r[0], []),
-            )
-            for r in rows
-        ]
+        )
+        return workers_from_rows(rows, running)
 
     def request_stop(self, worker_ids) -> None:
         with self._tx() as conn:
