@@ -119,14 +119,14 @@ class Workers:
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen] = []
 
-    def start(self, db, *args, log_path) -> subprocess.Popen:
+    def start(self, db, *args, log_path, env=None) -> subprocess.Popen:
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
                 [QUEUECTL, "--db", str(db), "worker", "start", *args],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
-                env=ENV,
+                env=ENV if env is None else env,
                 start_new_session=True,
             )
         self.procs.append(proc)

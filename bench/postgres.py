@@ -144,17 +144,7 @@ def start_pool(workers: Workers, db, *args, log_path, host: str | None = None):
     env.pop("QUEUECTL_HOST", None)
     if host:
         env["QUEUECTL_HOST"] = host
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [QUEUECTL, "--db", str(db), "worker", "start", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            env=env,
-            start_new_session=True,
-        )
-    workers.procs.append(proc)
-    return proc
+    return workers.start(db, *args, log_path=log_path, env=env)
 
 
 def wait_pools(workers: Workers, procs, budget: float) -> tuple[float, bool]:

@@ -22,17 +22,21 @@ from ..errors import Conflict, DuplicateJob, JobNotFound, StoreUnavailable
 from ..jobs import Job
 from .base import Outcome, Store, WorkerInfo
 from .reads import SharedReads
-from .rows import COLUMNS, IMPORT_COLUMNS, import_values, job_from_row, workers_from_rows
+from .rows import (
+    COLUMNS,
+    IMPORT_COLUMNS,
+    NEW_COLUMNS,
+    import_values,
+    job_from_row,
+    new_job_values,
+    workers_from_rows,
+)
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations", "postgres")
 CHANNEL = "queuectl_wake"
 MIGRATION_LOCK = 0x71756575  # advisory lock key: "queu"
 PROMOTE_EVERY = 0.05  # seconds between promotions of due scheduled jobs, per connection
 EPOCH = "extract(epoch from now())::double precision"
-_COPY_COLUMNS = (
-    "id, command, max_retries, priority, queue, run_at, timeout, cwd, env, created_at,"
-    " updated_at, ready"
-)
 
 
 _PROMOTE = (
@@ -187,24 +191,9 @@ class PostgresStore(SharedReads, Store):
         try:
             with self._tx() as conn:
                 now = conn.execute(f"SELECT {EPOCH}").fetchone()[0]
-                with conn.cursor().copy(f"COPY jobs ({_COPY_COLUMNS}) FROM STDIN") as copy:
+                with conn.cursor().copy(f"COPY jobs ({NEW_COLUMNS}) FROM STDIN") as copy:
                     for r in rows:
-                        copy.write_row(
-                            (
-                                r["id"],
-                                r["command"],
-                                r["max_retries"],
-                                r["priority"],
-                                r["queue"],
-                                r["run_at"],
-                                r["timeout"],
-                                r["cwd"],
-                                None if r["env"] is None else json.dumps(r["env"]),
-                                r["created_at"],
-                                now,
-                                r["run_at"] <= now,
-                            )
-                        )
+                        copy.write_row(new_job_values(r, now))
                 conn.execute(f"NOTIFY {CHANNEL}")
         except pg_errors.UniqueViolation:
             raise DuplicateJob(self._first_duplicate([r["id"] for r in rows])) from None

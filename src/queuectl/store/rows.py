@@ -21,6 +21,21 @@ IMPORT_COLUMNS = (
 IMPORT_NAMES = tuple(name.strip() for name in IMPORT_COLUMNS.split(","))
 
 
+# What a new job (jobs.build_row) writes.
+NEW_COLUMNS = (
+    "id, command, max_retries, priority, queue, run_at, timeout, cwd, env, created_at,"
+    " updated_at, ready"
+)
+
+
+def new_job_values(row: dict, now: float) -> tuple:
+    """A new job's row as values in NEW_COLUMNS order; due now means ready."""
+    env = None if row["env"] is None else json.dumps(row["env"])
+    return (row["id"], row["command"], row["max_retries"], row["priority"], row["queue"],
+            row["run_at"], row["timeout"], row["cwd"], env, row["created_at"], now,
+            row["run_at"] <= now)  # fmt: skip
+
+
 def job_from_row(row) -> Job:
     fields = dict(zip(NAMES, row))
     if fields["env"] is not None:

@@ -18,13 +18,18 @@ from ..errors import Conflict, DuplicateJob, JobNotFound, StoreUnavailable
 from ..jobs import Job
 from .base import Outcome, Store, WorkerInfo
 from .reads import SharedReads
-from .rows import COLUMNS, IMPORT_COLUMNS, import_values, job_from_row, workers_from_rows
+from .rows import (
+    COLUMNS,
+    IMPORT_COLUMNS,
+    NEW_COLUMNS,
+    import_values,
+    job_from_row,
+    new_job_values,
+    workers_from_rows,
+)
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations", "sqlite")
-_INSERT = (
-    "INSERT INTO jobs (id, command, max_retries, priority, queue, run_at, timeout, cwd, env,"
-    " created_at, updated_at, ready) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+_INSERT = f"INSERT INTO jobs ({NEW_COLUMNS}) VALUES ({', '.join('?' * 12)})"
 # Scheduled jobs whose time has come become ready; runs inside every claim.
 # INDEXED BY: without statistics SQLite would pick jobs_state and read every pending job.
 _PROMOTE = (
@@ -170,23 +175,7 @@ class SQLiteStore(SharedReads, Store):
 
     def add(self, rows: list[dict]) -> None:
         now = time.time()
-        values = [
-            (
-                r["id"],
-                r["command"],
-                r["max_retries"],
-                r["priority"],
-                r["queue"],
-                r["run_at"],
-                r["timeout"],
-                r["cwd"],
-                None if r["env"] is None else json.dumps(r["env"]),
-                r["created_at"],
-                now,
-                r["run_at"] <= now,
-            )
-            for r in rows
-        ]
+        values = [new_job_values(r, now) for r in rows]
         try:
             with self._tx() as conn:
                 conn.executemany(_INSERT, values)
