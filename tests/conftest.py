@@ -158,3 +158,35 @@ def cli(request, tmp_path: Path, db: Path):
     runner.config("lease-timeout", 2)
     yield runner
     runner.cleanup()
+
+
+# ---------------------------------------------------------------- store-level fixtures
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def location(request, tmp_path):
+    """A fresh database location, once per backend."""
+    if request.param == "postgres":
+        return request.getfixturevalue("pg_url")
+    return str(tmp_path / "q.db")
+
+
+@pytest.fixture
+def store(location):
+    from queuectl.store import open_store
+
+    s = open_store(location)
+    yield s
+    s.close()
+
+
+def row(store, job_id, command="true", **spec):
+    """A new job's row as the queue hands it to the store."""
+    from queuectl.jobs import build_row
+
+    spec = {"id": job_id, "command": command, **spec}
+    return build_row(spec, now=store.now(), cwd="/", max_retries=3)
+
+
+def add(store, *ids, **spec):
+    store.add([row(store, job_id, **spec) for job_id in ids])

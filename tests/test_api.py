@@ -33,7 +33,14 @@ def test_enqueue_and_run_jobs_with_the_python_api(queue, tmp_path):
     dead = queue.get(ids[1])
     assert (dead.state, dead.exit_code, dead.last_error) == ("dead", 4, "exit code 4")
     assert [j.id for j in queue.dlq()] == [ids[1]]
-    assert queue.counts() == {"pending": 0, "processing": 0, "completed": 2, "failed": 0, "dead": 1}
+    assert queue.counts() == {
+        "pending": 0,
+        "processing": 0,
+        "completed": 2,
+        "failed": 0,
+        "dead": 1,
+        "canceled": 0,
+    }
 
 
 def test_enqueue_command_string_with_fields(queue):

@@ -22,7 +22,7 @@ import pytest
 
 from conftest import QUEUECTL, wait_for
 
-STATES = ("pending", "processing", "completed", "failed", "dead")
+STATES = ("pending", "processing", "completed", "failed", "dead", "canceled")
 
 
 # ---------------------------------------------------------------- helpers
@@ -108,7 +108,14 @@ def test_job_completes_and_logs_show_its_output(cli):
     logs = cli.run("logs", "hello").stdout
     assert "hello from hello" in logs
     assert "oops" in logs  # stderr is kept too
-    assert counts(cli) == {"pending": 0, "processing": 0, "completed": 1, "failed": 0, "dead": 0}
+    assert counts(cli) == {
+        "pending": 0,
+        "processing": 0,
+        "completed": 1,
+        "failed": 0,
+        "dead": 0,
+        "canceled": 0,
+    }
 
 
 # ---------------------------------------------------------------- 2. retries, DLQ

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -62,12 +63,21 @@ def test_schema_upgrades_from_the_first_version(location):
     # Apply only the first migration, as version 1 of queuectl did.
     first.migrations = lambda: steps[:1]  # type: ignore[method-assign]
     assert first.migrate() == [1]
+    with first._tx() as conn:  # jobs as version 1 wrote them: one due, one a second ahead
+        for job_id, run_at, ready in (("old", 0, "TRUE"), ("later", first.now() + 1, "FALSE")):
+            conn.execute(
+                "INSERT INTO jobs (id, command, max_retries, run_at, created_at, updated_at,"
+                f" ready) VALUES ('{job_id}', 'true', 3, {run_at}, 0, 0, {ready})"
+            )
     first.close()
     with queuectl.Queue(location) as q:
         assert q.store.schema_version() == steps[-1][0]
-        q.enqueue({"id": "old", "command": "true"})
+        q.enqueue({"id": "new", "command": "true", "depends_on": ["old"]})
+        assert q.work(burst=True, log=lambda line: None) == 2
+        assert (q.get("old").state, q.get("new").state) == ("completed", "completed")
+        time.sleep(1)
         assert q.work(burst=True, log=lambda line: None) == 1
-        assert q.get("old").state == "completed"
+        assert q.get("later").state == "completed"
 
 
 def test_sqlite_database_of_version_0_1_0_still_opens(tmp_path):
@@ -90,24 +100,29 @@ def test_export_import_keeps_ids_states_attempts_history_and_dlq(tmp_path, pg_ur
         q.enqueue({"id": "done", "command": "printf 'caf\\303\\251 \\377'"})
         q.enqueue({"id": "dead", "command": "exit 3", "max_retries": 0, "priority": 4})
         q.enqueue({"id": "later", "command": "true", "delay": 3600, "env": {"A": "1"}})
+        q.enqueue({"id": "waits", "command": "true", "depends_on": ["dead", "done"]})
         q.work(count=2, burst=True, log=lambda line: None)
+        assert q.get("waits").waiting_for == [("dead", "dead")]
         before = {job.id: job.to_dict() for job in q.jobs()}
         output = q.logs("done")
     assert output == b"caf\xc3\xa9 \xff"
     exported = queuectl_cmd(source, "export").stdout
-    assert len(exported.splitlines()) == 3
+    assert len(exported.splitlines()) == 4
     for target in (pg_url, str(tmp_path / "target.db")):
         result = subprocess.run(
             [sys.executable, "-m", "queuectl", "--db", target, "import", "-"],
             input=exported, capture_output=True, text=True, check=True,
         )  # fmt: skip
-        assert result.stdout == "imported 3 job(s)\n"
+        assert result.stdout == "imported 4 job(s)\n"
         with queuectl.Queue(target) as q:
             after = {job.id: job.to_dict() for job in q.jobs()}
             assert after == before
             assert [job.id for job in q.dlq()] == ["dead"]
             assert q.logs("done") == output
             assert q.retry_dead(["dead"]) == ["dead"]
+            q.work(burst=True, log=lambda line: None)
+            # "dead" failed again (exit 3): the imported dependent still waits for it
+            assert q.get("waits").waiting_for == [("dead", "dead")]
         again = queuectl_cmd(target, "import", "-", check=False)
         assert again.returncode == 2  # empty stdin: nothing given
 

@@ -7,34 +7,9 @@ import time
 
 import pytest
 
+from conftest import add, row
 from queuectl.errors import Conflict, DuplicateJob, JobNotFound
-from queuectl.jobs import build_row
 from queuectl.store.base import Outcome
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def location(request, tmp_path):
-    if request.param == "postgres":
-        return request.getfixturevalue("pg_url")
-    return str(tmp_path / "q.db")
-
-
-@pytest.fixture
-def store(location):
-    from queuectl.store import open_store
-
-    s = open_store(location)
-    yield s
-    s.close()
-
-
-def row(store, job_id, command="true", **spec):
-    spec = {"id": job_id, "command": command, **spec}
-    return build_row(spec, now=store.now(), cwd="/", max_retries=3)
-
-
-def add(store, *ids, **spec):
-    store.add([row(store, job_id, **spec) for job_id in ids])
 
 
 def test_add_is_all_or_nothing_on_duplicates(store):
@@ -174,8 +149,8 @@ def test_heartbeat_extends_leases_and_reports_stop(store):
     add(store, "a")
     store.register_worker("w", "host", 1, 2, None)
     store.claim("w", None, 1, 0.2)
-    stop, held = store.heartbeat("w", 30)
-    assert (stop, held) == (False, {"a"})
+    stop, held, canceled = store.heartbeat("w", 30)
+    assert (stop, held, canceled) == (False, {"a"}, set())
     time.sleep(0.3)
     assert store.reap() == []  # the lease was extended
     store.request_stop(["w"])

@@ -33,6 +33,17 @@ class DuplicateJob(QueueError):
         self.job_id = job_id
 
 
+class UnknownDependency(QueueError):
+    def __init__(self, job_id: str, dependency: str):
+        super().__init__(f"unknown dependency {dependency!r}: no job has that id")
+        self.job_id = job_id
+
+
+class ScheduleNotFound(QueueError):
+    def __init__(self, name: str):
+        super().__init__(f"no schedule named {name!r}")
+
+
 class Conflict(QueueError):
     """The job exists but is not in a state that allows the operation."""
 

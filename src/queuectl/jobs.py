@@ -21,6 +21,7 @@ class State(str, enum.Enum):
     COMPLETED = "completed"
     FAILED = "failed"  # a retry is scheduled at run_at
     DEAD = "dead"  # retries spent: the dead-letter queue
+    CANCELED = "canceled"  # stopped by `cancel`; never retried
 
     def __str__(self) -> str:
         return self.value
@@ -28,6 +29,7 @@ class State(str, enum.Enum):
 
 STATES = tuple(s.value for s in State)
 CLAIMABLE = (State.PENDING.value, State.FAILED.value)
+UNFINISHED = (State.PENDING.value, State.PROCESSING.value, State.FAILED.value)
 
 
 def parse_state(value: str) -> str:
@@ -56,6 +58,8 @@ FIELDS = (
     "exit_code",
     "last_error",
     "worker_id",
+    "depends_on",
+    "unique_key",
 )
 TIME_FIELDS = frozenset({"run_at", "created_at", "updated_at", "started_at", "finished_at"})
 
@@ -63,7 +67,7 @@ TIME_FIELDS = frozenset({"run_at", "created_at", "updated_at", "started_at", "fi
 class Job:
     """One job as read from the store. Times are epoch seconds; `to_dict` renders ISO-8601."""
 
-    __slots__ = (*FIELDS, "lease_until")
+    __slots__ = (*FIELDS, "lease_until", "blockers", "cancel_requested", "waiting_for")
     id: str
     command: str
     state: str
@@ -82,7 +86,13 @@ class Job:
     exit_code: int | None
     last_error: str | None
     worker_id: str | None
+    depends_on: list[str] | None
+    unique_key: str | None
     lease_until: float | None
+    blockers: int  # dependencies not completed yet
+    cancel_requested: bool
+    # (id, state) of each dependency it still waits for; read only when blockers > 0
+    waiting_for: list[tuple[str, str]] | None
 
     def __init__(self, **fields):
         for name in self.__slots__:
@@ -93,7 +103,14 @@ class Job:
         for name in FIELDS:
             value = getattr(self, name)
             out[name] = iso(value) if name in TIME_FIELDS else value
+        out["waiting_for"] = [{"id": i, "state": s} for i, s in self.waiting_for or ()]
         return out
+
+    def waiting_reason(self) -> str:
+        """Why a waiting job does not run yet ('' when nothing but time holds it)."""
+        if not self.waiting_for or self.state != State.PENDING.value:
+            return ""
+        return "waiting for " + ", ".join(f"job {i} ({s})" for i, s in self.waiting_for)
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.state} attempts={self.attempts}>"
@@ -113,8 +130,12 @@ SPEC_KEYS = frozenset(
         "queue",
         "cwd",
         "env",
+        "depends_on",
+        "unique",
+        "unique_key",
     }
 )
+MAX_DEPENDENCIES = 100
 MAX_ID_LENGTH = 200
 MAX_QUEUE_LENGTH = 64
 _QUEUE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
@@ -135,17 +156,22 @@ def check_id(value: object) -> str:
     return value
 
 
-def check_queue(value: object) -> str:
+def check_name(value: object, what: str) -> str:
+    """A queue or schedule name: short, and safe in a URL, a file name and a log line."""
     if (
         not isinstance(value, str)
         or not 0 < len(value) <= MAX_QUEUE_LENGTH
         or not _QUEUE_CHARS.issuperset(value)
     ):
         raise InvalidInput(
-            f"queue must be 1-{MAX_QUEUE_LENGTH} characters of letters, digits, '.', '_' or '-',"
-            f" got {value!r}"
+            f"{what} must be 1-{MAX_QUEUE_LENGTH} characters of letters, digits, '.', '_' or"
+            f" '-', got {value!r}"
         )
     return value
+
+
+def check_queue(value: object) -> str:
+    return check_name(value, "queue")
 
 
 def _int(spec: dict, key: str, minimum: int | None = None):
@@ -211,12 +237,39 @@ def build_row(spec: object, *, now: float, cwd: str, max_retries: int) -> dict:
         ):
             raise InvalidInput("env must be an object of string names to string values")
         row["env"] = env
+    row["depends_on"] = _dependencies(spec.get("depends_on"), str(row["id"]))
+    if not isinstance(spec.get("unique", False), bool):
+        raise InvalidInput(f"unique must be true or false, got {spec['unique']!r}")
+    row["unique"] = spec.get("unique", False)
+    key = spec.get("unique_key")
+    if key is not None:
+        try:
+            check_id(key)
+        except InvalidInput:
+            raise InvalidInput(
+                f"unique_key must be 1-{MAX_ID_LENGTH} printable characters, got {key!r}"
+            ) from None
+    row["unique_key"] = key
     return row
+
+
+def _dependencies(value: object, job_id: str) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise InvalidInput(f"depends_on must be a non-empty list of job ids, got {value!r}")
+    if len(value) > MAX_DEPENDENCIES:
+        raise InvalidInput(f"a job may depend on at most {MAX_DEPENDENCIES} jobs")
+    for dep in value:
+        check_id(dep)
+    if job_id in value:
+        raise InvalidInput(f"job {job_id!r} cannot depend on itself")
+    return list(dict.fromkeys(value))  # duplicates named once
 
 
 # ---------------------------------------------------------------- import records
 
-IMPORT_KEYS = frozenset(FIELDS) | {"output"}
+IMPORT_KEYS = frozenset(FIELDS) | {"output", "waiting_for"}  # waiting_for is recomputed
 
 
 def _optional(record: dict, key: str, check):
@@ -252,7 +305,8 @@ def build_import_row(record: object, *, now: float) -> dict:
     if unknown:
         raise InvalidInput(f"unknown key {sorted(unknown)[0]!r} in an exported job")
     row = build_row(
-        {key: record[key] for key in ("id", "command", "priority", "queue", "cwd", "env")
+        {key: record[key] for key in ("id", "command", "priority", "queue", "cwd", "env",
+                                      "depends_on", "unique_key")
          if record.get(key) is not None},
         now=now, cwd=record.get("cwd") or "/", max_retries=0,
     )  # fmt: skip
@@ -276,11 +330,22 @@ def build_import_row(record: object, *, now: float) -> dict:
     row["worker_id"] = _optional(record, "worker_id", _text("worker_id"))
     output = _optional(record, "output", _text("output"))
     row["output"] = output.encode("utf-8", "surrogateescape") if output else b""
+    row["waits"] = _waits(record.get("waiting_for")) if row["state"] in CLAIMABLE else []
     if row["state"] == State.PROCESSING.value:
         row.update(state=State.FAILED.value, run_at=now, worker_id=None,
                    last_error="imported while processing; run again")  # fmt: skip
-    row["ready"] = row["state"] in CLAIMABLE and row["run_at"] <= now
     return row
+
+
+def _waits(value: object) -> list[str]:
+    """The ids of an exported job's `waiting_for` (its unmet dependencies)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(
+        isinstance(w, dict) and isinstance(w.get("id"), str) for w in value
+    ):
+        raise InvalidInput('waiting_for must be a list of {"id": ..., "state": ...}')
+    return [check_id(w["id"]) for w in value]
 
 
 def export_record(job: Job, output: bytes) -> dict:

@@ -9,11 +9,19 @@ from __future__ import annotations
 import json
 import os
 
-from .errors import InvalidInput, JobNotFound
-from .jobs import STATES, Job, build_row, check_id, check_queue, parse_state
+from .errors import InvalidInput, JobNotFound, ScheduleNotFound
+from .jobs import STATES, Job, build_row, check_id, check_name, check_queue, parse_state
 from .settings import SETTINGS, Config, lookup
 from .store import open_store, resolve_location
 from .store.base import Store, WorkerInfo
+
+FINISHED = ("completed", "canceled", "dead")
+
+
+def _ids(job_ids: list[str]) -> list[str]:
+    if not job_ids:
+        raise InvalidInput("give at least one job id")
+    return [check_id(job_id) for job_id in dict.fromkeys(job_ids)]
 
 
 class Queue:
@@ -64,8 +72,7 @@ class Queue:
         specs = list(specs)
         numbers = range(1, len(specs) + 1) if len(specs) > 1 else None
         rows = self._build_rows(specs, cwd, numbers, "job")
-        self.store.add(rows)
-        return [row["id"] for row in rows]
+        return self.store.add(rows)
 
     def enqueue_lines(self, lines, *, cwd: str | None = None) -> list[str]:
         """Enqueue JSON Lines (one object per line, blank lines skipped): all or nothing.
@@ -82,8 +89,7 @@ class Queue:
         if not specs:
             raise InvalidInput("no jobs given (the input is empty)")
         rows = self._build_rows(specs, cwd, numbers, "line")
-        self.store.add(rows)
-        return [row["id"] for row in rows]
+        return self.store.add(rows)
 
     def _build_rows(self, specs, cwd, numbers, label) -> list[dict]:
         now = self.store.now()
@@ -180,6 +186,89 @@ class Queue:
             for job_id in job_ids:
                 check_id(job_id)
         return self.store.revive(job_ids)
+
+    # ------------------------------------------------------------ control
+
+    def cancel(self, job_ids: list[str]) -> list[tuple[str, str]]:
+        """Cancel jobs (all named or none): waiting ones at once; running ones are killed
+        by their pool within a heartbeat. Returns (id, 'canceled' or 'canceling')."""
+        return self.store.cancel(_ids(job_ids))
+
+    def retry(self, job_ids: list[str]) -> list[str]:
+        """Run failed jobs now (skipping their backoff) and dead ones again."""
+        return self.store.retry(_ids(job_ids))
+
+    def requeue(self, job_ids: list[str]) -> list[str]:
+        """Run completed or canceled jobs again, as new."""
+        return self.store.requeue(_ids(job_ids))
+
+    def purge(
+        self, states: list[str] | None = None, older_than: float | None = None, batch: int = 1000
+    ) -> int:
+        """Delete finished jobs (completed and canceled unless `states` says otherwise;
+        dead only when asked) finished more than `older_than` seconds ago, in batches so
+        pools keep claiming meanwhile. Jobs that others wait for stay. Returns the count."""
+        states = list(dict.fromkeys(states or ["completed", "canceled"]))
+        for state in states:
+            if parse_state(state) not in FINISHED:
+                raise InvalidInput(
+                    f"only finished jobs can be purged ({', '.join(FINISHED)}), not {state}"
+                )
+        if older_than is not None and older_than < 0:
+            raise InvalidInput(f"older-than must be >= 0 seconds, got {older_than:g}")
+        before = None if older_than is None else self.store.now() - older_than
+        total = 0
+        while True:
+            deleted = self.store.purge(states, before, batch)
+            total += deleted
+            if deleted < batch:
+                return total
+
+    def pause(self, queues: list[str]) -> list[str]:
+        """Pools stop claiming from these queues; running jobs finish."""
+        queues = [check_queue(q) for q in dict.fromkeys(queues)]
+        self.store.pause(queues)
+        return queues
+
+    def resume(self, queues: list[str]) -> list[str]:
+        """Undo pause; returns the queues that were paused."""
+        return self.store.resume([check_queue(q) for q in dict.fromkeys(queues)])
+
+    def paused_queues(self) -> dict[str, float]:
+        return self.store.paused_queues()
+
+    # ------------------------------------------------------------ schedules
+
+    def add_schedule(
+        self, name: str, cron: str, spec: dict, tz: str | None = None, cwd: str | None = None
+    ) -> dict:
+        """A cron schedule that running pools turn into jobs; returns it with its first tick."""
+        from .schedules import build_schedule
+
+        spec = {"cwd": cwd or os.getcwd(), **spec}
+        schedule = build_schedule(name, cron, spec, tz, self.store.now())
+        self.store.add_schedule(schedule)
+        return schedule
+
+    def schedules(self) -> list[dict]:
+        return self.store.schedules()
+
+    def remove_schedule(self, name: str) -> None:
+        if not self.store.remove_schedule(check_name(name, "schedule name")):
+            raise ScheduleNotFound(name)
+
+    def pause_schedule(self, name: str, paused: bool = True) -> None:
+        """Pause a schedule, or resume it: it then runs from its next tick on (the
+        ticks missed while paused are skipped)."""
+        from .schedules import next_tick
+
+        check_name(name, "schedule name")
+        found = {s["name"]: s for s in self.store.schedules()}.get(name)
+        if found is None:
+            raise ScheduleNotFound(name)
+        next_at = None if paused else next_tick(found["cron"], found["tz"], self.store.now())
+        if not self.store.set_schedule_paused(name, paused, next_at):
+            raise ScheduleNotFound(name)
 
     # ------------------------------------------------------------ config
 

@@ -132,6 +132,24 @@ SETTINGS: dict[str, Setting] = {
             64 * 1024 * 1024,
             " bytes",
         ),
+        Setting(
+            "completed-retention",
+            "duration",
+            0.0,
+            "pools delete completed jobs this long after they finished; 0 = keep them",
+            0.0,
+            10 * 365 * 86400.0,
+            " s",
+        ),
+        Setting(
+            "canceled-retention",
+            "duration",
+            0.0,
+            "pools delete canceled jobs this long after they were canceled; 0 = keep them",
+            0.0,
+            10 * 365 * 86400.0,
+            " s",
+        ),
     )
 }
 

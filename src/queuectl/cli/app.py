@@ -57,9 +57,20 @@ def cli(ctx: click.Context, db: str | None, debug: bool) -> None:
 
 
 def _register() -> None:
-    from . import config_cmd, db_cmd, dlq_cmd, enqueue_cmd, jobs_cmd, transfer_cmd, worker_cmd
+    from . import (
+        config_cmd,
+        control_cmd,
+        db_cmd,
+        dlq_cmd,
+        enqueue_cmd,
+        jobs_cmd,
+        schedule_cmd,
+        transfer_cmd,
+        worker_cmd,
+    )
 
-    modules = (enqueue_cmd, jobs_cmd, worker_cmd, dlq_cmd, config_cmd, transfer_cmd, db_cmd)
+    modules = (enqueue_cmd, jobs_cmd, control_cmd, worker_cmd, dlq_cmd, schedule_cmd,
+               config_cmd, transfer_cmd, db_cmd)  # fmt: skip
     for module in modules:
         for command in module.COMMANDS:
             cli.add_command(command)

@@ -29,6 +29,23 @@ from ..errors import InvalidInput
     help="Extra environment variable (repeatable).",
 )
 @click.option(
+    "--after",
+    "after",
+    multiple=True,
+    metavar="ID",
+    help="Run only after job ID completed (repeatable).",
+)
+@click.option(
+    "--unique",
+    is_flag=True,
+    help="If a job with this id is waiting or running, print its id instead of failing.",
+)
+@click.option(
+    "--unique-key",
+    metavar="KEY",
+    help="At most one waiting or running job per KEY: print that job's id if there is one.",
+)
+@click.option(
     "-f",
     "--file",
     "jobs_file",
@@ -49,6 +66,9 @@ def enqueue(
     queue,
     cwd,
     env,
+    after,
+    unique,
+    unique_key,
     jobs_file,
 ):
     """Add a job (or many) and print its id.
@@ -56,6 +76,7 @@ def enqueue(
     \b
     queuectl enqueue '{"id":"job1","command":"sleep 2"}'
     queuectl enqueue --command 'make test' --max-retries 5 --timeout 10m
+    queuectl enqueue --command 'make deploy' --after build --after test
     queuectl enqueue --file jobs.jsonl
     """
     flags = {
@@ -67,10 +88,13 @@ def enqueue(
         "timeout": timeout,
         "queue": queue,
         "cwd": os.path.abspath(cwd) if cwd else None,
+        "depends_on": list(after) or None,
+        "unique": unique or None,
+        "unique_key": unique_key,
     }
     flags = {k: v for k, v in flags.items() if v is not None}
     if env:
-        flags["env"] = dict(_env_pair(pair) for pair in env)
+        flags["env"] = dict(env_pair(pair) for pair in env)
     sources = [s for s in (job_json, command, jobs_file) if s is not None]
     if len(sources) != 1:
         raise InvalidInput("give one of: a JSON job, --command CMD, or --file FILE")
@@ -88,7 +112,7 @@ def enqueue(
     click.echo(obj.queue.enqueue_many([{"command": command, **flags}])[0])
 
 
-def _env_pair(pair: str) -> tuple[str, str]:
+def env_pair(pair: str) -> tuple[str, str]:
     name, sep, value = pair.partition("=")
     if not sep or not name:
         raise InvalidInput(f"--env must look like NAME=VALUE, got {pair!r}")

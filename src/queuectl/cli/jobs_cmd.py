@@ -22,10 +22,15 @@ def status(obj, as_json):
     counts = queue.counts()
     workers = queue.workers()
     if as_json:
-        emit_json({"jobs": counts, "workers": [w.to_dict() for w in workers]})
+        emit_json({"jobs": counts, "workers": [w.to_dict() for w in workers],
+                   "paused_queues": list(queue.paused_queues())})  # fmt: skip
         return
     table(["state", "jobs"], [(state, counts[state]) for state in STATES], title="Jobs")
     click.echo()
+    paused = queue.paused_queues()
+    if paused:
+        click.echo(f"Paused queues: {', '.join(paused)} (resume with: queuectl resume QUEUE)")
+        click.echo()
     if not workers:
         click.echo("Workers: none running (start one with: queuectl worker start)")
         return
@@ -63,7 +68,7 @@ def render_jobs(jobs, as_json: bool) -> None:
     if as_json:
         emit_json([job.to_dict() for job in jobs])
         return
-    headers = ["id", "state", "attempts", "priority", "queue", "run at", "updated", "last error",
+    headers = ["id", "state", "attempts", "priority", "queue", "run at", "updated", "note",
                "command"]  # fmt: skip
     rows = []
     for job in jobs:
@@ -71,7 +76,7 @@ def render_jobs(jobs, as_json: bool) -> None:
         waiting = d["state"] in CLAIMABLE
         rows.append((d["id"], d["state"], d["attempts"], d["priority"], d["queue"],
                      short_time(d["run_at"]) if waiting else "", short_time(d["updated_at"]),
-                     d["last_error"] or "", d["command"]))  # fmt: skip
+                     job.waiting_reason() or d["last_error"] or "", d["command"]))  # fmt: skip
     table(headers, rows)
 
 
@@ -81,16 +86,20 @@ def render_jobs(jobs, as_json: bool) -> None:
 @click.pass_obj
 def show(obj, job_id, as_json):
     """Every field of one job."""
-    d = obj.queue.get(job_id).to_dict()
+    job = obj.queue.get(job_id)
+    d = job.to_dict()
     if as_json:
         emit_json(d)
         return
+    d["waiting_for"] = job.waiting_reason()
     width = max(len(k) for k in d)
     for key, value in d.items():
-        if value is None:
+        if value is None or value == "":
             value = "-"
         elif isinstance(value, dict):
             value = " ".join(f"{k}={v}" for k, v in value.items()) or "-"
+        elif isinstance(value, list):
+            value = ", ".join(value)
         click.echo(f"{key.ljust(width)}  {value}")
 
 

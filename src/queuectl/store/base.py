@@ -105,8 +105,13 @@ class Store:
         return nullcontext()
 
     # ---- jobs
-    def add(self, rows: list[dict]) -> None:
-        """Insert all rows or none; an id that exists raises DuplicateJob. Wakes idle pools."""
+    def add(self, rows: list[dict]) -> list[str]:
+        """Insert all rows or none; an id that exists raises DuplicateJob. Wakes idle pools.
+
+        Dependencies (`depends_on`) must exist (or come earlier in `rows`), else
+        UnknownDependency; the job waits for those not completed. A row with `unique`
+        whose id exists unfinished, or with a `unique_key` an unfinished job holds, is not
+        inserted: the existing job's id stands in for it. Returns the ids, in order."""
         raise NotImplementedError
 
     def get(self, job_id: str) -> Job | None:
@@ -140,7 +145,8 @@ class Store:
         self, worker_id: str, queues: list[str] | None, limit: int, lease: float
     ) -> list[Job]:
         """Atomically take up to `limit` due jobs (pending/failed, run_at <= now, in `queues`
-        if given), highest priority first, then earliest run_at, then insertion order.
+        if given, queue not paused, dependencies completed), highest priority first, then
+        earliest run_at, then insertion order.
         They become `processing` with attempts + 1, held by `worker_id` until now + lease."""
         raise NotImplementedError
 
@@ -163,30 +169,92 @@ class Store:
             done = self.finish(worker_id, outcomes) if outcomes else []
             return done, (self.claim(worker_id, queues, limit, lease) if limit > 0 else [])
 
-    def heartbeat(self, worker_id: str, lease: float) -> tuple[bool | None, set[str]]:
+    def heartbeat(self, worker_id: str, lease: float) -> tuple[bool | None, set[str], set[str]]:
         """Extend the leases of the worker's jobs to now + lease and mark it alive.
-        Returns (stop requested?, ids of the jobs it still holds); stop is None when the
-        worker is not registered (it was forgotten after looking dead)."""
+        Returns (stop requested?, ids of the jobs it still holds, ids of those whose
+        cancel was asked); stop is None when the worker is not registered (it was
+        forgotten after looking dead)."""
         raise NotImplementedError
 
     def finish(self, worker_id: str, outcomes: list[Outcome]) -> list[str]:
         """Record outcomes, each only if its job is still processing and held by
-        `worker_id` (fencing). Returns the ids that were recorded."""
+        `worker_id` (fencing); a failed run of a job whose cancel was asked ends canceled.
+        Completing a job unblocks the jobs that depend on it. Returns the ids recorded."""
         raise NotImplementedError
 
     def release(self, worker_id: str, job_ids: list[str]) -> list[str]:
         """Hand jobs back without spending an attempt (aborted by a shutdown): fenced like
-        finish; the job becomes pending (or failed if it had run before) and due now."""
+        finish; the job becomes pending (or failed if it had run before) and due now, or
+        canceled if its cancel was asked."""
         raise NotImplementedError
 
     def reap(self, forget_workers_after: float = 3600.0) -> list[str]:
-        """Jobs whose lease expired become failed and due now, or dead if their attempts
-        are spent (attempts > max_retries). Forgets workers that stopped heartbeating."""
+        """Jobs whose lease expired become failed and due now, dead if their attempts are
+        spent (attempts > max_retries), or canceled if that was asked. Forgets workers
+        that stopped heartbeating."""
         raise NotImplementedError
 
     def revive(self, job_ids: list[str] | None) -> list[str]:
         """Dead jobs back to pending with attempts 0: the listed ids (all must be dead,
         else nothing changes and Conflict/JobNotFound is raised) or, with None, every dead job."""
+        raise NotImplementedError
+
+    def cancel(self, job_ids: list[str]) -> list[tuple[str, str]]:
+        """Cancel jobs, all or none (JobNotFound, or Conflict unless each is pending,
+        failed or processing): waiting ones become canceled at once; running ones are
+        marked and killed by their pool. Returns (id, 'canceled' or 'canceling')."""
+        raise NotImplementedError
+
+    def retry(self, job_ids: list[str]) -> list[str]:
+        """Run failed jobs now instead of after their backoff, and dead ones again with
+        attempts reset; all or none (JobNotFound, or Conflict for other states)."""
+        raise NotImplementedError
+
+    def requeue(self, job_ids: list[str]) -> list[str]:
+        """Completed or canceled jobs run again as new (attempts reset; id, created_at and
+        the last run's output and error kept until replaced); all or none."""
+        raise NotImplementedError
+
+    def purge(self, states: list[str], finished_before: float | None, limit: int) -> int:
+        """Delete up to `limit` jobs in `states` that finished before `finished_before`
+        (any time when None), oldest first, with their output, keeping any job that
+        another job still waits for. Returns how many went (call again until < limit)."""
+        raise NotImplementedError
+
+    # ---- paused queues
+    def pause(self, queues: list[str]) -> None:
+        """Pools stop claiming from these queues (running jobs go on). Wakes no one."""
+        raise NotImplementedError
+
+    def resume(self, queues: list[str]) -> list[str]:
+        """Undo pause; returns the queues that were paused. Wakes idle pools."""
+        raise NotImplementedError
+
+    def paused_queues(self) -> dict[str, float]:
+        """Paused queue -> when it was paused."""
+        raise NotImplementedError
+
+    # ---- schedules
+    def add_schedule(self, schedule: dict) -> None:
+        """Insert a schedule row (name, cron, tz, spec as JSON text, next_at, created_at);
+        a name that exists raises Conflict."""
+        raise NotImplementedError
+
+    def remove_schedule(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def set_schedule_paused(self, name: str, paused: bool, next_at: float | None) -> bool:
+        """Pause or resume a schedule (resuming sets its next tick). False: no such name."""
+        raise NotImplementedError
+
+    def schedules(self) -> list[dict]:
+        """Every schedule row as a dict, by name."""
+        raise NotImplementedError
+
+    def fire_schedule(self, name: str, tick: float, next_at: float, row: dict) -> bool:
+        """Enqueue one run of a schedule, exactly once however many pools try: only if its
+        next tick is still `tick` (and it is not paused), move it to `next_at` and add
+        `row` in the same transaction. False when another pool did it first."""
         raise NotImplementedError
 
     # ---- config

@@ -21,11 +21,13 @@ from psycopg import errors as pg_errors
 from ..errors import Conflict, DuplicateJob, JobNotFound, StoreUnavailable
 from ..jobs import Job
 from .base import Outcome, Store, WorkerInfo
+from .control import READY_NOW, REAPED, SharedControl
 from .reads import SharedReads
 from .rows import (
     COLUMNS,
     IMPORT_COLUMNS,
     NEW_COLUMNS,
+    claim_order,
     import_values,
     job_from_row,
     new_job_values,
@@ -40,8 +42,8 @@ EPOCH = "extract(epoch from now())::double precision"
 
 
 _PROMOTE = (
-    "UPDATE jobs SET ready = true WHERE seq IN (SELECT seq FROM jobs"
-    " WHERE NOT ready AND state IN ('pending', 'failed')"
+    f"UPDATE jobs SET ready = {READY_NOW} WHERE seq IN (SELECT seq FROM jobs"
+    " WHERE ready = 0 AND state IN ('pending', 'failed') AND blockers = 0"
     f" AND run_at <= {EPOCH} FOR UPDATE SKIP LOCKED)"
 )
 # Outcomes as arrays -> `done` (fenced: only jobs still processing and held by %(worker)s),
@@ -50,9 +52,11 @@ _FINISH_CTES = (
     "o AS (SELECT * FROM unnest(%(ids)s::text[], %(states)s::text[], %(codes)s::int[],"
     " %(errors)s::text[], %(delays)s::float8[], %(outputs)s::bytea[])"
     " AS o(id, state, code, error, delay, output)),"
-    " done AS (UPDATE jobs j SET state = o.state, exit_code = o.code, last_error = o.error,"
-    f" run_at = {EPOCH} + o.delay, updated_at = {EPOCH},"
-    f" finished_at = CASE WHEN o.state = 'failed' THEN NULL ELSE {EPOCH} END,"
+    # a failed run of a job whose cancel was asked is not retried
+    " done AS (UPDATE jobs j SET state = CASE WHEN o.state = 'failed' AND j.cancel_requested"
+    " THEN 'canceled' ELSE o.state END, exit_code = o.code, last_error = o.error,"
+    f" run_at = {EPOCH} + o.delay, updated_at = {EPOCH}, finished_at = CASE"
+    f" WHEN o.state = 'failed' AND NOT j.cancel_requested THEN NULL ELSE {EPOCH} END,"
     " lease_until = NULL FROM o"
     " WHERE j.id = o.id AND j.state = 'processing' AND j.worker_id = %(worker)s"
     " RETURNING j.seq, j.id, o.output),"
@@ -73,8 +77,10 @@ def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-class PostgresStore(SharedReads, Store):
+class PostgresStore(SharedReads, SharedControl, Store):
     PARAM = "%s"
+    NOW = EPOCH
+    LOCK = " FOR UPDATE"
 
     def __init__(self, url: str, *, durable: bool = True, migrate: bool = True):
         self.url = url
@@ -125,6 +131,14 @@ class PostgresStore(SharedReads, Store):
         conn = self._connection()
         with self._errors(conn):
             return conn.execute(query, params).fetchall()
+
+    def _in(self, values) -> tuple[str, list]:
+        return " = ANY(%s)", [list(values)]
+
+    def _wake(self) -> None:
+        conn = self._connection()
+        with self._errors(conn):
+            conn.execute(f"NOTIFY {CHANNEL}")
 
     def _drop(self, conn) -> None:
         try:
@@ -187,16 +201,30 @@ class PostgresStore(SharedReads, Store):
 
     # ------------------------------------------------------------ jobs
 
-    def add(self, rows: list[dict]) -> None:
-        try:
-            with self._tx() as conn:
-                now = conn.execute(f"SELECT {EPOCH}").fetchone()[0]
-                with conn.cursor().copy(f"COPY jobs ({NEW_COLUMNS}) FROM STDIN") as copy:
-                    for r in rows:
-                        copy.write_row(new_job_values(r, now))
-                conn.execute(f"NOTIFY {CHANNEL}")
-        except pg_errors.UniqueViolation:
-            raise DuplicateJob(self._first_duplicate([r["id"] for r in rows])) from None
+    def add(self, rows: list[dict]) -> list[str]:
+        checked = any(r["depends_on"] or r["unique"] or r["unique_key"] for r in rows)
+        for attempt in range(2):
+            try:
+                with self._tx() as conn:
+                    now = conn.execute(f"SELECT {EPOCH}").fetchone()[0]
+                    if checked:
+                        ids = self._insert_rows(conn, rows, now, columns=NEW_COLUMNS,
+                                                values=new_job_values,
+                                                deps_of=lambda r: r["depends_on"])  # fmt: skip
+                    else:
+                        paused = {q for (q,) in conn.execute("SELECT queue FROM paused_queues")}
+                        with conn.cursor().copy(f"COPY jobs ({NEW_COLUMNS}) FROM STDIN") as copy:
+                            for r in rows:
+                                copy.write_row(new_job_values(r, now, paused))
+                        ids = [r["id"] for r in rows]
+                    conn.execute(f"NOTIFY {CHANNEL}")
+                return ids
+            except pg_errors.UniqueViolation:
+                # A unique job enqueued at the same moment by another process: once it
+                # committed, the second attempt finds it and returns its id.
+                if not (checked and attempt == 0):
+                    raise DuplicateJob(self._first_duplicate([r["id"] for r in rows])) from None
+        raise AssertionError("unreachable")
 
     def _first_duplicate(self, ids: list[str]) -> str:
         seen: set[str] = set()
@@ -210,9 +238,9 @@ class PostgresStore(SharedReads, Store):
     def import_jobs(self, rows: list[dict]) -> None:
         try:
             with self._tx() as conn:
-                with conn.cursor().copy(f"COPY jobs ({IMPORT_COLUMNS}) FROM STDIN") as copy:
-                    for r in rows:
-                        copy.write_row(import_values(r))
+                now = conn.execute(f"SELECT {EPOCH}").fetchone()[0]
+                self._insert_rows(conn, rows, now, columns=IMPORT_COLUMNS, values=import_values,
+                                  deps_of=lambda r: r["waits"], dedupe=False)  # fmt: skip
                 outputs = [(r["output"], r["id"]) for r in rows if r["output"]]
                 if outputs:
                     conn.cursor().executemany(
@@ -238,7 +266,7 @@ class PostgresStore(SharedReads, Store):
             "states": [o.state for o in outcomes],
             "codes": [o.exit_code for o in outcomes],
             "errors": [o.error for o in outcomes],
-            "delays": [o.retry_delay if o.state == "failed" else 0.0 for o in outcomes],
+            "delays": [float(o.retry_delay) if o.state == "failed" else 0.0 for o in outcomes],
             "outputs": [bytes(o.output or b"") for o in outcomes],
         }  # fmt: skip
         conn = self._connection()
@@ -252,26 +280,28 @@ class PostgresStore(SharedReads, Store):
                 f"WITH {_FINISH_CTES},"
                 " claimed AS (UPDATE jobs SET state = 'processing', attempts = attempts + 1,"
                 f" worker_id = %(worker)s, lease_until = {EPOCH} + %(lease)s,"
-                f" started_at = {EPOCH}, updated_at = {EPOCH}, finished_at = NULL, ready = false"
-                f" WHERE seq IN (SELECT seq FROM jobs WHERE ready{in_queues}"
+                f" started_at = {EPOCH}, updated_at = {EPOCH}, finished_at = NULL, ready = 0"
+                f" WHERE seq IN (SELECT seq FROM jobs WHERE ready = 1{in_queues}"
+                # a job made ready while its queue was being paused is not taken
+                " AND queue NOT IN (SELECT queue FROM paused_queues)"
                 " ORDER BY priority DESC, run_at, seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
-                f" RETURNING {COLUMNS})"
+                f" RETURNING {COLUMNS}, seq)"
                 # one row at least, so the finished ids arrive even when nothing is claimed
-                " SELECT d.ids, c.* FROM (SELECT array_agg(id) AS ids FROM done) d"
+                " SELECT c.*, d.ids FROM (SELECT array_agg(id) AS ids FROM done) d"
                 " LEFT JOIN claimed c ON true",
                 params,
             ).fetchall()
-        finished = set(rows[0][0] or ())
-        jobs = [job_from_row(row[1:]) for row in rows if row[1] is not None]
-        jobs.sort(key=lambda j: (-j.priority, j.run_at))
+        finished = set(rows[0][-1] or ())
+        claimed = sorted((row[:-1] for row in rows if row[0] is not None), key=claim_order)
+        jobs = [job_from_row(row) for row in claimed]
         return [o.job_id for o in outcomes if o.job_id in finished], jobs
 
     def seconds_until_due(self, queues) -> float | None:
         in_queues = " AND queue = ANY(%(queues)s)" if queues else ""
         rows = self._read(
-            f"SELECT CASE WHEN EXISTS (SELECT 1 FROM jobs WHERE ready{in_queues}) THEN 0.0"
-            f" ELSE min(run_at) - {EPOCH} END FROM jobs"
-            f" WHERE NOT ready AND state IN ('pending', 'failed'){in_queues}",
+            f"SELECT CASE WHEN EXISTS (SELECT 1 FROM jobs WHERE ready = 1{in_queues}) THEN 0.0"
+            f" ELSE min(run_at) - {EPOCH} END FROM jobs WHERE ready = 0"
+            f" AND state IN ('pending', 'failed') AND blockers = 0{in_queues}",
             {"queues": queues},
         )
         return None if rows[0][0] is None else max(0.0, rows[0][0])
@@ -284,20 +314,22 @@ class PostgresStore(SharedReads, Store):
             ).fetchone()
             held = conn.execute(
                 f"UPDATE jobs SET lease_until = {EPOCH} + %s"
-                " WHERE worker_id = %s AND state = 'processing' RETURNING id",
+                " WHERE worker_id = %s AND state = 'processing' RETURNING id, cancel_requested",
                 (lease, worker_id),
             ).fetchall()
-        return (None if worker is None else bool(worker[0])), {row[0] for row in held}
+        stop = None if worker is None else bool(worker[0])
+        return stop, {row[0] for row in held}, {row[0] for row in held if row[1]}
 
     def finish(self, worker_id, outcomes: list[Outcome]) -> list[str]:
         return self.finish_and_claim(worker_id, outcomes, None, 0, 0.0)[0]
 
     def release(self, worker_id, job_ids) -> list[str]:
         rows = self._read(
-            "UPDATE jobs SET attempts = attempts - 1,"
-            " state = CASE WHEN attempts > 1 THEN 'failed' ELSE 'pending' END,"
+            "UPDATE jobs SET attempts = attempts - 1, state = CASE WHEN cancel_requested"
+            " THEN 'canceled' WHEN attempts > 1 THEN 'failed' ELSE 'pending' END,"
+            f" finished_at = CASE WHEN cancel_requested THEN {EPOCH} END,"
             f" run_at = {EPOCH}, updated_at = {EPOCH}, worker_id = NULL, lease_until = NULL,"
-            " ready = true"
+            f" ready = CASE WHEN cancel_requested THEN 0 ELSE {READY_NOW} END"
             " WHERE state = 'processing' AND worker_id = %s AND id = ANY(%s) RETURNING id",
             (worker_id, list(job_ids)),
         )
@@ -306,12 +338,9 @@ class PostgresStore(SharedReads, Store):
     def reap(self, forget_workers_after: float = 3600.0) -> list[str]:
         with self._tx() as conn:
             rows = conn.execute(
-                "UPDATE jobs SET"
-                " state = CASE WHEN attempts > max_retries THEN 'dead' ELSE 'failed' END,"
-                f" finished_at = CASE WHEN attempts > max_retries THEN {EPOCH} END,"
-                " last_error = 'lease expired: worker ' || worker_id || ' stopped heartbeating',"
-                f" exit_code = NULL, run_at = {EPOCH}, updated_at = {EPOCH}, worker_id = NULL,"
-                " lease_until = NULL, ready = attempts <= max_retries"
+                f"UPDATE jobs SET {REAPED}, finished_at = CASE WHEN cancel_requested"
+                f" OR attempts > max_retries THEN {EPOCH} END,"
+                f" run_at = {EPOCH}, updated_at = {EPOCH}"
                 " WHERE seq IN (SELECT seq FROM jobs WHERE state = 'processing'"
                 f" AND lease_until < {EPOCH} FOR UPDATE SKIP LOCKED) RETURNING id"
             ).fetchall()
@@ -342,7 +371,8 @@ class PostgresStore(SharedReads, Store):
                 where, params = "state = 'dead' AND id = ANY(%s)", (list(job_ids),)
             rows = conn.execute(
                 f"UPDATE jobs SET state = 'pending', attempts = 0, run_at = {EPOCH},"
-                f" updated_at = {EPOCH}, finished_at = NULL, worker_id = NULL, ready = true"
+                f" updated_at = {EPOCH}, finished_at = NULL, worker_id = NULL,"
+                f" ready = {READY_NOW}"
                 f" WHERE {where} RETURNING id",
                 params,
             ).fetchall()

@@ -14,9 +14,13 @@ class SharedReads:
     def _read(self, query: str, params=()) -> list:
         raise NotImplementedError
 
+    def _in(self, values) -> tuple[str, list]:
+        """` IN (...)` for a list of values: the SQL and its parameters."""
+        return f" IN ({','.join('?' * len(values))})", list(values)
+
     def get(self, job_id: str) -> Job | None:
         rows = self._read(f"SELECT {COLUMNS} FROM jobs WHERE id = {self.PARAM}", (job_id,))
-        return job_from_row(rows[0]) if rows else None
+        return self._with_waits([job_from_row(rows[0])])[0] if rows else None
 
     def jobs(self, state=None, queue=None, limit=None) -> list[Job]:
         where, params = [], []
@@ -33,7 +37,23 @@ class SharedReads:
         if limit is not None:
             query += f" LIMIT {self.PARAM}"
             params.append(limit)
-        return [job_from_row(row) for row in self._read(query, params)]
+        return self._with_waits([job_from_row(row) for row in self._read(query, params)])
+
+    def _with_waits(self, jobs: list[Job]) -> list[Job]:
+        """Fill `waiting_for` of the jobs that wait for dependencies (one query)."""
+        blocked = {job.id: job for job in jobs if job.blockers}
+        for job in blocked.values():
+            job.waiting_for = []
+        for start in range(0, len(blocked), 500):
+            ids = list(blocked)[start : start + 500]
+            sql, params = self._in(ids)
+            for job_id, dep_id, dep_state in self._read(
+                "SELECT w.id, d.id, d.state FROM job_deps x JOIN jobs w ON w.seq = x.job_seq"
+                f" JOIN jobs d ON d.seq = x.dep_seq WHERE w.id{sql} ORDER BY d.seq",
+                params,
+            ):
+                blocked[job_id].waiting_for.append((dep_id, dep_state))  # type: ignore[union-attr]
+        return jobs
 
     def counts(self) -> dict[str, int]:
         return dict(self._read("SELECT state, count(*) FROM jobs GROUP BY state"))
@@ -57,8 +77,25 @@ class SharedReads:
                 f" ORDER BY j.seq LIMIT {self.PARAM}",
                 (after, batch_size),
             )
-            for row in rows:
-                yield job_from_row(row[2:]), bytes(row[1] or b"")
+            jobs = self._with_waits([job_from_row(row[2:]) for row in rows])
+            for job, row in zip(jobs, rows):
+                yield job, bytes(row[1] or b"")
             if len(rows) < batch_size:
                 return
             after = rows[-1][0]
+
+    def paused_queues(self) -> dict[str, float]:
+        return dict(self._read("SELECT queue, paused_at FROM paused_queues ORDER BY queue"))
+
+    def schedules(self) -> list[dict]:
+        import json
+
+        names = ("name", "cron", "tz", "spec", "next_at", "paused", "created_at", "last_at",
+                 "last_job")  # fmt: skip
+        found = []
+        for row in self._read(f"SELECT {', '.join(names)} FROM schedules ORDER BY name"):
+            schedule = dict(zip(names, row))
+            schedule["spec"] = json.loads(schedule["spec"])
+            schedule["paused"] = bool(schedule["paused"])
+            found.append(schedule)
+        return found

@@ -17,11 +17,13 @@ from contextlib import contextmanager
 from ..errors import Conflict, DuplicateJob, JobNotFound, StoreUnavailable
 from ..jobs import Job
 from .base import Outcome, Store, WorkerInfo
+from .control import READY_NOW, REAPED, SharedControl
 from .reads import SharedReads
 from .rows import (
     COLUMNS,
     IMPORT_COLUMNS,
     NEW_COLUMNS,
+    claim_order,
     import_values,
     job_from_row,
     new_job_values,
@@ -29,12 +31,12 @@ from .rows import (
 )
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations", "sqlite")
-_INSERT = f"INSERT INTO jobs ({NEW_COLUMNS}) VALUES ({', '.join('?' * 12)})"
+_INSERT = f"INSERT INTO jobs ({NEW_COLUMNS}) VALUES ({', '.join('?' * 15)})"
 # Scheduled jobs whose time has come become ready; runs inside every claim.
 # INDEXED BY: without statistics SQLite would pick jobs_state and read every pending job.
 _PROMOTE = (
-    "UPDATE jobs INDEXED BY jobs_scheduled SET ready = 1"
-    " WHERE ready = 0 AND state IN ('pending', 'failed') AND run_at <= ?"
+    f"UPDATE jobs INDEXED BY jobs_scheduled SET ready = {READY_NOW}"
+    " WHERE ready = 0 AND state IN ('pending', 'failed') AND blockers = 0 AND run_at <= ?"
 )
 
 
@@ -42,7 +44,21 @@ def _marks(values) -> str:
     return ",".join("?" * len(values))
 
 
-class SQLiteStore(SharedReads, Store):
+def _statements(path: str):
+    """The statements of an SQL file (a trigger's body holds semicolons of its own)."""
+    statement = ""
+    with open(path) as f:
+        for line in f:
+            statement += line
+            if sqlite3.complete_statement(statement):
+                yield statement
+                statement = ""
+
+
+class SQLiteStore(SharedReads, SharedControl, Store):
+    # The clock in SQL, for statements shared with PostgreSQL (millisecond precision).
+    NOW = "((julianday('now') - 2440587.5) * 86400.0)"
+
     def __init__(self, path: str, *, durable: bool = True, migrate: bool = True):
         self.path = path
         self.wake_dir = path + "-wake"
@@ -115,10 +131,8 @@ class SQLiteStore(SharedReads, Store):
             current = conn.execute("PRAGMA user_version").fetchone()[0]
             for version, path in steps:
                 if version > current:
-                    with open(path) as f:
-                        for statement in f.read().split(";\n"):
-                            if statement.strip():
-                                conn.execute(statement)
+                    for statement in _statements(path):
+                        conn.execute(statement)
                     conn.execute(f"PRAGMA user_version={version}")
                     applied.append(version)
         return applied
@@ -173,14 +187,31 @@ class SQLiteStore(SharedReads, Store):
 
     # ------------------------------------------------------------ jobs
 
-    def add(self, rows: list[dict]) -> None:
+    def add(self, rows: list[dict]) -> list[str]:
         now = time.time()
-        values = [new_job_values(r, now) for r in rows]
         try:
             with self._tx() as conn:
-                conn.executemany(_INSERT, values)
+                if any(r["depends_on"] or r["unique"] or r["unique_key"] for r in rows):
+                    ids = self._insert_rows(conn, rows, now, columns=NEW_COLUMNS,
+                                            values=new_job_values,
+                                            deps_of=lambda r: r["depends_on"])  # fmt: skip
+                else:
+                    paused = self._paused(conn)
+                    conn.executemany(_INSERT, [new_job_values(r, now, paused) for r in rows])
+                    ids = [r["id"] for r in rows]
         except sqlite3.IntegrityError:
             raise DuplicateJob(self._first_duplicate([r["id"] for r in rows])) from None
+        self._notify()
+        return ids
+
+    @staticmethod
+    def _paused(conn) -> set[str]:
+        return {q for (q,) in conn.execute("SELECT queue FROM paused_queues")}
+
+    def _in(self, values) -> tuple[str, list]:
+        return f" IN ({_marks(values)})", list(values)
+
+    def _wake(self) -> None:
         self._notify()
 
     def _first_duplicate(self, ids: list[str]) -> str:
@@ -197,11 +228,11 @@ class SQLiteStore(SharedReads, Store):
         return ids[0]
 
     def import_jobs(self, rows: list[dict]) -> None:
-        values = [import_values(r) for r in rows]
-        marks = _marks(values[0])
+        now = time.time()
         try:
             with self._tx() as conn:
-                conn.executemany(f"INSERT INTO jobs ({IMPORT_COLUMNS}) VALUES ({marks})", values)
+                self._insert_rows(conn, rows, now, columns=IMPORT_COLUMNS, values=import_values,
+                                  deps_of=lambda r: r["waits"], dedupe=False)  # fmt: skip
                 conn.executemany(
                     "INSERT INTO job_output (job_seq, output) SELECT seq, ? FROM jobs WHERE id = ?",
                     [(r["output"], r["id"]) for r in rows if r["output"]],
@@ -218,17 +249,15 @@ class SQLiteStore(SharedReads, Store):
             " lease_until = ?, started_at = ?, updated_at = ?, finished_at = NULL, ready = 0"
             f" WHERE seq IN (SELECT seq FROM jobs WHERE ready = 1{in_queues}"
             " ORDER BY priority DESC, run_at, seq LIMIT ?)"
-            f" RETURNING {COLUMNS}"
+            f" RETURNING {COLUMNS}, seq"
         )
         with self._tx() as conn:
             conn.execute(_PROMOTE, (now,))
             rows = conn.execute(
                 sql, (worker_id, now + lease, now, now, *(queues or ()), limit)
             ).fetchall()
-        jobs = [job_from_row(row) for row in rows]
         # RETURNING has no defined order; hand jobs out in claim order.
-        jobs.sort(key=lambda j: (-j.priority, j.run_at))
-        return jobs
+        return [job_from_row(row) for row in sorted(rows, key=claim_order)]
 
     def seconds_until_due(self, queues) -> float | None:
         in_queues = f" AND queue IN ({_marks(queues)})" if queues else ""
@@ -236,7 +265,7 @@ class SQLiteStore(SharedReads, Store):
             return 0.0
         rows = self._read(
             "SELECT min(run_at) FROM jobs INDEXED BY jobs_scheduled"
-            " WHERE ready = 0 AND state IN ('pending', 'failed')" + in_queues,
+            " WHERE ready = 0 AND state IN ('pending', 'failed') AND blockers = 0" + in_queues,
             queues or (),
         )
         return None if rows[0][0] is None else max(0.0, rows[0][0] - time.time())
@@ -251,31 +280,28 @@ class SQLiteStore(SharedReads, Store):
             held = conn.execute(
                 "UPDATE jobs INDEXED BY jobs_running SET lease_until = ?"
                 " WHERE worker_id = ? AND state = 'processing'"
-                " RETURNING id",
+                " RETURNING id, cancel_requested",
                 (now + lease, worker_id),
             ).fetchall()
-        return (None if worker is None else bool(worker[0])), {row[0] for row in held}
+        stop = None if worker is None else bool(worker[0])
+        return stop, {row[0] for row in held}, {row[0] for row in held if row[1]}
 
     def finish(self, worker_id, outcomes: list[Outcome]) -> list[str]:
         now = time.time()
         done = []
         with self._tx() as conn:
             for o in outcomes:
+                retry = o.state == "failed"
                 row = conn.execute(
-                    "UPDATE jobs SET state = ?, exit_code = ?, last_error = ?, run_at = ?,"
-                    " updated_at = ?, finished_at = ?, lease_until = NULL"
-                    " WHERE id = ? AND state = 'processing' AND worker_id = ? RETURNING seq",
-                    (
-                        o.state,
-                        o.exit_code,
-                        o.error,
-                        now + o.retry_delay if o.state == "failed" else now,
-                        now,
-                        None if o.state == "failed" else now,
-                        o.job_id,
-                        worker_id,
-                    ),
-                ).fetchone()
+                    # a failed run of a job whose cancel was asked is not retried
+                    "UPDATE jobs SET state = CASE WHEN ?1 AND cancel_requested THEN 'canceled'"
+                    " ELSE ?2 END, exit_code = ?3, last_error = ?4, run_at = ?5, updated_at = ?6,"
+                    " finished_at = CASE WHEN ?1 AND NOT cancel_requested THEN NULL ELSE ?6 END,"
+                    " lease_until = NULL"
+                    " WHERE id = ?7 AND state = 'processing' AND worker_id = ?8 RETURNING seq",
+                    (retry, o.state, o.exit_code, o.error, now + o.retry_delay if retry else now,
+                     now, o.job_id, worker_id),
+                ).fetchone()  # fmt: skip
                 if row is None:
                     continue  # fenced off: the lease was lost and the job is someone else's
                 done.append(o.job_id)
@@ -292,12 +318,14 @@ class SQLiteStore(SharedReads, Store):
         now = time.time()
         with self._tx() as conn:
             rows = conn.execute(
-                "UPDATE jobs SET attempts = attempts - 1,"
-                " state = CASE WHEN attempts > 1 THEN 'failed' ELSE 'pending' END,"
-                " run_at = ?, updated_at = ?, worker_id = NULL, lease_until = NULL, ready = 1"
-                f" WHERE state = 'processing' AND worker_id = ? AND id IN ({_marks(job_ids)})"
+                "UPDATE jobs SET attempts = attempts - 1, state = CASE WHEN cancel_requested"
+                " THEN 'canceled' WHEN attempts > 1 THEN 'failed' ELSE 'pending' END,"
+                " finished_at = CASE WHEN cancel_requested THEN ?1 END,"
+                " run_at = ?1, updated_at = ?1, worker_id = NULL, lease_until = NULL,"
+                f" ready = CASE WHEN cancel_requested THEN 0 ELSE {READY_NOW} END"
+                f" WHERE state = 'processing' AND worker_id = ?2 AND id IN ({_marks(job_ids)})"
                 " RETURNING id",
-                (now, now, worker_id, *job_ids),
+                (now, worker_id, *job_ids),
             ).fetchall()
         return [row[0] for row in rows]
 
@@ -305,12 +333,9 @@ class SQLiteStore(SharedReads, Store):
         now = time.time()
         with self._tx() as conn:
             rows = conn.execute(
-                "UPDATE jobs SET"
-                " state = CASE WHEN attempts > max_retries THEN 'dead' ELSE 'failed' END,"
-                " finished_at = CASE WHEN attempts > max_retries THEN ?1 END,"
-                " last_error = 'lease expired: worker ' || worker_id || ' stopped heartbeating',"
-                " exit_code = NULL, run_at = ?1, updated_at = ?1, worker_id = NULL,"
-                " lease_until = NULL, ready = attempts <= max_retries"
+                f"UPDATE jobs SET {REAPED},"
+                " finished_at = CASE WHEN cancel_requested OR attempts > max_retries THEN ?1 END,"
+                " run_at = ?1, updated_at = ?1"
                 " WHERE state = 'processing' AND lease_until < ?1 RETURNING id",
                 (now,),
             ).fetchall()
@@ -341,7 +366,8 @@ class SQLiteStore(SharedReads, Store):
                 where, params = f"state = 'dead' AND id IN ({_marks(job_ids)})", list(job_ids)
             rows = conn.execute(
                 "UPDATE jobs SET state = 'pending', attempts = 0, run_at = ?, updated_at = ?,"
-                f" finished_at = NULL, worker_id = NULL, ready = 1 WHERE {where} RETURNING id",
+                f" finished_at = NULL, worker_id = NULL, ready = {READY_NOW}"
+                f" WHERE {where} RETURNING id",
                 (now, now, *params),
             ).fetchall()
         if rows:

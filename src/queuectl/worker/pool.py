@@ -17,10 +17,15 @@ import time
 
 from ..errors import StoreUnavailable
 from ..retry import retry_delay
+from ..schedules import Scheduler
 from ..settings import Config
 from ..store import open_store
 from ..store.base import Outcome
 from .process import Run
+
+# Retention deletes at most this many jobs per transaction, this many times per heartbeat.
+PRUNE_BATCH = 500
+PRUNE_BATCHES = 10
 
 
 def new_worker_id() -> str:
@@ -69,6 +74,7 @@ class Pool:
         self.typical_run: float | None = None  # moving average of recent run times
         self.store_failures = 0
         self.store_retry_at = 0.0  # while the store is failing: when to try it again
+        self.housekeeping_due = False  # schedules and retention, after each heartbeat
 
     # ------------------------------------------------------------ life cycle
 
@@ -79,6 +85,7 @@ class Pool:
         self.selector = selectors.DefaultSelector()
         self.base_env = dict(os.environ)
         self.store.register_worker(self.id, self.host, os.getpid(), self.count, self.queues)
+        self.scheduler = Scheduler(self.store)
         self.wake_fd: int | None = None
         self.listen()
         restore = self._install_signal_handlers()
@@ -129,6 +136,8 @@ class Pool:
         self.start_ahead()  # before the round trip: freed slots refill at once
         claimed = self.talk_to_store()
         self.start_ahead()
+        if self.housekeeping_due:
+            self.housekeeping()
         if self.draining and self.ahead:
             self.unreleased += [job.id for job in self.ahead]  # handed back, attempt unspent
             self.ahead = []
@@ -183,20 +192,53 @@ class Pool:
         # A third of the lease leaves two chances to renew before it expires; at most 2 s
         # so that config changes and stop requests from other hosts arrive quickly.
         self.next_maintenance = now + min(2.0, lease / 3)
-        stop, held = self.store.heartbeat(self.id, lease)
+        stop, held, canceled = self.store.heartbeat(self.id, lease)
         if stop is None:  # our registration was forgotten (we looked dead): register again
             self.store.register_worker(self.id, self.host, os.getpid(), self.count, self.queues)
         elif stop and not self.draining:
             self.log(f"worker {self.id}: stop requested; finishing {len(self.running)} job(s)")
             self.draining = True
         self.ahead = [job for job in self.ahead if job.id in held]  # others were reaped
+        for job in [job for job in self.ahead if job.id in canceled]:
+            self.ahead.remove(job)
+            self.unrecorded.append(Outcome(job.id, "canceled", None, "canceled before it started"))
+            self.log(f"job {job.id}: canceled before it started")
         for job_id, run in self.running.items():
             if job_id not in held and run.stop_reason is None:
                 self.log(f"job {job_id}: lease lost (worker {self.id} looked dead); stopping it")
                 run.stop("lease lost", self.config["kill-grace"])
+            elif job_id in canceled and run.stop_reason is None:
+                self.log(f"job {job_id}: cancel requested; stopping it")
+                run.stop("canceled", self.config["kill-grace"])
         for job_id in self.store.reap(forget_workers_after=lease * 10):
             self.log(f"job {job_id}: lease expired, handed back for another run")
         self.config = Config(self.store.config())
+        self.housekeeping_due = True
+
+    def housekeeping(self) -> None:
+        """Enqueue due scheduled runs and delete jobs past their retention. Outside the
+        turn's transaction, and pruning in batches of their own, so claims never wait
+        long behind a big delete."""
+        self.housekeeping_due = False
+        try:
+            for job_id in self.scheduler.run_due(self.config["max-retries"]):
+                self.log(f"job {job_id}: enqueued by its schedule")
+            now = None
+            for state in ("completed", "canceled"):
+                retention = self.config[f"{state}-retention"]
+                if not retention:
+                    continue
+                now = now or self.store.now()
+                pruned = 0
+                for _ in range(PRUNE_BATCHES):
+                    deleted = self.store.purge([state], now - retention, PRUNE_BATCH)
+                    pruned += deleted
+                    if deleted < PRUNE_BATCH:
+                        break
+                if pruned:
+                    self.log(f"worker {self.id}: deleted {pruned} {state} job(s) past retention")
+        except StoreUnavailable as exc:
+            self.log(f"worker {self.id}: housekeeping skipped: {exc.message}")
 
     def record_and_claim(self) -> tuple[set[str], list]:
         """Hand the queued outcomes to the store and claim jobs for the free slots (one
@@ -303,6 +345,11 @@ class Pool:
         if run.stop_reason in ("abort", "lease lost"):
             self.unreleased.append(job.id)
             self.log(f"job {job.id}: stopped ({run.stop_reason}); handing it back")
+            return
+        if run.stop_reason == "canceled":
+            self.unrecorded.append(Outcome(job.id, "canceled", code, "canceled while running",
+                                           output))  # fmt: skip
+            self.log(f"job {job.id}: canceled")
             return
         if code == 0 and start_error is None:
             self.unrecorded.append(Outcome(job.id, "completed", 0, None, output))

@@ -73,7 +73,8 @@ class Run:
         self.out_fd: int | None = None
         self.pid_fd: int | None = None
         self.started = 0.0
-        self.stop_reason: str | None = None  # "timeout", "abort" or "lease lost" once we kill
+        # why we kill it: "timeout", "abort", "lease lost" or "canceled"
+        self.stop_reason: str | None = None
         self.kill_at: float | None = None  # when SIGKILL follows the SIGTERM
         self.start_error: tuple[int | None, str] | None = None
 

@@ -1,0 +1,85 @@
+"""Commands that act on jobs and queues: cancel, retry, requeue, purge, pause, resume."""
+
+from __future__ import annotations
+
+import click
+
+from ..timeutil import parse_duration
+
+ids_argument = click.argument("job_ids", nargs=-1, required=True, metavar="ID...")
+
+
+@click.command()
+@ids_argument
+@click.pass_obj
+def cancel(obj, job_ids):
+    """Cancel jobs (all named or none): pending and failed jobs at once; a running job is
+    killed (its whole process group) by the pool that runs it. Canceled jobs are never
+    retried; `requeue` runs them again."""
+    for job_id, state in obj.queue.cancel(list(job_ids)):
+        note = "" if state == "canceled" else " (its pool is stopping it)"
+        click.echo(f"{job_id}: {state}{note}")
+
+
+@click.command()
+@ids_argument
+@click.pass_obj
+def retry(obj, job_ids):
+    """Run failed jobs now instead of after their backoff, and dead jobs again (attempts
+    start over). All named or none."""
+    for job_id in obj.queue.retry(list(job_ids)):
+        click.echo(job_id)
+
+
+@click.command()
+@ids_argument
+@click.pass_obj
+def requeue(obj, job_ids):
+    """Run completed or canceled jobs again, as new (attempts start over; the id and the
+    last run's output stay until the new run replaces them). All named or none."""
+    for job_id in obj.queue.requeue(list(job_ids)):
+        click.echo(job_id)
+
+
+@click.command()
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice(["completed", "canceled", "dead"]),
+    help="Purge jobs in this state (repeatable) [default: completed and canceled].",
+)
+@click.option(
+    "--older-than", metavar="DURATION", help="Only jobs that finished this long ago (7d, 12h)."
+)
+@click.pass_obj
+def purge(obj, states, older_than):
+    """Delete finished jobs and their output. Dead jobs go only with --state dead; a job
+    that another job still waits for is kept."""
+    age = None if older_than is None else parse_duration(older_than, "older-than")
+    count = obj.queue.purge(list(states) or None, age)
+    click.echo(f"purged {count} job(s)")
+
+
+@click.command()
+@click.argument("queues", nargs=-1, metavar="[QUEUE]...")
+@click.pass_obj
+def pause(obj, queues):
+    """Stop pools from claiming jobs of these queues [default: the default queue].
+    Running jobs finish; enqueueing goes on."""
+    for queue in obj.queue.pause(list(queues) or ["default"]):
+        click.echo(f"{queue}: paused")
+
+
+@click.command()
+@click.argument("queues", nargs=-1, metavar="[QUEUE]...")
+@click.pass_obj
+def resume(obj, queues):
+    """Let pools claim from paused queues again [default: the default queue]."""
+    queues = list(queues) or ["default"]
+    resumed = obj.queue.resume(queues)
+    for queue in queues:
+        click.echo(f"{queue}: {'resumed' if queue in resumed else 'was not paused'}")
+
+
+COMMANDS = [cancel, retry, requeue, purge, pause, resume]

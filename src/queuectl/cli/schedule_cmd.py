@@ -1,0 +1,101 @@
+"""`queuectl schedule`: cron schedules that running pools turn into jobs."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from ..timeutil import iso
+from .enqueue_cmd import env_pair
+from .jobs_cmd import json_option
+from .render import emit_json, short_time, table
+
+
+@click.group()
+def schedule():
+    """Cron schedules: running pools enqueue each due run exactly once.
+
+    \b
+    queuectl schedule add nightly '0 3 * * *' --command 'backup.sh' --tz Europe/Berlin
+    queuectl schedule list
+    """
+
+
+@schedule.command("add")
+@click.argument("name")
+@click.argument("cron")
+@click.option("-c", "--command", required=True, help="Shell command each run executes.")
+@click.option("--tz", help="Time zone the cron fields are read in [default: UTC].")
+@click.option("-q", "--queue", help="Queue of the runs [default: default].")
+@click.option("--priority", type=int, help="Higher runs first [default: 0].")
+@click.option("--max-retries", type=int, help="Retries of each run [default: config].")
+@click.option("--timeout", metavar="SECONDS", help="Kill a run after this long.")
+@click.option("--cwd", metavar="DIR", help="Run in this directory [default: the current one].")
+@click.option("-e", "--env", "env", multiple=True, metavar="NAME=VALUE",
+              help="Extra environment variable (repeatable).")  # fmt: skip
+@click.pass_obj
+def schedule_add(obj, name, cron, command, tz, queue, priority, max_retries, timeout, cwd, env):
+    """Add schedule NAME running on CRON: 5 fields (minute hour day-of-month month
+    day-of-week) or @hourly, @daily, @weekly, @monthly, @yearly.
+
+    Ticks missed while no pool runs give one catch-up run, not a burst.
+    """
+    spec = {"command": command, "queue": queue, "priority": priority,
+            "max_retries": max_retries, "timeout": timeout}  # fmt: skip
+    spec = {k: v for k, v in spec.items() if v is not None}
+    if env:
+        spec["env"] = dict(env_pair(pair) for pair in env)
+    added = obj.queue.add_schedule(
+        name, cron, spec, tz=tz, cwd=os.path.abspath(cwd) if cwd else None
+    )
+    click.echo(f"{added['name']}: next run {short_time(iso(added['next_at']))} UTC")
+
+
+@schedule.command("list")
+@json_option
+@click.pass_obj
+def schedule_list(obj, as_json):
+    """Schedules with their next run times."""
+    found = obj.queue.schedules()
+    if as_json:
+        emit_json([{**s, "next_at": iso(s["next_at"]), "created_at": iso(s["created_at"]),
+                    "last_at": iso(s["last_at"])} for s in found])  # fmt: skip
+        return
+    if not found:
+        click.echo("No schedules (add one with: queuectl schedule add NAME CRON --command CMD)")
+        return
+    rows = [(s["name"], s["cron"], s["tz"], "paused" if s["paused"] else "active",
+             "" if s["paused"] else short_time(iso(s["next_at"])),
+             s["last_job"] or "", s["spec"]["command"]) for s in found]  # fmt: skip
+    table(["name", "cron", "tz", "state", "next run (UTC)", "last job", "command"], rows)
+
+
+@schedule.command("remove")
+@click.argument("name")
+@click.pass_obj
+def schedule_remove(obj, name):
+    """Remove a schedule (jobs it enqueued stay)."""
+    obj.queue.remove_schedule(name)
+    click.echo(f"{name}: removed")
+
+
+@schedule.command("pause")
+@click.argument("name")
+@click.pass_obj
+def schedule_pause(obj, name):
+    """Stop enqueueing runs of a schedule."""
+    obj.queue.pause_schedule(name)
+    click.echo(f"{name}: paused")
+
+
+@schedule.command("resume")
+@click.argument("name")
+@click.pass_obj
+def schedule_resume(obj, name):
+    """Enqueue runs again from the next tick on (ticks missed while paused are skipped)."""
+    obj.queue.pause_schedule(name, paused=False)
+    click.echo(f"{name}: resumed")
+
+
+COMMANDS = [schedule]

@@ -1,0 +1,274 @@
+"""Write operations that both SQL backends run as they are: controlling jobs (cancel,
+retry, requeue, purge), pausing queues, schedules, and inserting jobs that depend on
+others or must be unique.
+
+The backend provides `_tx()` (a transaction yielding a connection whose `execute`
+returns a cursor), `_in()`, PARAM, NOW (an SQL expression of the store's clock in
+epoch seconds), LOCK (what locks the rows a check reads until the transaction ends)
+and `_wake()` (wakes idle pools; called after the commit).
+"""
+
+from __future__ import annotations
+
+import json
+
+from ..errors import Conflict, JobNotFound, UnknownDependency
+from ..jobs import UNFINISHED
+
+# The `ready` of a job that may run now: paused if its queue is paused (see rows.py).
+READY_NOW = "CASE WHEN queue IN (SELECT queue FROM paused_queues) THEN 2 ELSE 1 END"
+# A job whose lease expired: canceled if asked, dead if its attempts are spent, else
+# failed and due now (the finishing times are set by each backend).
+REAPED = (
+    "state = CASE WHEN cancel_requested THEN 'canceled'"
+    " WHEN attempts > max_retries THEN 'dead' ELSE 'failed' END,"
+    " ready = CASE WHEN cancel_requested OR attempts > max_retries THEN 0"
+    f" ELSE {READY_NOW} END,"
+    " last_error = 'lease expired: worker ' || worker_id || ' stopped heartbeating',"
+    " exit_code = NULL, worker_id = NULL, lease_until = NULL"
+)
+
+
+def _either(words) -> str:
+    return " or ".join(words) if len(words) < 3 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+class SharedControl:
+    PARAM = "?"
+    NOW = ""
+    LOCK = ""
+
+    def _tx(self):
+        raise NotImplementedError
+
+    def _in(self, values) -> tuple[str, list]:
+        raise NotImplementedError
+
+    def _wake(self) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ jobs
+
+    def _states(self, conn, job_ids, allowed, action: str, hint: str = "") -> dict[str, str]:
+        """The jobs' states, locked; JobNotFound or Conflict unless each is in `allowed`."""
+        sql, params = self._in(job_ids)
+        states = dict(
+            conn.execute(f"SELECT id, state FROM jobs WHERE id{sql}{self.LOCK}", params).fetchall()
+        )
+        for job_id in job_ids:
+            if job_id not in states:
+                raise JobNotFound(job_id)
+            if states[job_id] not in allowed:
+                raise Conflict(
+                    f"job {job_id!r} is {states[job_id]}; only {_either(allowed)} jobs can be"
+                    f" {action}{hint}"
+                )
+        return states
+
+    def _update(self, conn, assignments: str, job_ids, condition: str = "") -> None:
+        if job_ids:
+            sql, params = self._in(job_ids)
+            conn.execute(f"UPDATE jobs SET {assignments} WHERE id{sql}{condition}", params)
+
+    def cancel(self, job_ids):
+        now = self.NOW
+        with self._tx() as conn:
+            states = self._states(conn, job_ids, ("pending", "failed", "processing"), "canceled")
+            waiting = [i for i in job_ids if states[i] != "processing"]
+            running = [i for i in job_ids if states[i] == "processing"]
+            self._update(conn, f"state = 'canceled', ready = 0, finished_at = {now},"
+                               f" updated_at = {now}", waiting)  # fmt: skip
+            self._update(conn, f"cancel_requested = TRUE, updated_at = {now}", running)
+        self._wake()  # the pools holding running ones heartbeat at once
+        return [(i, "canceling" if states[i] == "processing" else "canceled") for i in job_ids]
+
+    def retry(self, job_ids):
+        now = self.NOW
+        with self._tx() as conn:
+            states = self._states(conn, job_ids, ("failed", "dead"), "retried",
+                                  " (requeue runs completed and canceled jobs again)")  # fmt: skip
+            self._update(conn, f"run_at = {now}, updated_at = {now}, ready = {READY_NOW}",
+                         [i for i in job_ids if states[i] == "failed"])  # fmt: skip
+            self._update(conn, f"state = 'pending', attempts = 0, run_at = {now},"
+                               f" updated_at = {now}, finished_at = NULL, worker_id = NULL,"
+                               f" ready = {READY_NOW}",
+                         [i for i in job_ids if states[i] == "dead"])  # fmt: skip
+        self._wake()
+        return list(job_ids)
+
+    def requeue(self, job_ids):
+        now = self.NOW
+        with self._tx() as conn:
+            self._states(conn, job_ids, ("completed", "canceled"), "requeued",
+                         " (retry runs failed and dead jobs)")  # fmt: skip
+            self._update(conn, f"state = 'pending', attempts = 0, run_at = {now},"
+                               f" updated_at = {now}, finished_at = NULL, worker_id = NULL,"
+                               " cancel_requested = FALSE,"
+                               f" ready = CASE WHEN blockers > 0 THEN 0 ELSE {READY_NOW} END",
+                         job_ids)  # fmt: skip
+        self._wake()
+        return list(job_ids)
+
+    def purge(self, states, finished_before, limit) -> int:
+        sql, params = self._in(states)
+        where = f"state{sql}"
+        if finished_before is not None:
+            where += f" AND finished_at < {self.PARAM}"
+            params.append(finished_before)
+        with self._tx() as conn:
+            rows = conn.execute(
+                f"DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE {where}"
+                # a job that others still wait for stays, or they would wait forever
+                " AND NOT EXISTS (SELECT 1 FROM job_deps d WHERE d.dep_seq = jobs.seq)"
+                f" LIMIT {self.PARAM}) RETURNING seq",
+                (*params, limit),
+            ).fetchall()
+        return len(rows)
+
+    def _insert_rows(
+        self, conn, rows, now, *, columns: str, values, deps_of, dedupe: bool = True
+    ) -> list[str]:
+        """Insert jobs one by one, for batches with dependencies or uniqueness: each row
+        waits for its dependencies that are not completed (locked while we read them,
+        so none completes unseen), and a unique row with an unfinished twin is not
+        inserted (the twin's id stands in for it). `values(row, now, paused, blockers)`
+        gives a row's values in `columns` order; `deps_of(row)` its dependency ids."""
+        paused = {q for (q,) in conn.execute("SELECT queue FROM paused_queues").fetchall()}
+        marks = ", ".join([self.PARAM] * len(columns.split(",")))
+        ids = []
+        for row in rows:
+            twin = self._unfinished_twin(conn, row) if dedupe else None
+            if twin is not None:
+                ids.append(twin)
+                continue
+            waits = self._lock_dependencies(conn, row["id"], deps_of(row))
+            (seq,) = conn.execute(
+                f"INSERT INTO jobs ({columns}) VALUES ({marks}) RETURNING seq",
+                values(row, now, paused, len(waits)),
+            ).fetchone()
+            if waits:
+                sql, params = self._in(waits)
+                conn.execute(
+                    f"INSERT INTO job_deps (job_seq, dep_seq) SELECT {self.PARAM}, seq FROM jobs"
+                    f" WHERE id{sql}",
+                    (seq, *params),
+                )
+            ids.append(row["id"])
+        return ids
+
+    def _unfinished_twin(self, conn, row) -> str | None:
+        unfinished, params = self._in(UNFINISHED)
+        if row.get("unique"):
+            found = conn.execute(
+                f"SELECT id FROM jobs WHERE id = {self.PARAM} AND state{unfinished}",
+                (row["id"], *params),
+            ).fetchone()
+            if found:
+                return found[0]
+        if row.get("unique_key"):
+            found = conn.execute(
+                f"SELECT id FROM jobs WHERE unique_key = {self.PARAM}"
+                f" AND unique_key IS NOT NULL AND state{unfinished}",
+                (row["unique_key"], *params),
+            ).fetchone()
+            if found:
+                return found[0]
+        return None
+
+    def _lock_dependencies(self, conn, job_id: str, deps: list[str]) -> list[str]:
+        """The dependencies of `job_id` that are not completed. Marking them (an update)
+        locks them, so a dependency that completes meanwhile waits for this commit and
+        then unblocks this job; one that completed already is not waited for."""
+        if not deps:
+            return []
+        sql, params = self._in(deps)
+        states = dict(
+            conn.execute(
+                f"UPDATE jobs SET has_dependents = TRUE WHERE id{sql} RETURNING id, state", params
+            ).fetchall()
+        )
+        for dep in deps:
+            if dep not in states:
+                raise UnknownDependency(job_id, dep)
+        return [dep for dep in deps if states[dep] != "completed"]
+
+    # ------------------------------------------------------------ paused queues
+
+    def pause(self, queues) -> None:
+        with self._tx() as conn:
+            for queue in queues:
+                conn.execute(
+                    f"INSERT INTO paused_queues (queue, paused_at) VALUES ({self.PARAM},"
+                    f" {self.NOW}) ON CONFLICT (queue) DO NOTHING",
+                    (queue,),
+                )
+            sql, params = self._in(queues)
+            conn.execute(f"UPDATE jobs SET ready = 2 WHERE ready = 1 AND queue{sql}", params)
+
+    def resume(self, queues) -> list[str]:
+        sql, params = self._in(queues)
+        with self._tx() as conn:
+            resumed = conn.execute(
+                f"DELETE FROM paused_queues WHERE queue{sql} RETURNING queue", params
+            ).fetchall()
+            conn.execute(f"UPDATE jobs SET ready = 1 WHERE ready = 2 AND queue{sql}", params)
+        self._wake()
+        return sorted(q for (q,) in resumed)
+
+    # ------------------------------------------------------------ schedules
+
+    def add_schedule(self, schedule) -> None:
+        p = self.PARAM
+        with self._tx() as conn:
+            added = conn.execute(
+                "INSERT INTO schedules (name, cron, tz, spec, next_at, created_at)"
+                f" VALUES ({p}, {p}, {p}, {p}, {p}, {self.NOW})"
+                " ON CONFLICT (name) DO NOTHING RETURNING name",
+                (schedule["name"], schedule["cron"], schedule["tz"],
+                 json.dumps(schedule["spec"]), schedule["next_at"]),
+            ).fetchall()  # fmt: skip
+        if not added:
+            raise Conflict(f"a schedule named {schedule['name']!r} already exists")
+
+    def remove_schedule(self, name) -> bool:
+        with self._tx() as conn:
+            return bool(
+                conn.execute(
+                    f"DELETE FROM schedules WHERE name = {self.PARAM} RETURNING name", (name,)
+                ).fetchall()
+            )
+
+    def set_schedule_paused(self, name, paused, next_at) -> bool:
+        p = self.PARAM
+        with self._tx() as conn:
+            return bool(
+                conn.execute(
+                    f"UPDATE schedules SET paused = {'TRUE' if paused else 'FALSE'},"
+                    f" next_at = coalesce({p}, next_at) WHERE name = {p} RETURNING name",
+                    (next_at, name),
+                ).fetchall()
+            )
+
+    def fire_schedule(self, name, tick, next_at, row) -> bool:
+        from .rows import NEW_COLUMNS, new_job_values
+
+        p = self.PARAM
+        with self._tx() as conn:
+            moved = conn.execute(
+                f"UPDATE schedules SET next_at = {p}, last_at = {p}, last_job = {p}"
+                f" WHERE name = {p} AND next_at = {p} AND NOT paused RETURNING name",
+                (next_at, row["run_at"], row["id"], name, tick),
+            ).fetchall()
+            if not moved:
+                return False  # another pool enqueued this tick
+            paused = {q for (q,) in conn.execute("SELECT queue FROM paused_queues").fetchall()}
+            now = conn.execute(f"SELECT {self.NOW}").fetchone()[0]
+            marks = ", ".join([p] * len(NEW_COLUMNS.split(",")))
+            # The id names the schedule and tick, so even a schedule removed and added
+            # again never enqueues the same tick twice.
+            conn.execute(
+                f"INSERT INTO jobs ({NEW_COLUMNS}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING",
+                new_job_values(row, now, paused),
+            )
+        self._wake()
+        return True
