@@ -13,9 +13,12 @@ ids_argument = click.argument("job_ids", nargs=-1, required=True, metavar="ID...
 @ids_argument
 @click.pass_obj
 def cancel(obj, job_ids):
-    """Cancel jobs (all named or none): pending and failed jobs at once; a running job is
-    killed (its whole process group) by the pool that runs it. Canceled jobs are never
-    retried; `requeue` runs them again."""
+    """Cancel jobs; running ones are killed.
+
+    All named jobs or none. Pending and failed jobs become canceled at once; a running
+    job is killed (its whole process group) by the pool that runs it within a heartbeat.
+    Canceled jobs are never retried; `requeue` runs them again.
+    """
     for job_id, state in obj.queue.cancel(list(job_ids)):
         note = "" if state == "canceled" else " (its pool is stopping it)"
         click.echo(f"{job_id}: {state}{note}")
@@ -25,8 +28,11 @@ def cancel(obj, job_ids):
 @ids_argument
 @click.pass_obj
 def retry(obj, job_ids):
-    """Run failed jobs now instead of after their backoff, and dead jobs again (attempts
-    start over). All named or none."""
+    """Run failed jobs now, dead jobs again.
+
+    A failed job skips the rest of its backoff; a dead job starts over with attempts 0
+    (as `dlq retry`). All named jobs or none.
+    """
     for job_id in obj.queue.retry(list(job_ids)):
         click.echo(job_id)
 
@@ -35,8 +41,11 @@ def retry(obj, job_ids):
 @ids_argument
 @click.pass_obj
 def requeue(obj, job_ids):
-    """Run completed or canceled jobs again, as new (attempts start over; the id and the
-    last run's output stay until the new run replaces them). All named or none."""
+    """Run completed or canceled jobs again.
+
+    The job runs as new: attempts start over; its id and its last run's output stay
+    until the new run replaces them. All named jobs or none.
+    """
     for job_id in obj.queue.requeue(list(job_ids)):
         click.echo(job_id)
 
@@ -65,8 +74,11 @@ def purge(obj, states, older_than):
 @click.argument("queues", nargs=-1, metavar="[QUEUE]...")
 @click.pass_obj
 def pause(obj, queues):
-    """Stop pools from claiming jobs of these queues [default: the default queue].
-    Running jobs finish; enqueueing goes on."""
+    """Stop claiming from queues (running jobs finish).
+
+    Pools leave the jobs of paused queues alone until `resume`; enqueueing goes on.
+    QUEUE defaults to the default queue.
+    """
     for queue in obj.queue.pause(list(queues) or ["default"]):
         click.echo(f"{queue}: paused")
 
@@ -75,7 +87,10 @@ def pause(obj, queues):
 @click.argument("queues", nargs=-1, metavar="[QUEUE]...")
 @click.pass_obj
 def resume(obj, queues):
-    """Let pools claim from paused queues again [default: the default queue]."""
+    """Claim from paused queues again.
+
+    QUEUE defaults to the default queue.
+    """
     queues = list(queues) or ["default"]
     resumed = obj.queue.resume(queues)
     for queue in queues:

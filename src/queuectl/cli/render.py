@@ -25,11 +25,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence], *, title: str | None
         from rich import box
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         console = Console(no_color=bool(os.environ.get("NO_COLOR")) or None)
         t = Table(*headers, title=title, box=box.SIMPLE_HEAD, title_justify="left")
         for row in cells:
-            t.add_row(*row)
+            t.add_row(*(Text(cell) for cell in row))  # job text is text, never markup
         console.print(t)
         return
     if title:
