@@ -7,12 +7,12 @@ Targets (issue 2): queuectl rate >= 0.65 of the xargs rate (0.75 beats task-spoo
 
 Scale: with `--prefill N` the store first gets N other jobs, written straight into the
 jobs table with sqlite3 (the schema of store/migrations/sqlite/0001_initial.sql, with
-`ready = 0`): `--prefill-kind completed` (finished jobs) or `scheduled` (pending, due a
-month ahead; `--prefill-via enqueue` inserts those through `enqueue --file` instead).
+`ready = 0`): `--prefill-kind completed` (finished jobs), `scheduled` (pending, due a
+month ahead; `--prefill-via enqueue` inserts those through `enqueue --file` instead),
+`blocked` (due, but waiting for a dead job) or `paused` (due, in a paused queue).
 `status` and `list --state pending --limit 20` are timed too (target < 0.5 s each).
-`--scale` runs an empty store, a store with 1,000,000 completed jobs and one with
-1,000,000 jobs scheduled a month ahead in one run; target: throughput within 15 % of
-the empty store's.
+`--scale` runs an empty store and one store with 1,000,000 jobs of each kind in one run;
+target: throughput within 15 % of the empty store's.
 
     .venv/bin/python bench/throughput.py [--jobs 2000] [--count 2] [--repeat 3]
     .venv/bin/python bench/throughput.py --prefill 1000000 --prefill-kind scheduled
@@ -51,15 +51,16 @@ SCALE_TOLERANCE = 0.15
 READ_TARGET = 0.5  # seconds, for `status` and `list --state pending --limit 20`
 MONTH = 30 * 86400
 LIST_PENDING = ["list", "--state", "pending", "--limit", "20"]
+KINDS = ("completed", "scheduled", "blocked", "paused")
 
 _PREFILL_SQL = """
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :count)
 INSERT INTO jobs (id, command, state, attempts, max_retries, priority, queue, run_at,
                   timeout, cwd, env, created_at, updated_at, started_at, finished_at,
-                  exit_code, last_error, worker_id, lease_until, ready)
-SELECT :prefix || i, 'true', :state, :attempts, 3, 0, 'default', :run_at + i * 1e-3,
+                  exit_code, last_error, worker_id, lease_until, ready, blockers)
+SELECT :prefix || i, 'true', :state, :attempts, 3, 0, :queue, :run_at + i * 1e-3,
        NULL, '/', NULL, :created + i * 1e-3, :created + i * 1e-3, :started, :finished,
-       :exit_code, NULL, :worker, NULL, 0
+       :exit_code, NULL, :worker, NULL, :ready, :blockers
 FROM n
 """
 
@@ -84,8 +85,13 @@ def prefill(db, tmp, count: int, kind: str, via: str, analyze: bool) -> float:
             conn.close()
         return time.perf_counter() - start
     now = time.time()
+    waiting = dict(state="pending", attempts=0, created=now, started=None, finished=None,
+                   exit_code=None, worker=None, queue="default", ready=0, blockers=0)  # fmt: skip
     if kind == "completed":
         params = dict(
+            queue="default",
+            ready=0,
+            blockers=0,
             state="completed",
             attempts=1,
             run_at=now - 2 * MONTH,
@@ -95,22 +101,32 @@ def prefill(db, tmp, count: int, kind: str, via: str, analyze: bool) -> float:
             exit_code=0,
             worker="bench-prefill-worker",
         )
-    else:
-        params = dict(
-            state="pending",
-            attempts=0,
-            run_at=now + MONTH,
-            created=now,
-            started=None,
-            finished=None,
-            exit_code=None,
-            worker=None,
-        )
+    elif kind == "scheduled":
+        params = dict(waiting, run_at=now + MONTH)
+    elif kind == "blocked":  # due a month ago, but waiting for a dead job
+        params = dict(waiting, run_at=now - MONTH, blockers=1)
+    else:  # paused: due a month ago, in a paused queue
+        params = dict(waiting, run_at=now - MONTH, queue="parked", ready=2)
     conn = sqlite3.connect(str(db), isolation_level=None, timeout=60)
     try:
         conn.execute("PRAGMA synchronous=OFF")
         conn.execute("BEGIN IMMEDIATE")
         conn.execute(_PREFILL_SQL, dict(params, count=count, prefix=f"pre-{kind}-"))
+        if kind == "blocked":
+            conn.execute(
+                "INSERT INTO jobs (id, command, state, attempts, max_retries, run_at, created_at,"
+                " updated_at, finished_at, has_dependents) VALUES ('pre-root', 'false', 'dead',"
+                " 1, 0, ?1, ?1, ?1, ?1, 1)",
+                (now - MONTH,),
+            )
+            conn.execute(
+                "INSERT INTO job_deps (job_seq, dep_seq) SELECT seq,"
+                " (SELECT seq FROM jobs WHERE id = 'pre-root') FROM jobs"
+                " WHERE id LIKE 'pre-blocked-%'"
+            )
+        elif kind == "paused":
+            conn.execute("INSERT INTO paused_queues (queue, paused_at) VALUES ('parked', ?)",
+                         (now,))  # fmt: skip
         conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         if analyze:
@@ -236,11 +252,13 @@ class Store:
 def setup(label, tmp, workers, args, prefill_count=0, kind="completed") -> Store:
     db = tmp / f"{label.replace(' ', '_').replace(',', '')}.db"
     queuectl(db, "status")  # create the database with the product's own schema
-    expected = {s: 0 for s in ("pending", "processing", "completed", "failed", "dead")}
+    states = ("pending", "processing", "completed", "failed", "dead", "canceled")
+    expected = {s: 0 for s in states}
     store = Store(label, db, tmp, workers, expected)
     if prefill_count:
         store.fill = prefill(db, tmp, prefill_count, kind, args.prefill_via, args.analyze)
         expected["completed" if kind == "completed" else "pending"] += prefill_count
+        expected["dead"] += kind == "blocked"  # the job they wait for
         counts, _ = status_counts(db)
         if counts != expected:
             raise RuntimeError(f"{label}: after prefill status says {counts}, not {expected}")
@@ -363,7 +381,7 @@ def main() -> int:
         "--repeat", type=int, help="runs per store, median kept (default 3; 5 with --scale)"
     )
     parser.add_argument("--prefill", type=int, default=0, help="other jobs put in the store first")
-    parser.add_argument("--prefill-kind", choices=("completed", "scheduled"), default="completed")
+    parser.add_argument("--prefill-kind", choices=KINDS, default="completed")
     parser.add_argument(
         "--prefill-via",
         choices=("sql", "enqueue"),
@@ -379,7 +397,7 @@ def main() -> int:
     parser.add_argument(
         "--scale",
         action="store_true",
-        help="empty store vs 1,000,000 completed vs 1,000,000 scheduled jobs",
+        help="empty store vs 1,000,000 jobs of each --prefill-kind",
     )
     parser.add_argument(
         "--budget",
@@ -398,10 +416,8 @@ def main() -> int:
         try:
             if args.scale:
                 size = args.prefill or 1_000_000
-                stores = [
-                    setup("empty store", tmp, workers, args),
-                    setup(f"{size:,} completed", tmp, workers, args, size, "completed"),
-                    setup(f"{size:,} scheduled", tmp, workers, args, size, "scheduled"),
+                stores = [setup("empty store", tmp, workers, args)] + [
+                    setup(f"{size:,} {kind}", tmp, workers, args, size, kind) for kind in KINDS
                 ]
             elif args.prefill:
                 label = f"{args.prefill:,} {args.prefill_kind}"
