@@ -97,6 +97,10 @@ class PostgresStore(SharedReads, Store):
                     # only reruns those jobs (as SQLite's synchronous=NORMAL), and not
                     # waiting for the WAL flush on each commit doubles throughput.
                     self._conn.execute("SET synchronous_commit = off")
+                    # A pool runs the same few statements thousands of times: planning
+                    # finish_and_claim anew each time (a custom plan, which the server may
+                    # pick as the table grows) costs as much as executing it.
+                    self._conn.execute("SET plan_cache_mode = force_generic_plan")
             except psycopg.Error as exc:
                 raise StoreUnavailable(
                     f"cannot reach database {redact(self.url)}: {_first_line(exc)}"
@@ -253,8 +257,10 @@ class PostgresStore(SharedReads, Store):
                 " claimed AS (UPDATE jobs SET state = 'processing', attempts = attempts + 1,"
                 f" worker_id = %(worker)s, lease_until = {EPOCH} + %(lease)s,"
                 f" started_at = {EPOCH}, updated_at = {EPOCH}, finished_at = NULL, ready = false"
-                f" WHERE seq IN (SELECT seq FROM jobs WHERE ready{in_queues}"
-                " ORDER BY priority DESC, run_at, seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+                # = ANY(ARRAY(...)), not IN (...): with LIMIT a parameter, a generic plan of
+                # IN is a hash join over a sequential scan of the whole table.
+                f" WHERE seq = ANY(ARRAY(SELECT seq FROM jobs WHERE ready{in_queues}"
+                " ORDER BY priority DESC, run_at, seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED))"
                 f" RETURNING {COLUMNS})"
                 # one row at least, so the finished ids arrive even when nothing is claimed
                 " SELECT d.ids, c.* FROM (SELECT array_agg(id) AS ids FROM done) d"
