@@ -19,6 +19,7 @@ from contextlib import contextmanager, nullcontext
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.adapt import PyFormat, Transformer
+from psycopg.pq import ExecStatus
 
 from ..errors import Conflict, DuplicateJob, JobNotFound, StoreUnavailable
 from ..jobs import Job
@@ -279,10 +280,10 @@ class PostgresStore(SharedReads, Store):
         return result
 
     def send_finish_and_claim(self, worker_id, outcomes, queues, limit, lease) -> int:
-        """Scheduled jobs that became due are promoted first (at most every 50 ms, so
-        the claim sees them), then one statement is sent that records the outcomes
-        (fenced), keeps their output and claims the next jobs. It is sent with libpq's
-        asynchronous calls: a pool keeps reaping and starting jobs while the server
+        """Scheduled jobs that became due are promoted (a statement of its own, so the
+        claim sees them), then one statement records the outcomes (fenced), keeps their
+        output and claims the next jobs. Both are sent at once (libpq's pipeline mode,
+        asynchronous calls): a pool keeps reaping and starting jobs while the server
         works, and reads the result when the returned socket becomes readable."""
         params = {
             "worker": worker_id, "lease": lease, "limit": limit, "queues": queues,
@@ -295,11 +296,6 @@ class PostgresStore(SharedReads, Store):
         }  # fmt: skip
         conn = self._connection()
         with self._errors(conn):
-            # Promotion costs a round trip; at high claim rates once per 50 ms is enough
-            # (a scheduled job becomes claimable at most that much after its time).
-            if limit > 0 and time.monotonic() - self._promoted_at >= PROMOTE_EVERY:
-                conn.execute(_PROMOTE)
-                self._promoted_at = time.monotonic()
             name = "queuectl_turn_queues" if queues else "queuectl_turn"
             if name not in self._prepared:
                 query, names = _numbered(_turn_query(bool(queues)))
@@ -309,31 +305,47 @@ class PostgresStore(SharedReads, Store):
                 [params[n] for n in self._prepared[name]], [PyFormat.TEXT] * len(params)
             )  # text, as the statement casts every parameter: no binary types to match
             pgconn = conn.pgconn
+            pgconn.enter_pipeline_mode()
+            # Promotion costs a statement; at high claim rates once per 50 ms is enough
+            # (a scheduled job becomes claimable at most that much after its time).
+            if limit > 0 and time.monotonic() - self._promoted_at >= PROMOTE_EVERY:
+                pgconn.send_query_params(_PROMOTE.encode(), None)
+                self._promoted_at = time.monotonic()
             pgconn.send_query_prepared(name.encode(), values)
+            pgconn.pipeline_sync()
             # Much output can fill the socket buffer. Only wait until it drains: the
             # server answers once the whole statement has arrived, and reading here could
             # take the answer off the socket the caller then waits on.
             while pgconn.flush():
                 select.select([], [pgconn.socket], [])
         self._sent_ids = [o.job_id for o in outcomes]
+        self._results: list = []
         return pgconn.socket
 
     def finish_and_claim_result(self):
         conn = self._conn
         if conn is None:  # dropped since the statement was sent
             raise StoreUnavailable(f"database {redact(self.url)}: the connection was lost")
+        ok = (ExecStatus.COMMAND_OK, ExecStatus.TUPLES_OK)
         with self._errors(conn):
             pgconn = conn.pgconn
             pgconn.consume_input()
-            if pgconn.is_busy():
-                return None
-            result = pgconn.get_result()
-            while pgconn.get_result() is not None:  # the end of this statement's results
-                pass
-            if result is None or result.status != psycopg.pq.ExecStatus.TUPLES_OK:
+            # Each statement's results, then None, ... up to the pipeline's sync point;
+            # what arrived so far is kept until the rest comes (never a blocking read).
+            while not pgconn.is_busy():
+                result = pgconn.get_result()
                 if result is None:
-                    raise psycopg.OperationalError("no result from the server")
-                raise pg_errors.error_from_result(result, encoding=conn.info.encoding)
+                    continue
+                if result.status == ExecStatus.PIPELINE_SYNC:
+                    break
+                self._results.append(result)
+            else:
+                return None
+            pgconn.exit_pipeline_mode()
+            for result in self._results:  # the first failure (a statement after it is aborted)
+                if result.status not in ok:
+                    raise pg_errors.error_from_result(result, encoding=conn.info.encoding)
+            result = self._results[-1]
             self._adapt.set_pgresult(result)
             rows = self._adapt.load_rows(0, result.ntuples, tuple)
         finished = set(rows[0][0] or ())
