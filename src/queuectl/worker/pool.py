@@ -2,8 +2,9 @@
 
 The loop is single-threaded and event-driven: it sleeps in `select` on the children's
 exit (pidfds) and output pipes, on the store's wake-up descriptor (new work, stop
-requests) and on a signal pipe, with a timeout for the next heartbeat, deadline or
-scheduled job. Every step of the loop is a named method below.
+requests), on the store's connection while a turn is in flight (PostgreSQL) and on a
+signal pipe, with a timeout for the next heartbeat, deadline or scheduled job. Every
+step of the loop is a named method below.
 """
 
 from __future__ import annotations
