@@ -301,9 +301,11 @@ class PostgresStore(SharedReads, Store):
                 query, names = _numbered(_turn_query(bool(queues)))
                 conn.execute(f"PREPARE {name} AS {query}")
                 self._prepared[name] = names
+            # Text, as the statement casts every parameter: no binary types to match.
+            names = self._prepared[name]
             values = self._adapt.dump_sequence(
-                [params[n] for n in self._prepared[name]], [PyFormat.TEXT] * len(params)
-            )  # text, as the statement casts every parameter: no binary types to match
+                [params[n] for n in names], [PyFormat.TEXT] * len(names)
+            )
             pgconn = conn.pgconn
             pgconn.enter_pipeline_mode()
             # Promotion costs a statement; at high claim rates once per 50 ms is enough
