@@ -261,7 +261,10 @@ def _dependencies(value: object, job_id: str) -> list[str] | None:
     if len(value) > MAX_DEPENDENCIES:
         raise InvalidInput(f"a job may depend on at most {MAX_DEPENDENCIES} jobs")
     for dep in value:
-        check_id(dep)
+        try:
+            check_id(dep)
+        except InvalidInput as exc:
+            raise InvalidInput(f"depends_on: {exc.message}") from None
     if job_id in value:
         raise InvalidInput(f"job {job_id!r} cannot depend on itself")
     return list(dict.fromkeys(value))  # duplicates named once

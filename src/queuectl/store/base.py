@@ -169,6 +169,31 @@ class Store:
             done = self.finish(worker_id, outcomes) if outcomes else []
             return done, (self.claim(worker_id, queues, limit, lease) if limit > 0 else [])
 
+    def send_finish_and_claim(
+        self,
+        worker_id: str,
+        outcomes: list[Outcome],
+        queues: list[str] | None,
+        limit: int,
+        lease: float,
+    ) -> int | None:
+        """Start `finish_and_claim` without waiting for it; `finish_and_claim_result` then
+        gives its result. A backend that talks to a server returns a descriptor that
+        becomes readable when the result may have arrived, so the caller can keep
+        serving its jobs meanwhile; this default does the work now and returns None.
+        No other method may be called until the result has been taken."""
+        self._sent_turn = self.finish_and_claim(worker_id, outcomes, queues, limit, lease)
+        return None
+
+    def finish_and_claim_result(self) -> tuple[list[str], list[Job]] | None:
+        """The result of `send_finish_and_claim`, or None while it has not arrived.
+        Raises StoreUnavailable as `finish_and_claim` would (nothing is then known
+        about what the server did: the caller sends the same outcomes again, fenced)."""
+        result, self._sent_turn = self._sent_turn, None
+        return result
+
+    _sent_turn: tuple[list[str], list[Job]] | None = None
+
     def heartbeat(self, worker_id: str, lease: float) -> tuple[bool | None, set[str], set[str]]:
         """Extend the leases of the worker's jobs to now + lease and mark it alive.
         Returns (stop requested?, ids of the jobs it still holds, ids of those whose

@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import time
 from contextlib import contextmanager, nullcontext
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.adapt import PyFormat, Transformer
+from psycopg.pq import ExecStatus
 
 from ..errors import Conflict, DuplicateJob, JobNotFound, StoreUnavailable
 from ..jobs import Job
@@ -58,7 +61,7 @@ _FINISH_CTES = (
     f" run_at = {EPOCH} + o.delay, updated_at = {EPOCH}, finished_at = CASE"
     f" WHEN o.state = 'failed' AND NOT j.cancel_requested THEN NULL ELSE {EPOCH} END,"
     " lease_until = NULL FROM o"
-    " WHERE j.id = o.id AND j.state = 'processing' AND j.worker_id = %(worker)s"
+    " WHERE j.id = o.id AND j.state = 'processing' AND j.worker_id = %(worker)s::text"
     " RETURNING j.seq, j.id, o.output),"
     " kept AS (INSERT INTO job_output (job_seq, output)"
     " SELECT seq, output FROM done WHERE length(output) > 0"
@@ -66,6 +69,40 @@ _FINISH_CTES = (
     " cleared AS (DELETE FROM job_output"
     " WHERE job_seq IN (SELECT seq FROM done WHERE length(output) = 0))"
 )
+
+
+def _turn_query(queues: bool) -> str:
+    """finish_and_claim as one statement: the outcomes (`done`, fenced), then the claim.
+    Every parameter is cast, so the statement can be prepared without parameter types."""
+    in_queues = " AND queue = ANY(%(queues)s::text[])" if queues else ""
+    return (
+        f"WITH {_FINISH_CTES},"
+        " claimed AS (UPDATE jobs SET state = 'processing', attempts = attempts + 1,"
+        f" worker_id = %(worker)s::text, lease_until = {EPOCH} + %(lease)s::float8,"
+        f" started_at = {EPOCH}, updated_at = {EPOCH}, finished_at = NULL, ready = 0"
+        # = ANY(ARRAY(...)), not IN (...): with LIMIT a parameter, a generic plan of IN
+        # is a hash join over a sequential scan of the whole table.
+        f" WHERE seq = ANY(ARRAY(SELECT seq FROM jobs WHERE ready = 1{in_queues}"
+        # a job made ready while its queue was being paused is not taken
+        " AND queue NOT IN (SELECT queue FROM paused_queues)"
+        " ORDER BY priority DESC, run_at, seq LIMIT %(limit)s::int FOR UPDATE SKIP LOCKED))"
+        f" RETURNING {COLUMNS}, seq)"
+        # one row at least, so the finished ids arrive even when nothing is claimed
+        " SELECT c.*, d.ids FROM (SELECT array_agg(id) AS ids FROM done) d"
+        " LEFT JOIN claimed c ON true"
+    )
+
+
+def _numbered(query: str) -> tuple[str, list[str]]:
+    """%(name)s placeholders as $1, $2...: the query for PREPARE, and the names in order."""
+    names: list[str] = []
+
+    def number(match) -> str:
+        if match[1] not in names:
+            names.append(match[1])
+        return f"${names.index(match[1]) + 1}"
+
+    return re.sub(r"%\((\w+)\)s", number, query), names
 
 
 def redact(url: str) -> str:
@@ -97,12 +134,23 @@ class PostgresStore(SharedReads, SharedControl, Store):
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
             try:
-                self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+                # psycopg's own preparing is off: on a ROLLBACK it would DEALLOCATE ALL,
+                # also the statement prepared below (the only one run often enough to
+                # gain from being prepared).
+                self._conn = psycopg.connect(
+                    self.url, autocommit=True, connect_timeout=5, prepare_threshold=None
+                )
+                self._prepared: dict[str, list[str]] = {}  # name -> its parameters in order
+                self._adapt = Transformer(self._conn)
                 if not self.durable:
                     # A pool's claims and outcomes: losing the last ones in a server crash
                     # only reruns those jobs (as SQLite's synchronous=NORMAL), and not
                     # waiting for the WAL flush on each commit doubles throughput.
                     self._conn.execute("SET synchronous_commit = off")
+                    # A pool runs finish_and_claim thousands of times: planning it anew
+                    # each time (a custom plan, which the server may pick as the table
+                    # grows) costs as much as executing it.
+                    self._conn.execute("SET plan_cache_mode = force_generic_plan")
             except psycopg.Error as exc:
                 raise StoreUnavailable(
                     f"cannot reach database {redact(self.url)}: {_first_line(exc)}"
@@ -256,10 +304,17 @@ class PostgresStore(SharedReads, SharedControl, Store):
         return self.finish_and_claim(worker_id, [], queues, limit, lease)[1]
 
     def finish_and_claim(self, worker_id, outcomes, queues, limit, lease):
-        """One round trip: scheduled jobs that became due are promoted (a statement of
-        its own, pipelined, so the claim sees them), then one statement records the
-        outcomes (fenced), keeps their output and claims the next jobs."""
-        in_queues = " AND queue = ANY(%(queues)s)" if queues else ""
+        fd = self.send_finish_and_claim(worker_id, outcomes, queues, limit, lease)
+        while (result := self.finish_and_claim_result()) is None:
+            select.select([fd], [], [])
+        return result
+
+    def send_finish_and_claim(self, worker_id, outcomes, queues, limit, lease) -> int:
+        """Scheduled jobs that became due are promoted (a statement of its own, so the
+        claim sees them), then one statement records the outcomes (fenced), keeps their
+        output and claims the next jobs. Both are sent at once (libpq's pipeline mode,
+        asynchronous calls): a pool keeps reaping and starting jobs while the server
+        works, and reads the result when the returned socket becomes readable."""
         params = {
             "worker": worker_id, "lease": lease, "limit": limit, "queues": queues,
             "ids": [o.job_id for o in outcomes],
@@ -270,31 +325,65 @@ class PostgresStore(SharedReads, SharedControl, Store):
             "outputs": [bytes(o.output or b"") for o in outcomes],
         }  # fmt: skip
         conn = self._connection()
-        with self._errors(conn), conn.pipeline():
+        with self._errors(conn):
+            name = "queuectl_turn_queues" if queues else "queuectl_turn"
+            if name not in self._prepared:
+                query, names = _numbered(_turn_query(bool(queues)))
+                conn.execute(f"PREPARE {name} AS {query}")
+                self._prepared[name] = names
+            # Text, as the statement casts every parameter: no binary types to match.
+            names = self._prepared[name]
+            values = self._adapt.dump_sequence(
+                [params[n] for n in names], [PyFormat.TEXT] * len(names)
+            )
+            pgconn = conn.pgconn
+            pgconn.enter_pipeline_mode()
             # Promotion costs a statement; at high claim rates once per 50 ms is enough
             # (a scheduled job becomes claimable at most that much after its time).
             if limit > 0 and time.monotonic() - self._promoted_at >= PROMOTE_EVERY:
-                conn.execute(_PROMOTE)
+                pgconn.send_query_params(_PROMOTE.encode(), None)
                 self._promoted_at = time.monotonic()
-            rows = conn.execute(
-                f"WITH {_FINISH_CTES},"
-                " claimed AS (UPDATE jobs SET state = 'processing', attempts = attempts + 1,"
-                f" worker_id = %(worker)s, lease_until = {EPOCH} + %(lease)s,"
-                f" started_at = {EPOCH}, updated_at = {EPOCH}, finished_at = NULL, ready = 0"
-                f" WHERE seq IN (SELECT seq FROM jobs WHERE ready = 1{in_queues}"
-                # a job made ready while its queue was being paused is not taken
-                " AND queue NOT IN (SELECT queue FROM paused_queues)"
-                " ORDER BY priority DESC, run_at, seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
-                f" RETURNING {COLUMNS}, seq)"
-                # one row at least, so the finished ids arrive even when nothing is claimed
-                " SELECT c.*, d.ids FROM (SELECT array_agg(id) AS ids FROM done) d"
-                " LEFT JOIN claimed c ON true",
-                params,
-            ).fetchall()
+            pgconn.send_query_prepared(name.encode(), values)
+            pgconn.pipeline_sync()
+            # Much output can fill the socket buffer. Only wait until it drains: the
+            # server answers once the whole statement has arrived, and reading here could
+            # take the answer off the socket the caller then waits on.
+            while pgconn.flush():
+                select.select([], [pgconn.socket], [])
+        self._sent_ids = [o.job_id for o in outcomes]
+        self._results: list = []
+        return pgconn.socket
+
+    def finish_and_claim_result(self):
+        conn = self._conn
+        if conn is None:  # dropped since the statement was sent
+            raise StoreUnavailable(f"database {redact(self.url)}: the connection was lost")
+        ok = (ExecStatus.COMMAND_OK, ExecStatus.TUPLES_OK)
+        with self._errors(conn):
+            pgconn = conn.pgconn
+            pgconn.consume_input()
+            # Each statement's results, then None, ... up to the pipeline's sync point;
+            # what arrived so far is kept until the rest comes (never a blocking read).
+            while not pgconn.is_busy():
+                result = pgconn.get_result()
+                if result is None:
+                    continue
+                if result.status == ExecStatus.PIPELINE_SYNC:
+                    break
+                self._results.append(result)
+            else:
+                return None
+            pgconn.exit_pipeline_mode()
+            for result in self._results:  # the first failure (a statement after it is aborted)
+                if result.status not in ok:
+                    raise pg_errors.error_from_result(result, encoding=conn.info.encoding)
+            result = self._results[-1]
+            self._adapt.set_pgresult(result)
+            rows = self._adapt.load_rows(0, result.ntuples, tuple)
         finished = set(rows[0][-1] or ())
         claimed = sorted((row[:-1] for row in rows if row[0] is not None), key=claim_order)
         jobs = [job_from_row(row) for row in claimed]
-        return [o.job_id for o in outcomes if o.job_id in finished], jobs
+        return [job_id for job_id in self._sent_ids if job_id in finished], jobs
 
     def seconds_until_due(self, queues) -> float | None:
         in_queues = " AND queue = ANY(%(queues)s)" if queues else ""

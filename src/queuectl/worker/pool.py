@@ -2,13 +2,15 @@
 
 The loop is single-threaded and event-driven: it sleeps in `select` on the children's
 exit (pidfds) and output pipes, on the store's wake-up descriptor (new work, stop
-requests) and on a signal pipe, with a timeout for the next heartbeat, deadline or
-scheduled job. Every step of the loop is a named method below.
+requests), on the store's connection while a turn is in flight (PostgreSQL) and on a
+signal pipe, with a timeout for the next heartbeat, deadline or scheduled job. Every
+step of the loop is a named method below.
 """
 
 from __future__ import annotations
 
 import os
+import select
 import selectors
 import signal
 import socket
@@ -72,6 +74,12 @@ class Pool:
         # the moment a slot frees, without waiting for a database round trip.
         self.ahead: list = []
         self.typical_run: float | None = None  # moving average of recent run times
+        # The turn sent to the store and not answered yet (see talk_to_store).
+        self.turn: Turn | None = None
+        # False after a claim got fewer jobs than it asked for: claim again once
+        # something happens (a wake-up, a job's output or exit, a timeout), not right
+        # after every answer of the store.
+        self.may_claim = True
         self.store_failures = 0
         self.store_retry_at = 0.0  # while the store is failing: when to try it again
         self.housekeeping_due = False  # schedules and retention, after each heartbeat
@@ -108,12 +116,13 @@ class Pool:
         """Record what is left and unregister; if the store is down, the leases expire
         and another pool reruns those jobs (at-least-once)."""
         try:
+            self.await_turn()
             with self.store.batch():
                 done = set(self.store.finish(self.id, self.unrecorded))
                 if self.unreleased:
                     self.store.release(self.id, self.unreleased)
                 self.store.unregister_worker(self.id)
-            self.recorded(done)
+            self.recorded(len(self.unrecorded), done, len(self.unreleased))
         except StoreUnavailable as exc:
             self.log(f"worker {self.id}: {exc.message}; {len(self.unrecorded)} outcome(s)"
                      " not recorded, those jobs will run again")  # fmt: skip
@@ -136,14 +145,12 @@ class Pool:
         self.start_ahead()  # before the round trip: freed slots refill at once
         claimed = self.talk_to_store()
         self.start_ahead()
-        if self.housekeeping_due:
-            self.housekeeping()
         if self.draining and self.ahead:
             self.unreleased += [job.id for job in self.ahead]  # handed back, attempt unspent
             self.ahead = []
         if (
             not self.running
-            and not (self.unrecorded or self.unreleased or self.ahead)
+            and not (self.unrecorded or self.unreleased or self.ahead or self.turn)
             and (self.draining or (self.burst and not claimed and self._idle()))
         ):
             return False
@@ -157,29 +164,82 @@ class Pool:
             self.start(self.ahead.pop(0))
 
     def talk_to_store(self) -> list:
-        """Record outcomes, heartbeat and claim, in one transaction. When the store is
+        """Record outcomes, heartbeat and claim: one turn, one transaction. Where the
+        store can, the turn is sent and its answer taken on a later step, so the loop
+        goes on reaping and starting jobs while the database works. When the store is
         unreachable, back off and keep serving the running jobs meanwhile."""
         if time.monotonic() < self.store_retry_at:
             return []
+        jobs: list = []
         try:
+            if self.turn is not None:
+                answer = self.turn.answer(self)
+                if answer is None:
+                    return []  # not yet
+                jobs = self.took(answer)
             if self.listening_lost:
                 self.listen()
                 self.listening_lost = False
+            if self.housekeeping_due:  # no turn in flight here: the connection is ours
+                self.housekeeping()
             with self.store.batch():
                 self.maintain()
-                done, jobs = self.record_and_claim()
+                answer = None
+                if self.turn_wanted():
+                    self.turn = Turn.send(self)
+                    if self.turn.fd is None:  # answered at once: in this transaction
+                        answer = self.turn.answer(self)
+            if answer is not None:  # committed
+                jobs += self.took(answer)
         except StoreUnavailable as exc:
+            self.turn = None  # its outcomes stay queued and are sent again (fenced)
             self.store_failures += 1
             delay = min(5.0, 0.1 * 2**self.store_failures)
             self.store_retry_at = time.monotonic() + delay
             self.log(f"worker {self.id}: {exc.message}; retrying in {delay:.1f}s")
             return []
-        self.recorded(done)
         if self.store_failures:
             self.log(f"worker {self.id}: the database is back")
             self.store_failures = 0
             self.next_maintenance = 0.0  # heartbeat right away on the next turn
         return jobs
+
+    def turn_wanted(self) -> bool:
+        return bool(self.unrecorded or self.unreleased or (self.may_claim and self.wanted() > 0))
+
+    def wanted(self) -> int:
+        """How many jobs to claim now."""
+        if self.draining:
+            return 0
+        # While jobs are very short, hold one more job per slot (see claim-ahead).
+        short = self.typical_run is not None and self.typical_run < self.config["claim-ahead"]
+        return max(0, self.count * (2 if short else 1) - len(self.running) - len(self.ahead))
+
+    def took(self, answer: tuple) -> list:
+        """Apply a committed turn's answer: forget what the store now has, hold the
+        claimed jobs."""
+        sent, done, released, jobs, due = answer
+        self.turn = None
+        self.recorded(sent, done, released)
+        if due is not False:  # the claim came short: the store said when the next job is due
+            # Kept on our monotonic clock, so waiting for it needs no store round trip.
+            self.next_due = None if due is None else time.monotonic() + due
+        self.may_claim = due is False
+        self.ahead += jobs
+        return jobs
+
+    def await_turn(self) -> None:
+        """Wait (a bounded time) for the answer of a turn in flight, before shutting down."""
+        deadline = time.monotonic() + 10.0
+        while self.turn is not None and time.monotonic() < deadline:
+            answer = self.turn.answer(self)
+            if answer is None:
+                assert self.turn.fd is not None  # None: answered at once
+                select.select([self.turn.fd], [], [], max(0.0, deadline - time.monotonic()))
+            else:
+                self.took(answer)
+                self.unreleased += [job.id for job in self.ahead]  # handed back below
+                self.ahead = []
 
     # ------------------------------------------------------------ steps
 
@@ -240,27 +300,6 @@ class Pool:
         except StoreUnavailable as exc:
             self.log(f"worker {self.id}: housekeeping skipped: {exc.message}")
 
-    def record_and_claim(self) -> tuple[set[str], list]:
-        """Hand the queued outcomes to the store and claim jobs for the free slots (one
-        round trip where the backend can); the outcome queue is cleared by `recorded`
-        once the caller's transaction committed."""
-        want = 0
-        if not self.draining:
-            # While jobs are very short, hold one more job per slot (see claim-ahead).
-            short = self.typical_run is not None and self.typical_run < self.config["claim-ahead"]
-            want = self.count * (2 if short else 1) - len(self.running) - len(self.ahead)
-        lease = self.config["lease-timeout"]
-        done, jobs = self.store.finish_and_claim(self.id, self.unrecorded, self.queues,
-                                                 max(0, want), lease)  # fmt: skip
-        if self.unreleased:
-            self.store.release(self.id, self.unreleased)
-        if len(jobs) < want:
-            wait = self.store.seconds_until_due(self.queues)
-            # Kept on our monotonic clock, so waiting for it needs no store round trip.
-            self.next_due = None if wait is None else time.monotonic() + wait
-        self.ahead += jobs
-        return set(done), jobs
-
     def start(self, job) -> None:
         timeout = job.timeout or self.config["job-timeout"] or None
         run = Run(job, timeout=timeout, output_limit=self.config["output-limit"])
@@ -294,8 +333,17 @@ class Pool:
         return max(0.0, wake - now)
 
     def wait(self, timeout: float) -> None:
-        for key, _ in self.selector.select(timeout):
-            if key.data == "wake":
+        if self.turn is not None and self.turn.fd is not None:
+            self.selector.register(self.turn.fd, selectors.EVENT_READ, "store")
+        events = self.selector.select(timeout)
+        if self.turn is not None and self.turn.fd is not None:
+            self.selector.unregister(self.turn.fd)
+        if not events or any(key.data != "store" for key, _ in events):
+            self.may_claim = True  # something happened (or time passed): claims may get jobs
+        for key, _ in events:
+            if key.data == "store":
+                pass  # the answer of the turn in flight: taken by the next step
+            elif key.data == "wake":
                 if not self.store.drain_wakeups():  # the database connection dropped
                     self.selector.unregister(key.fd)
                     self.wake_fd = None
@@ -366,12 +414,14 @@ class Pool:
             self.unrecorded.append(Outcome(job.id, "failed", code, error, output, delay))
             self.log(f"job {job.id}: failed ({error}); retry {job.attempts} in {delay:g}s")
 
-    def recorded(self, done: set[str]) -> None:
+    def recorded(self, sent: int, done: set[str], released: int) -> None:
+        """The first `sent` outcomes and `released` hand-backs reached the store."""
         self.finished += len(done)
-        for outcome in self.unrecorded:
+        for outcome in self.unrecorded[:sent]:
             if outcome.job_id not in done:
                 self.log(f"job {outcome.job_id}: outcome not recorded, the lease was lost")
-        self.unrecorded, self.unreleased = [], []
+        del self.unrecorded[:sent]
+        del self.unreleased[:released]
 
     def _abort_all(self) -> None:
         """Kill every running job (TERM, then KILL after the grace) and hand it back."""
@@ -432,3 +482,35 @@ class Pool:
             self.aborting = True
             for run in self.running.values():
                 run.stop("abort", self.config["kill-grace"])
+
+
+class Turn:
+    """One finish_and_claim sent to the store: the outcomes (the first `sent` of the
+    pool's queue) and hand-backs it carries, and the descriptor to wait on for its
+    answer (None: the store answered at once)."""
+
+    def __init__(self, sent: int, released: int, want: int, fd: int | None):
+        self.sent = sent
+        self.released = released
+        self.want = want
+        self.fd = fd
+
+    @classmethod
+    def send(cls, pool: Pool) -> Turn:
+        want = pool.wanted()
+        fd = pool.store.send_finish_and_claim(pool.id, pool.unrecorded, pool.queues, want,
+                                              pool.config["lease-timeout"])  # fmt: skip
+        return cls(len(pool.unrecorded), len(pool.unreleased), want, fd)
+
+    def answer(self, pool: Pool) -> tuple | None:
+        """(outcomes sent, ids recorded, hand-backs released, jobs claimed, seconds until
+        the next job is due or None, or False when the claim got all it asked for);
+        None while the store has not answered."""
+        result = pool.store.finish_and_claim_result()
+        if result is None:
+            return None
+        done, jobs = result
+        if self.released:
+            pool.store.release(pool.id, pool.unreleased[: self.released])
+        due = pool.store.seconds_until_due(pool.queues) if len(jobs) < self.want else False
+        return self.sent, set(done), self.released, jobs, due
