@@ -74,7 +74,7 @@ TARGET_THROUGHPUT_RATIO = 0.70
 TARGET_BULK_RATE = 30_000
 PAUSE = 0.3  # seconds of idleness before each pickup sample
 SECTIONS = ("pickup", "throughput", "bulk", "scaling")
-STATES = ("pending", "processing", "completed", "failed", "dead")
+STATES = ("pending", "processing", "completed", "failed", "dead", "canceled")
 # The lines a healthy pool logs; anything else counts as an error.
 NORMAL_LOG = re.compile(
     r"^\S+ (worker \S+: started with \d+ slot|job \S+: started \(attempt 1\)"

@@ -241,6 +241,8 @@ def build_row(spec: object, *, now: float, cwd: str, max_retries: int) -> dict:
     if not isinstance(spec.get("unique", False), bool):
         raise InvalidInput(f"unique must be true or false, got {spec['unique']!r}")
     row["unique"] = spec.get("unique", False)
+    if row["unique"] and "id" not in spec:
+        raise InvalidInput("unique needs the job's id (or give a unique_key)")
     key = spec.get("unique_key")
     if key is not None:
         try:

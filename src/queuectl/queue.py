@@ -257,18 +257,19 @@ class Queue:
         if not self.store.remove_schedule(check_name(name, "schedule name")):
             raise ScheduleNotFound(name)
 
-    def pause_schedule(self, name: str, paused: bool = True) -> None:
+    def pause_schedule(self, name: str, paused: bool = True) -> bool:
         """Pause a schedule, or resume it: it then runs from its next tick on (the
-        ticks missed while paused are skipped)."""
+        ticks missed while paused are skipped). False if it was so already."""
         from .schedules import next_tick
 
         check_name(name, "schedule name")
         found = {s["name"]: s for s in self.store.schedules()}.get(name)
         if found is None:
             raise ScheduleNotFound(name)
+        if found["paused"] == paused:
+            return False
         next_at = None if paused else next_tick(found["cron"], found["tz"], self.store.now())
-        if not self.store.set_schedule_paused(name, paused, next_at):
-            raise ScheduleNotFound(name)
+        return self.store.set_schedule_paused(name, paused, next_at)
 
     # ------------------------------------------------------------ config
 

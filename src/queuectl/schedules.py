@@ -35,7 +35,8 @@ def check_cron(expr: object) -> str:
 
     if not isinstance(expr, str) or not expr.strip():
         raise InvalidInput("cron expression must be a non-empty string")
-    fields = ALIASES.get(expr.strip().lower(), expr)
+    expr = " ".join(expr.split())  # one line, single spaces, as it is shown and stored
+    fields = ALIASES.get(expr.lower(), expr)
     if len(fields.split()) != 5:
         raise InvalidInput(
             f"invalid cron expression {expr!r}: give 5 fields (minute hour day-of-month month"
@@ -45,17 +46,18 @@ def check_cron(expr: object) -> str:
         next(CronSim(fields, datetime.now(timezone.utc)))
     except (CronSimError, StopIteration) as exc:
         raise InvalidInput(f"invalid cron expression {expr!r}: {exc}") from None
-    return expr.strip()
+    return expr
 
 
 def check_tz(name: object):
     """A time zone name (IANA, e.g. Europe/Berlin) as a tzinfo."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    if name in (None, "UTC"):
+    if name is None or (isinstance(name, str) and name.upper() == "UTC"):
         return timezone.utc
-    if not isinstance(name, str) or not name or "\0" in name:
-        raise InvalidInput(f"unknown time zone {name!r}")
+    # "localtime" would mean another zone on each host: schedules name their zone
+    if not isinstance(name, str) or not name or "\0" in name or name == "localtime":
+        raise InvalidInput(f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -90,6 +92,8 @@ def build_schedule(name: object, cron: object, spec: object, tz: object, now: fl
     check_name(name, "schedule name")
     cron = check_cron(cron)
     check_tz(tz)
+    if isinstance(tz, str) and tz.upper() == "UTC":
+        tz = "UTC"
     if not isinstance(spec, dict):
         raise InvalidInput("a schedule's job must be a JSON object")
     unknown = spec.keys() - SPEC_KEYS

@@ -27,7 +27,10 @@ def dlq_list(obj, limit, as_json):
 @click.option("--all", "retry_all", is_flag=True, help="Retry every dead job.")
 @click.pass_obj
 def dlq_retry(obj, job_ids, retry_all):
-    """Move dead jobs back to pending, attempts reset to 0 (all named jobs or none)."""
+    """Run dead jobs again (attempts start over).
+
+    All named jobs or none; --all retries every dead job.
+    """
     if retry_all == bool(job_ids):
         raise InvalidInput("give job ids or --all (not both)")
     revived = obj.queue.retry_dead(None if retry_all else list(job_ids))

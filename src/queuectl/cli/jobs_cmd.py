@@ -61,10 +61,11 @@ def render_workers(workers) -> None:
 @click.pass_obj
 def list_jobs(obj, state, queue, limit, as_json):
     """Jobs in the order they were enqueued."""
-    render_jobs(obj.queue.jobs(state=state, queue=queue, limit=limit), as_json)
+    jobs = obj.queue.jobs(state=state, queue=queue, limit=limit)
+    render_jobs(jobs, as_json, paused=() if as_json else obj.queue.paused_queues())
 
 
-def render_jobs(jobs, as_json: bool) -> None:
+def render_jobs(jobs, as_json: bool, paused=()) -> None:
     if as_json:
         emit_json([job.to_dict() for job in jobs])
         return
@@ -76,8 +77,14 @@ def render_jobs(jobs, as_json: bool) -> None:
         waiting = d["state"] in CLAIMABLE
         rows.append((d["id"], d["state"], d["attempts"], d["priority"], d["queue"],
                      short_time(d["run_at"]) if waiting else "", short_time(d["updated_at"]),
-                     job.waiting_reason() or d["last_error"] or "", d["command"]))  # fmt: skip
+                     _note(job, waiting and d["queue"] in paused), d["command"]))  # fmt: skip
     table(headers, rows)
+
+
+def _note(job, queue_paused: bool) -> str:
+    """Why a job waits, else its last error."""
+    reason = job.waiting_reason() or ("queue paused" if queue_paused else "")
+    return "; ".join(r for r in (reason, job.last_error) if r)
 
 
 @click.command()
@@ -91,7 +98,7 @@ def show(obj, job_id, as_json):
     if as_json:
         emit_json(d)
         return
-    d["waiting_for"] = job.waiting_reason()
+    d["waiting_for"] = ", ".join(f"job {i} ({s})" for i, s in job.waiting_for or ())
     width = max(len(k) for k in d)
     for key, value in d.items():
         if value is None or value == "":

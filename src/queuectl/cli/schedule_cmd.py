@@ -36,10 +36,11 @@ def schedule():
               help="Extra environment variable (repeatable).")  # fmt: skip
 @click.pass_obj
 def schedule_add(obj, name, cron, command, tz, queue, priority, max_retries, timeout, cwd, env):
-    """Add schedule NAME running on CRON: 5 fields (minute hour day-of-month month
-    day-of-week) or @hourly, @daily, @weekly, @monthly, @yearly.
+    """Add a schedule: NAME runs CMD on CRON.
 
-    Ticks missed while no pool runs give one catch-up run, not a burst.
+    CRON has 5 fields (minute hour day-of-month month day-of-week) or is one of
+    @hourly, @daily, @weekly, @monthly, @yearly; it is read in UTC unless --tz is
+    given. Ticks missed while no pool runs give one catch-up run, not a burst.
     """
     spec = {"command": command, "queue": queue, "priority": priority,
             "max_retries": max_retries, "timeout": timeout}  # fmt: skip
@@ -56,7 +57,7 @@ def schedule_add(obj, name, cron, command, tz, queue, priority, max_retries, tim
 @json_option
 @click.pass_obj
 def schedule_list(obj, as_json):
-    """Schedules with their next run times."""
+    """Schedules and their next runs."""
     found = obj.queue.schedules()
     if as_json:
         emit_json([{**s, "next_at": iso(s["next_at"]), "created_at": iso(s["created_at"]),
@@ -75,7 +76,7 @@ def schedule_list(obj, as_json):
 @click.argument("name")
 @click.pass_obj
 def schedule_remove(obj, name):
-    """Remove a schedule (jobs it enqueued stay)."""
+    """Remove a schedule (the jobs it enqueued stay)."""
     obj.queue.remove_schedule(name)
     click.echo(f"{name}: removed")
 
@@ -85,17 +86,20 @@ def schedule_remove(obj, name):
 @click.pass_obj
 def schedule_pause(obj, name):
     """Stop enqueueing runs of a schedule."""
-    obj.queue.pause_schedule(name)
-    click.echo(f"{name}: paused")
+    changed = obj.queue.pause_schedule(name)
+    click.echo(f"{name}: {'paused' if changed else 'was paused already'}")
 
 
 @schedule.command("resume")
 @click.argument("name")
 @click.pass_obj
 def schedule_resume(obj, name):
-    """Enqueue runs again from the next tick on (ticks missed while paused are skipped)."""
-    obj.queue.pause_schedule(name, paused=False)
-    click.echo(f"{name}: resumed")
+    """Enqueue runs of a paused schedule again.
+
+    It runs from its next tick on: the ticks missed while paused are skipped.
+    """
+    changed = obj.queue.pause_schedule(name, paused=False)
+    click.echo(f"{name}: {'resumed' if changed else 'was not paused'}")
 
 
 COMMANDS = [schedule]

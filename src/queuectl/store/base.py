@@ -269,7 +269,8 @@ class Store:
         raise NotImplementedError
 
     def set_schedule_paused(self, name: str, paused: bool, next_at: float | None) -> bool:
-        """Pause or resume a schedule (resuming sets its next tick). False: no such name."""
+        """Pause or resume a schedule (resuming sets its next tick). False: no such
+        name, or it was paused (resumed) already."""
         raise NotImplementedError
 
     def schedules(self) -> list[dict]:

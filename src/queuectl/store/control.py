@@ -244,7 +244,8 @@ class SharedControl:
             return bool(
                 conn.execute(
                     f"UPDATE schedules SET paused = {'TRUE' if paused else 'FALSE'},"
-                    f" next_at = coalesce({p}, next_at) WHERE name = {p} RETURNING name",
+                    f" next_at = coalesce({p}, next_at) WHERE name = {p}"
+                    f" AND paused <> {'TRUE' if paused else 'FALSE'} RETURNING name",
                     (next_at, name),
                 ).fetchall()
             )

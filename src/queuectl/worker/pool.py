@@ -82,7 +82,9 @@ class Pool:
         self.may_claim = True
         self.store_failures = 0
         self.store_retry_at = 0.0  # while the store is failing: when to try it again
-        self.housekeeping_due = False  # schedules and retention, after each heartbeat
+        # Schedules and retention: at the start (a burst pool runs due schedules too)
+        # and after each heartbeat.
+        self.housekeeping_due = True
 
     # ------------------------------------------------------------ life cycle
 
