@@ -15,10 +15,18 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 
 @click.command()
 @json_option
+@click.option("-w", "--watch", is_flag=True, help="Keep the view up to date (a terminal only).")
+@click.option("--interval", default="1", metavar="SECONDS", show_default=True,
+              help="How often --watch refreshes.")  # fmt: skip
 @click.pass_obj
-def status(obj, as_json):
+def status(obj, as_json, watch, interval):
     """Job counts per state and the active worker pools."""
     queue = obj.queue
+    if watch:
+        from .watch import watch_status
+
+        watch_status(queue, interval, as_json)
+        return
     counts = queue.counts()
     workers = queue.workers()
     if as_json:
@@ -38,8 +46,15 @@ def status(obj, as_json):
 
 
 def render_workers(workers) -> None:
+    table(WORKER_HEADERS, worker_rows(workers), title="Workers")
+
+
+WORKER_HEADERS = ["host", "pid", "busy", "jobs", "heartbeat", "worker id"]
+
+
+def worker_rows(workers) -> list[tuple]:
     now = time.time()
-    rows = [
+    return [
         (
             w.host,
             w.pid,
@@ -50,7 +65,6 @@ def render_workers(workers) -> None:
         )
         for w in workers
     ]
-    table(["host", "pid", "busy", "jobs", "heartbeat", "worker id"], rows, title="Workers")
 
 
 @click.command("list")

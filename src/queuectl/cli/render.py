@@ -19,19 +19,29 @@ def is_terminal() -> bool:
     return sys.stdout.isatty()
 
 
+def console():
+    from rich.console import Console
+
+    return Console(no_color=bool(os.environ.get("NO_COLOR")) or None)
+
+
+def rich_table(headers: Sequence[str], rows: Sequence[Sequence], *, title: str | None = None):
+    """A rich Table of the rows (for a terminal)."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    t = Table(*headers, title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    for row in rows:
+        # job text is text, never markup
+        t.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
+    return t
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence], *, title: str | None = None) -> None:
     cells = [["" if v is None else str(v) for v in row] for row in rows]
     if is_terminal():
-        from rich import box
-        from rich.console import Console
-        from rich.table import Table
-        from rich.text import Text
-
-        console = Console(no_color=bool(os.environ.get("NO_COLOR")) or None)
-        t = Table(*headers, title=title, box=box.SIMPLE_HEAD, title_justify="left")
-        for row in cells:
-            t.add_row(*(Text(cell) for cell in row))  # job text is text, never markup
-        console.print(t)
+        console().print(rich_table(headers, cells, title=title))
         return
     if title:
         click.echo(title)
