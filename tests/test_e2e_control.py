@@ -567,6 +567,12 @@ BAD = {
     "after-empty": (["enqueue", "-c", "true", "--after", ""], 2, ""),
     "unique-key-empty": (["enqueue", "-c", "true", "--unique-key", ""], 2, "unique_key"),
     "unique-without-id": (["enqueue", "-c", "true", "--unique"], 2, "unique"),
+    "priority-huge": (["enqueue", "-c", "true", "--priority", "99999999999"], 2, "priority"),
+    "schedule-priority-huge": (
+        ["schedule", "add", "x", "* * * * *", "-c", "true", "--priority", "99999999999"],
+        2,
+        "priority",
+    ),
     "tz-localtime": (
         ["schedule", "add", "x", "* * * * *", "-c", "true", "--tz", "localtime"], 2, "time zone"
     ),

@@ -74,7 +74,7 @@ def test_build_row_defaults_and_fields():
         ({}, "command must be a non-empty string"),
         ({"command": ""}, "command must be a non-empty string"),
         ({"command": 5}, "command must be a non-empty string"),
-        ({"command": "x", "max_retries": -1}, "max_retries must be >= 0"),
+        ({"command": "x", "max_retries": -1}, "max_retries must be between 0 and 1000"),
         ({"command": "x", "max_retries": 1.5}, "max_retries must be an integer"),
         ({"command": "x", "max_retries": True}, "max_retries must be an integer"),
         ({"command": "x", "max_retry": 1}, "unknown key 'max_retry'"),

@@ -4,6 +4,7 @@ unique jobs, retry/requeue, purge, schedules), run unchanged against every backe
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -340,3 +341,64 @@ def test_schedule_names_are_unique(store):
     schedule(store)
     with pytest.raises(Conflict):
         schedule(store)
+
+
+@pytest.mark.parametrize("change", ["resume", "pause"])
+def test_a_retry_racing_pause_or_resume_ends_as_the_queue_is(location, monkeypatch, change):
+    """A retry that read the paused queues just before a pause or resume committed must
+    not leave its job unclaimable in a running queue, or claimable in a paused one."""
+    from queuectl.store import open_store
+    from queuectl.store.control import SharedControl
+
+    first, second = open_store(location), open_store(location)
+    try:
+        first.add([row(first, "a", queue="q")])
+        first.claim("w", None, 1, 30)
+        first.finish("w", [Outcome("a", "failed", 1, "exit code 1", retry_delay=3600)])
+        if change == "resume":
+            first.pause(["q"])
+        update = SharedControl._update
+
+        def slow_update(self, conn, *args, **kwargs):
+            update(self, conn, *args, **kwargs)
+            time.sleep(0.5)  # the retry's transaction stays open meanwhile
+
+        monkeypatch.setattr(SharedControl, "_update", slow_update)
+        retry = threading.Thread(target=first.retry, args=(["a"],))
+        retry.start()
+        time.sleep(0.2)
+        getattr(second, change)(["q"])
+        retry.join()
+        claimed = [job.id for job in second.claim("w2", None, 1, 30)]
+        if change == "resume":
+            assert claimed == ["a"]
+        else:
+            assert claimed == []
+            assert second.seconds_until_due(None) is None  # no pool spins on it
+    finally:
+        first.close()
+        second.close()
+
+
+def test_cancel_wins_over_a_failure_on_the_last_attempt_and_is_not_inherited(store):
+    add(store, "a", max_retries=0)
+    claim_ids(store)
+    store.cancel(["a"])
+    store.finish("w", [Outcome("a", "dead", 1, "exit code 1")])  # it failed before the kill
+    assert store.get("a").state == "canceled"
+    store.requeue(["a"])
+    assert claim_ids(store) == ["a"]
+    job = store.get("a")
+    assert job.cancel_requested is False  # the new run is not killed for the old cancel
+    store.register_worker("w", "host", 1, 1, None)
+    assert store.heartbeat("w", 30)[2] == set()
+
+
+def test_running_again_a_job_whose_unique_key_is_taken_is_a_conflict(store):
+    add(store, "old", unique_key="k")
+    claim_ids(store)
+    complete(store, "old")
+    add(store, "new", unique_key="k")
+    with pytest.raises(Conflict, match="unique_key"):
+        store.requeue(["old"])
+    assert store.get("old").state == "completed"

@@ -136,6 +136,8 @@ SPEC_KEYS = frozenset(
     }
 )
 MAX_DEPENDENCIES = 100
+MAX_RETRIES = 1000  # as the max-retries setting
+MAX_PRIORITY = 1_000_000_000  # both stores keep priorities as 32-bit integers
 MAX_ID_LENGTH = 200
 MAX_QUEUE_LENGTH = 64
 _QUEUE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
@@ -174,12 +176,12 @@ def check_queue(value: object) -> str:
     return check_name(value, "queue")
 
 
-def _int(spec: dict, key: str, minimum: int | None = None):
+def _int(spec: dict, key: str, minimum: int, maximum: int):
     value = spec[key]
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInput(f"{key} must be an integer, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise InvalidInput(f"{key} must be >= {minimum}, got {value!r}")
+    if not minimum <= value <= maximum:
+        raise InvalidInput(f"{key} must be between {minimum} and {maximum}, got {value!r}")
     return value
 
 
@@ -203,8 +205,8 @@ def build_row(spec: object, *, now: float, cwd: str, max_retries: int) -> dict:
     row = {
         "id": check_id(spec["id"]) if "id" in spec else new_id(),
         "command": command,
-        "max_retries": _int(spec, "max_retries", 0) if "max_retries" in spec else max_retries,
-        "priority": _int(spec, "priority") if "priority" in spec else 0,
+        "max_retries": max_retries,
+        "priority": 0,
         "queue": check_queue(spec["queue"]) if "queue" in spec else "default",
         "run_at": now,
         "timeout": None,
@@ -212,6 +214,10 @@ def build_row(spec: object, *, now: float, cwd: str, max_retries: int) -> dict:
         "env": None,
         "created_at": now,
     }
+    if "max_retries" in spec:
+        row["max_retries"] = _int(spec, "max_retries", 0, MAX_RETRIES)
+    if "priority" in spec:
+        row["priority"] = _int(spec, "priority", -MAX_PRIORITY, MAX_PRIORITY)
     if "run_at" in spec and "delay" in spec:
         raise InvalidInput("give run_at or delay, not both")
     if "run_at" in spec:

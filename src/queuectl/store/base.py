@@ -242,7 +242,7 @@ class Store:
 
     def purge(self, states: list[str], finished_before: float | None, limit: int) -> int:
         """Delete up to `limit` jobs in `states` that finished before `finished_before`
-        (any time when None), oldest first, with their output, keeping any job that
+        (any time when None), with their output, keeping any job that
         another job still waits for. Returns how many went (call again until < limit)."""
         raise NotImplementedError
 

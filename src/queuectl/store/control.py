@@ -11,6 +11,7 @@ and `_wake()` (wakes idle pools; called after the commit).
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 from ..errors import Conflict, JobNotFound, UnknownDependency
 from ..jobs import UNFINISHED
@@ -37,12 +38,32 @@ class SharedControl:
     PARAM = "?"
     NOW = ""
     LOCK = ""
+    SKIP_LOCKED = ""  # rows another transaction is changing are left alone
+    INTEGRITY_ERRORS: tuple[type[Exception], ...] = ()
+
+    def _settle(self) -> None:
+        """Wait until writers that may have read the paused queues before a change are
+        done (nothing to wait for where writers take turns)."""
 
     def _tx(self):
         raise NotImplementedError
 
+    @contextmanager
+    def _taken_key(self):
+        """Running a job again may collide with another unfinished job's unique_key."""
+        try:
+            yield
+        except self.INTEGRITY_ERRORS:
+            raise Conflict(
+                "another waiting or running job holds the same unique_key; nothing changed"
+            ) from None
+
     def _in(self, values) -> tuple[str, list]:
         raise NotImplementedError
+
+    def _in_select(self, select: str) -> str:
+        """` IN (SELECT ...)`, the subquery run once (see postgres.py)."""
+        return f" IN ({select})"
 
     def _wake(self) -> None:
         raise NotImplementedError
@@ -84,7 +105,7 @@ class SharedControl:
 
     def retry(self, job_ids):
         now = self.NOW
-        with self._tx() as conn:
+        with self._taken_key(), self._tx() as conn:
             states = self._states(conn, job_ids, ("failed", "dead"), "retried",
                                   " (requeue runs completed and canceled jobs again)")  # fmt: skip
             self._update(conn, f"run_at = {now}, updated_at = {now}, ready = {READY_NOW}",
@@ -98,7 +119,7 @@ class SharedControl:
 
     def requeue(self, job_ids):
         now = self.NOW
-        with self._tx() as conn:
+        with self._taken_key(), self._tx() as conn:
             self._states(conn, job_ids, ("completed", "canceled"), "requeued",
                          " (retry runs failed and dead jobs)")  # fmt: skip
             self._update(conn, f"state = 'pending', attempts = 0, run_at = {now},"
@@ -116,12 +137,17 @@ class SharedControl:
             where += f" AND finished_at < {self.PARAM}"
             params.append(finished_before)
         with self._tx() as conn:
-            rows = conn.execute(
-                f"DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE {where}"
+            batch = self._in_select(
+                f"SELECT seq FROM jobs WHERE {where}"
                 # a job that others still wait for stays, or they would wait forever
                 " AND NOT EXISTS (SELECT 1 FROM job_deps d WHERE d.dep_seq = jobs.seq)"
-                f" LIMIT {self.PARAM}) RETURNING seq",
-                (*params, limit),
+                # a job being requeued, retried or depended on right now is not taken
+                f" LIMIT {self.PARAM}{self.SKIP_LOCKED}"
+            )
+            rows = conn.execute(
+                # the outer condition is checked again on each row as it is now
+                f"DELETE FROM jobs WHERE seq{batch} AND {where} RETURNING seq",
+                (*params, limit, *params),
             ).fetchall()
         return len(rows)
 
@@ -194,6 +220,9 @@ class SharedControl:
 
     # ------------------------------------------------------------ paused queues
 
+    # Pausing is two steps: record the queue, then (once no writer can still be acting
+    # on what it read before) move its due jobs out of the claim index; resume the same
+    # way back. A claim also skips paused queues, so no job of one starts meanwhile.
     def pause(self, queues) -> None:
         with self._tx() as conn:
             for queue in queues:
@@ -202,8 +231,14 @@ class SharedControl:
                     f" {self.NOW}) ON CONFLICT (queue) DO NOTHING",
                     (queue,),
                 )
-            sql, params = self._in(queues)
-            conn.execute(f"UPDATE jobs SET ready = 2 WHERE ready = 1 AND queue{sql}", params)
+        self._settle()
+        sql, params = self._in(queues)
+        with self._tx() as conn:
+            conn.execute(
+                f"UPDATE jobs SET ready = 2 WHERE ready = 1 AND queue{sql}"
+                " AND queue IN (SELECT queue FROM paused_queues)",
+                params,
+            )
 
     def resume(self, queues) -> list[str]:
         sql, params = self._in(queues)
@@ -211,7 +246,13 @@ class SharedControl:
             resumed = conn.execute(
                 f"DELETE FROM paused_queues WHERE queue{sql} RETURNING queue", params
             ).fetchall()
-            conn.execute(f"UPDATE jobs SET ready = 1 WHERE ready = 2 AND queue{sql}", params)
+        self._settle()
+        with self._tx() as conn:
+            conn.execute(
+                f"UPDATE jobs SET ready = 1 WHERE ready = 2 AND queue{sql}"
+                " AND queue NOT IN (SELECT queue FROM paused_queues)",
+                params,
+            )
         self._wake()
         return sorted(q for (q,) in resumed)
 

@@ -55,8 +55,9 @@ _FINISH_CTES = (
     "o AS (SELECT * FROM unnest(%(ids)s::text[], %(states)s::text[], %(codes)s::int[],"
     " %(errors)s::text[], %(delays)s::float8[], %(outputs)s::bytea[])"
     " AS o(id, state, code, error, delay, output)),"
-    # a failed run of a job whose cancel was asked is not retried
-    " done AS (UPDATE jobs j SET state = CASE WHEN o.state = 'failed' AND j.cancel_requested"
+    # a failed run of a job whose cancel was asked ends canceled
+    " done AS (UPDATE jobs j SET state = CASE WHEN o.state IN ('failed', 'dead')"
+    " AND j.cancel_requested"
     " THEN 'canceled' ELSE o.state END, exit_code = o.code, last_error = o.error,"
     f" run_at = {EPOCH} + o.delay, updated_at = {EPOCH}, finished_at = CASE"
     f" WHEN o.state = 'failed' AND NOT j.cancel_requested THEN NULL ELSE {EPOCH} END,"
@@ -78,6 +79,7 @@ def _turn_query(queues: bool) -> str:
     return (
         f"WITH {_FINISH_CTES},"
         " claimed AS (UPDATE jobs SET state = 'processing', attempts = attempts + 1,"
+        " cancel_requested = false,"
         f" worker_id = %(worker)s::text, lease_until = {EPOCH} + %(lease)s::float8,"
         f" started_at = {EPOCH}, updated_at = {EPOCH}, finished_at = NULL, ready = 0"
         # = ANY(ARRAY(...)), not IN (...): with LIMIT a parameter, a generic plan of IN
@@ -118,6 +120,25 @@ class PostgresStore(SharedReads, SharedControl, Store):
     PARAM = "%s"
     NOW = EPOCH
     LOCK = " FOR UPDATE"
+    SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
+    INTEGRITY_ERRORS = (pg_errors.IntegrityError,)
+    SETTLE_TIMEOUT = 10.0
+
+    def _settle(self) -> None:
+        """Wait until every transaction that was running when this was called has
+        ended: a statement that read the paused queues before a pause or resume
+        committed may still set `ready` from what it read (as CREATE INDEX
+        CONCURRENTLY waits for older transactions). Bounded: a transaction left open
+        elsewhere only delays this, and claims skip paused queues in any case."""
+        (horizon,) = self._read("SELECT pg_snapshot_xmax(pg_current_snapshot())::text")[0]
+        deadline = time.monotonic() + self.SETTLE_TIMEOUT
+        while (
+            time.monotonic() < deadline
+            and self._read("SELECT pg_snapshot_xmin(pg_current_snapshot()) < %s::xid8", (horizon,))[
+                0
+            ][0]
+        ):
+            time.sleep(0.01)
 
     def __init__(self, url: str, *, durable: bool = True, migrate: bool = True):
         self.url = url
@@ -182,6 +203,11 @@ class PostgresStore(SharedReads, SharedControl, Store):
 
     def _in(self, values) -> tuple[str, list]:
         return " = ANY(%s)", [list(values)]
+
+    def _in_select(self, select: str) -> str:
+        # IN (subquery) may run a LIMIT ... SKIP LOCKED subquery more than once, each
+        # time taking other rows; an array is built once.
+        return f" = ANY(ARRAY({select}))"
 
     def _wake(self) -> None:
         conn = self._connection()

@@ -58,6 +58,7 @@ def _statements(path: str):
 class SQLiteStore(SharedReads, SharedControl, Store):
     # The clock in SQL, for statements shared with PostgreSQL (millisecond precision).
     NOW = "((julianday('now') - 2440587.5) * 86400.0)"
+    INTEGRITY_ERRORS = (sqlite3.IntegrityError,)
 
     def __init__(self, path: str, *, durable: bool = True, migrate: bool = True):
         self.path = path
@@ -246,6 +247,7 @@ class SQLiteStore(SharedReads, SharedControl, Store):
         in_queues = f" AND queue IN ({_marks(queues)})" if queues else ""
         sql = (
             "UPDATE jobs SET state = 'processing', attempts = attempts + 1, worker_id = ?,"
+            " cancel_requested = FALSE,"
             " lease_until = ?, started_at = ?, updated_at = ?, finished_at = NULL, ready = 0"
             f" WHERE seq IN (SELECT seq FROM jobs WHERE ready = 1{in_queues}"
             " ORDER BY priority DESC, run_at, seq LIMIT ?)"
@@ -293,9 +295,10 @@ class SQLiteStore(SharedReads, SharedControl, Store):
             for o in outcomes:
                 retry = o.state == "failed"
                 row = conn.execute(
-                    # a failed run of a job whose cancel was asked is not retried
-                    "UPDATE jobs SET state = CASE WHEN ?1 AND cancel_requested THEN 'canceled'"
-                    " ELSE ?2 END, exit_code = ?3, last_error = ?4, run_at = ?5, updated_at = ?6,"
+                    # a failed run of a job whose cancel was asked ends canceled
+                    "UPDATE jobs SET state = CASE WHEN ?2 IN ('failed', 'dead') AND"
+                    " cancel_requested THEN 'canceled' ELSE ?2 END, exit_code = ?3,"
+                    " last_error = ?4, run_at = ?5, updated_at = ?6,"
                     " finished_at = CASE WHEN ?1 AND NOT cancel_requested THEN NULL ELSE ?6 END,"
                     " lease_until = NULL"
                     " WHERE id = ?7 AND state = 'processing' AND worker_id = ?8 RETURNING seq",

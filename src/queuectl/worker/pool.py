@@ -17,7 +17,7 @@ import socket
 import sys
 import time
 
-from ..errors import StoreUnavailable
+from ..errors import QueueError, StoreUnavailable
 from ..retry import retry_delay
 from ..schedules import Scheduler
 from ..settings import Config
@@ -299,8 +299,10 @@ class Pool:
                         break
                 if pruned:
                     self.log(f"worker {self.id}: deleted {pruned} {state} job(s) past retention")
-        except StoreUnavailable as exc:
+        except QueueError as exc:
             self.log(f"worker {self.id}: housekeeping skipped: {exc.message}")
+        except Exception as exc:  # a pool outlives a bad schedule or an odd row
+            self.log(f"worker {self.id}: housekeeping failed: {type(exc).__name__}: {exc}")
 
     def start(self, job) -> None:
         timeout = job.timeout or self.config["job-timeout"] or None
@@ -512,7 +514,16 @@ class Turn:
         if result is None:
             return None
         done, jobs = result
-        if self.released:
-            pool.store.release(pool.id, pool.unreleased[: self.released])
-        due = pool.store.seconds_until_due(pool.queues) if len(jobs) < self.want else False
-        return self.sent, set(done), self.released, jobs, due
+        # The turn is committed: whatever fails below, its claimed jobs must be kept
+        # (dropping them would leave them processing under our renewed lease).
+        released, due = 0, False  # due: False (got all it asked), seconds or None
+        try:
+            if self.released:
+                pool.store.release(pool.id, pool.unreleased[: self.released])
+                released = self.released
+            if len(jobs) < self.want:
+                due = pool.store.seconds_until_due(pool.queues)  # type: ignore[assignment]
+        except StoreUnavailable as exc:
+            pool.log(f"worker {pool.id}: {exc.message}; will retry")
+            due = 0.0  # type: ignore[assignment]  # look again soon; hand-backs stay queued
+        return self.sent, set(done), released, jobs, due
