@@ -166,6 +166,23 @@ class Queue:
         found = self.store.counts()
         return {state: found.get(state, 0) for state in STATES}
 
+    def runs(self, job_id: str) -> list[dict]:
+        """The job's finished runs (attempt, worker, times, outcome, exit code, error)."""
+        self.get(job_id)
+        return self.store.runs(job_id)
+
+    def stats(self, window: float = 3600.0, queue: str | None = None) -> list[dict]:
+        """Runs that finished in the last `window` seconds, per queue ('all' first): see
+        stats.summarize."""
+        from .stats import SAMPLE, summarize
+
+        if not 0 < window <= 366 * 86400:
+            raise InvalidInput(f"window must be more than 0 and at most 366 days, got {window:g}s")
+        if queue is not None:
+            check_queue(queue)
+        counts, latest = self.store.run_stats(self.store.now() - window, queue, SAMPLE)
+        return summarize(counts, latest, window)
+
     def logs(self, job_id: str) -> bytes:
         output = self.store.output(job_id)
         if output is None:

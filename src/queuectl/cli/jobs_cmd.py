@@ -8,6 +8,7 @@ import time
 import click
 
 from ..jobs import CLAIMABLE, STATES
+from ..timeutil import iso
 from .render import ago, emit_json, short_time, table
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -109,8 +110,9 @@ def show(obj, job_id, as_json):
     """Every field of one job."""
     job = obj.queue.get(job_id)
     d = job.to_dict()
+    runs = obj.queue.runs(job_id)
     if as_json:
-        emit_json(d)
+        emit_json({**d, "runs": [_run_dict(r) for r in runs]})
         return
     d["waiting_for"] = ", ".join(f"job {i} ({s})" for i, s in job.waiting_for or ())
     width = max(len(k) for k in d)
@@ -122,6 +124,19 @@ def show(obj, job_id, as_json):
         elif isinstance(value, list):
             value = ", ".join(value)
         click.echo(f"{key.ljust(width)}  {value}")
+    if runs:
+        click.echo()
+        rows = [(r["attempt"], r["outcome"], short_time(iso(r["started_at"])),
+                 f"{r['finished_at'] - r['started_at']:.3f}s",
+                 "" if r["waited"] is None else f"{r['waited']:.3f}s",
+                 "" if r["exit_code"] is None else r["exit_code"], r["worker_id"] or "",
+                 r["error"] or "") for r in runs]  # fmt: skip
+        table(["attempt", "outcome", "started", "took", "waited", "exit", "worker", "error"],
+              rows, title="Runs")  # fmt: skip
+
+
+def _run_dict(run: dict) -> dict:
+    return {**run, "started_at": iso(run["started_at"]), "finished_at": iso(run["finished_at"])}
 
 
 @click.command()

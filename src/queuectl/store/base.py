@@ -131,6 +131,17 @@ class Store:
         """The captured output of the job's latest finished run (None: unknown job)."""
         raise NotImplementedError
 
+    def runs(self, job_id: str) -> list[dict]:
+        """The job's finished runs, oldest first: attempt, worker_id, started_at,
+        finished_at, waited (seconds from due to start), outcome (completed, failed,
+        dead, canceled, or lost when its lease expired), exit_code, error."""
+        raise NotImplementedError
+
+    def run_stats(self, since: float, queue: str | None, sample: int) -> tuple[list, list]:
+        """Runs finished since `since` (of one queue if given): (queue, outcome, count)
+        rows, and (queue, run seconds, waited) of the latest `sample` of them."""
+        raise NotImplementedError
+
     def export(self, batch_size: int = 1000):
         """Every job with the output of its latest run, in insertion order, read in
         batches: yields (Job, bytes)."""

@@ -34,6 +34,19 @@ def _either(words) -> str:
     return " or ".join(words) if len(words) < 3 else f"{', '.join(words[:-1])} or {words[-1]}"
 
 
+# The history row of a run whose lease expired (the pool died or lost it).
+RUN_COLUMNS = "job_seq, attempt, queue, worker_id, started_at, finished_at, waited, outcome, error"
+
+
+def lost_run(now: str) -> str:
+    """The values (RUN_COLUMNS) of a run whose lease expired, read from its job's row
+    before the reap changes it; `now` is the SQL of the time."""
+    return (
+        f"seq, attempts, queue, worker_id, coalesce(started_at, {now}), {now}, waited, 'lost',"
+        " 'lease expired: worker ' || worker_id || ' stopped heartbeating'"
+    )
+
+
 class SharedControl:
     PARAM = "?"
     NOW = ""

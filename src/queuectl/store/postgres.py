@@ -24,7 +24,7 @@ from psycopg.pq import ExecStatus
 from ..errors import Conflict, DuplicateJob, JobNotFound, StoreUnavailable
 from ..jobs import Job
 from .base import Outcome, Store, WorkerInfo
-from .control import READY_NOW, REAPED, SharedControl
+from .control import READY_NOW, REAPED, RUN_COLUMNS, SharedControl, lost_run
 from .reads import SharedReads
 from .rows import (
     COLUMNS,
@@ -63,7 +63,12 @@ _FINISH_CTES = (
     f" WHEN o.state = 'failed' AND NOT j.cancel_requested THEN NULL ELSE {EPOCH} END,"
     " lease_until = NULL FROM o"
     " WHERE j.id = o.id AND j.state = 'processing' AND j.worker_id = %(worker)s::text"
-    " RETURNING j.seq, j.id, o.output),"
+    " RETURNING j.seq, j.id, o.output, j.attempts, j.queue, j.started_at, j.waited, j.state,"
+    " o.code, o.error),"
+    # each recorded run into the history
+    " runs AS (INSERT INTO job_runs (job_seq, attempt, queue, worker_id, started_at,"
+    " finished_at, waited, outcome, exit_code, error) SELECT seq, attempts, queue,"
+    f" %(worker)s::text, started_at, {EPOCH}, waited, state, code, error FROM done),"
     " kept AS (INSERT INTO job_output (job_seq, output)"
     " SELECT seq, output FROM done WHERE length(output) > 0"
     " ON CONFLICT (job_seq) DO UPDATE SET output = excluded.output),"
@@ -81,7 +86,8 @@ def _turn_query(queues: bool) -> str:
         " claimed AS (UPDATE jobs SET state = 'processing', attempts = attempts + 1,"
         " cancel_requested = false,"
         f" worker_id = %(worker)s::text, lease_until = {EPOCH} + %(lease)s::float8,"
-        f" started_at = {EPOCH}, updated_at = {EPOCH}, finished_at = NULL, ready = 0"
+        f" started_at = {EPOCH}, updated_at = {EPOCH}, finished_at = NULL, ready = 0,"
+        f" waited = greatest(0, {EPOCH} - run_at)"
         # = ANY(ARRAY(...)), not IN (...): with LIMIT a parameter, a generic plan of IN
         # is a hash join over a sequential scan of the whole table.
         f" WHERE seq = ANY(ARRAY(SELECT seq FROM jobs WHERE ready = 1{in_queues}"
@@ -452,12 +458,19 @@ class PostgresStore(SharedReads, SharedControl, Store):
 
     def reap(self, forget_workers_after: float = 3600.0) -> list[str]:
         with self._tx() as conn:
+            # the expired runs into the history, then the jobs (locked meanwhile)
+            lost = conn.execute(
+                "WITH expired AS (SELECT * FROM jobs WHERE state = 'processing'"
+                f" AND lease_until < {EPOCH} FOR UPDATE SKIP LOCKED)"
+                f" INSERT INTO job_runs ({RUN_COLUMNS}) SELECT {lost_run(EPOCH)} FROM expired"
+                " RETURNING job_seq"
+            ).fetchall()
             rows = conn.execute(
                 f"UPDATE jobs SET {REAPED}, finished_at = CASE WHEN cancel_requested"
                 f" OR attempts > max_retries THEN {EPOCH} END,"
                 f" run_at = {EPOCH}, updated_at = {EPOCH}"
-                " WHERE seq IN (SELECT seq FROM jobs WHERE state = 'processing'"
-                f" AND lease_until < {EPOCH} FOR UPDATE SKIP LOCKED) RETURNING id"
+                " WHERE seq = ANY(%s) AND state = 'processing' RETURNING id",
+                ([seq for (seq,) in lost],),
             ).fetchall()
             conn.execute(
                 f"DELETE FROM workers WHERE heartbeat_at < {EPOCH} - %s", (forget_workers_after,)

@@ -5,6 +5,9 @@ from __future__ import annotations
 from ..jobs import Job
 from .rows import COLUMNS, NAMES, job_from_row
 
+RUN_FIELDS = ("attempt", "worker_id", "started_at", "finished_at", "waited", "outcome",
+              "exit_code", "error")  # fmt: skip
+
 
 class SharedReads:
     """Mixed into a backend that defines `_read(query, params)` and PARAM ('?' or '%s')."""
@@ -83,6 +86,34 @@ class SharedReads:
             if len(rows) < batch_size:
                 return
             after = rows[-1][0]
+
+    def runs(self, job_id: str) -> list[dict]:
+        """The job's finished runs, oldest first."""
+        rows = self._read(
+            f"SELECT {', '.join('r.' + n for n in RUN_FIELDS)} FROM job_runs r"
+            f" JOIN jobs j ON j.seq = r.job_seq WHERE j.id = {self.PARAM} ORDER BY r.id",
+            (job_id,),
+        )
+        return [dict(zip(RUN_FIELDS, row)) for row in rows]
+
+    def run_stats(self, since: float, queue: str | None, sample: int) -> tuple[list, list]:
+        """Runs finished since `since` (optionally of one queue): counts per (queue,
+        outcome), and (queue, run time, wait) of the latest `sample` of them."""
+        where = f"finished_at >= {self.PARAM}"
+        params: list = [since]
+        if queue is not None:
+            where += f" AND queue = {self.PARAM}"
+            params.append(queue)
+        counts = self._read(
+            f"SELECT queue, outcome, count(*) FROM job_runs WHERE {where} GROUP BY queue, outcome",
+            params,
+        )
+        latest = self._read(
+            f"SELECT queue, finished_at - started_at, waited FROM job_runs WHERE {where}"
+            f" ORDER BY finished_at DESC LIMIT {self.PARAM}",
+            [*params, sample],
+        )
+        return counts, latest
 
     def paused_queues(self) -> dict[str, float]:
         return dict(self._read("SELECT queue, paused_at FROM paused_queues ORDER BY queue"))

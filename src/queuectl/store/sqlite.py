@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from ..errors import Conflict, DuplicateJob, JobNotFound, StoreUnavailable
 from ..jobs import Job
 from .base import Outcome, Store, WorkerInfo
-from .control import READY_NOW, REAPED, SharedControl
+from .control import READY_NOW, REAPED, RUN_COLUMNS, SharedControl, lost_run
 from .reads import SharedReads
 from .rows import (
     COLUMNS,
@@ -37,6 +37,14 @@ _INSERT = f"INSERT INTO jobs ({NEW_COLUMNS}) VALUES ({', '.join('?' * 15)})"
 _PROMOTE = (
     f"UPDATE jobs INDEXED BY jobs_scheduled SET ready = {READY_NOW}"
     " WHERE ready = 0 AND state IN ('pending', 'failed') AND blockers = 0 AND run_at <= ?"
+)
+
+
+# A finished run into the history: (seq, attempts, queue, started_at, waited, state) as
+# the finish returns them, then worker, time, exit code and error.
+_RECORD_RUN = (
+    "INSERT INTO job_runs (job_seq, attempt, queue, started_at, waited, outcome, worker_id,"
+    " finished_at, exit_code, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -247,8 +255,8 @@ class SQLiteStore(SharedReads, SharedControl, Store):
         in_queues = f" AND queue IN ({_marks(queues)})" if queues else ""
         sql = (
             "UPDATE jobs SET state = 'processing', attempts = attempts + 1, worker_id = ?,"
-            " cancel_requested = FALSE,"
-            " lease_until = ?, started_at = ?, updated_at = ?, finished_at = NULL, ready = 0"
+            " cancel_requested = FALSE, lease_until = ?, started_at = ?, updated_at = ?,"
+            " waited = max(0, ? - run_at), finished_at = NULL, ready = 0"
             f" WHERE seq IN (SELECT seq FROM jobs WHERE ready = 1{in_queues}"
             " ORDER BY priority DESC, run_at, seq LIMIT ?)"
             f" RETURNING {COLUMNS}, seq"
@@ -256,7 +264,7 @@ class SQLiteStore(SharedReads, SharedControl, Store):
         with self._tx() as conn:
             conn.execute(_PROMOTE, (now,))
             rows = conn.execute(
-                sql, (worker_id, now + lease, now, now, *(queues or ()), limit)
+                sql, (worker_id, now + lease, now, now, now, *(queues or ()), limit)
             ).fetchall()
         # RETURNING has no defined order; hand jobs out in claim order.
         return [job_from_row(row) for row in sorted(rows, key=claim_order)]
@@ -301,13 +309,15 @@ class SQLiteStore(SharedReads, SharedControl, Store):
                     " last_error = ?4, run_at = ?5, updated_at = ?6,"
                     " finished_at = CASE WHEN ?1 AND NOT cancel_requested THEN NULL ELSE ?6 END,"
                     " lease_until = NULL"
-                    " WHERE id = ?7 AND state = 'processing' AND worker_id = ?8 RETURNING seq",
+                    " WHERE id = ?7 AND state = 'processing' AND worker_id = ?8"
+                    " RETURNING seq, attempts, queue, started_at, waited, state",
                     (retry, o.state, o.exit_code, o.error, now + o.retry_delay if retry else now,
                      now, o.job_id, worker_id),
                 ).fetchone()  # fmt: skip
                 if row is None:
                     continue  # fenced off: the lease was lost and the job is someone else's
                 done.append(o.job_id)
+                conn.execute(_RECORD_RUN, (*row, worker_id, now, o.exit_code, o.error))
                 if o.output:
                     conn.execute(
                         "INSERT OR REPLACE INTO job_output (job_seq, output) VALUES (?, ?)",
@@ -335,6 +345,11 @@ class SQLiteStore(SharedReads, SharedControl, Store):
     def reap(self, forget_workers_after: float = 3600.0) -> list[str]:
         now = time.time()
         with self._tx() as conn:
+            conn.execute(
+                f"INSERT INTO job_runs ({RUN_COLUMNS}) SELECT {lost_run('?1')} FROM jobs"
+                " WHERE state = 'processing' AND lease_until < ?1",
+                (now,),
+            )
             rows = conn.execute(
                 f"UPDATE jobs SET {REAPED},"
                 " finished_at = CASE WHEN cancel_requested OR attempts > max_retries THEN ?1 END,"
