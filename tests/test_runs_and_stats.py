@@ -105,3 +105,14 @@ def test_stats_and_run_history_through_the_cli(cli):
                 ["stats", "--queue", "a b"]):  # fmt: skip
         proc = cli.run(*bad, check=False)
         assert proc.returncode == 2 and proc.stderr.startswith("error: ")
+
+
+def test_output_is_the_latest_runs_and_an_empty_run_clears_it(store):
+    add(store, "a")
+    store.claim("w", None, 1, 30)
+    store.finish("w", [Outcome("a", "failed", 1, "x", output=b"first", retry_delay=3600)])
+    assert store.output("a") == b"first"
+    store.retry(["a"])
+    store.claim("w", None, 1, 30)
+    store.finish("w", [Outcome("a", "completed", 0)])  # printed nothing
+    assert store.output("a") == b""

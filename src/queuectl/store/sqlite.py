@@ -310,20 +310,22 @@ class SQLiteStore(SharedReads, SharedControl, Store):
                     " finished_at = CASE WHEN ?1 AND NOT cancel_requested THEN NULL ELSE ?6 END,"
                     " lease_until = NULL"
                     " WHERE id = ?7 AND state = 'processing' AND worker_id = ?8"
-                    " RETURNING seq, attempts, queue, started_at, waited, state",
+                    " RETURNING seq, attempts, queue, started_at, waited, state,"
+                    # whether an earlier run left output (most jobs never had any)
+                    " EXISTS (SELECT 1 FROM job_output WHERE job_seq = jobs.seq)",
                     (retry, o.state, o.exit_code, o.error, now + o.retry_delay if retry else now,
                      now, o.job_id, worker_id),
                 ).fetchone()  # fmt: skip
                 if row is None:
                     continue  # fenced off: the lease was lost and the job is someone else's
                 done.append(o.job_id)
-                conn.execute(_RECORD_RUN, (*row, worker_id, now, o.exit_code, o.error))
+                conn.execute(_RECORD_RUN, (*row[:6], worker_id, now, o.exit_code, o.error))
                 if o.output:
                     conn.execute(
                         "INSERT OR REPLACE INTO job_output (job_seq, output) VALUES (?, ?)",
                         (row[0], o.output),
                     )
-                else:
+                elif row[6]:  # this run printed nothing: the old output goes
                     conn.execute("DELETE FROM job_output WHERE job_seq = ?", (row[0],))
         return done
 
