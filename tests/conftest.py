@@ -29,6 +29,19 @@ def wait_for(condition, timeout: float = 10.0, interval: float = 0.02, message: 
         time.sleep(interval)
 
 
+def assert_one_error_line(proc: subprocess.CompletedProcess, code: int, phrase: str = ""):
+    """A failed command as the CLI conventions want it: exit `code`, one `error:` line
+    on stderr naming `phrase`, nothing on stdout, no traceback."""
+    shown = f"exit {proc.returncode}\nstdout: {proc.stdout!r}\nstderr: {proc.stderr!r}"
+    assert proc.returncode == code, shown
+    assert "Traceback" not in proc.stderr + proc.stdout, shown
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, shown
+    assert lines[0].startswith("error: "), shown
+    assert phrase in lines[0], f"{phrase!r} not named\n{shown}"
+    assert proc.stdout == "", shown
+
+
 class CLI:
     """Runs the installed `queuectl` against one database, as a user would."""
 

@@ -61,7 +61,7 @@ def test_enqueue_lines_is_all_or_nothing_and_names_the_line(queue):
 
 def test_retry_dead_requires_dead_jobs(queue):
     queue.enqueue({"id": "p", "command": "true"})
-    with pytest.raises(Conflict, match="is pending, not dead"):
+    with pytest.raises(Conflict, match="is pending; only dead jobs can be retried"):
         queue.retry_dead(["p"])
     with pytest.raises(JobNotFound):
         queue.retry_dead(["missing"])

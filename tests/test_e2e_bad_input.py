@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CLI, QUEUECTL
+from conftest import CLI, QUEUECTL, assert_one_error_line
 
 # JSON Lines files the cases refer to by name; each has one bad line amid good ones.
 GOOD = json.dumps({"command": "echo new"})
@@ -202,17 +202,6 @@ def store(template, tmp_path) -> tuple[CLI, tuple]:
     for name, lines in FILES.items():
         (workdir / name).write_text("\n".join(lines) + "\n")
     return CLI(data / source.name, workdir), baseline
-
-
-def assert_one_error_line(proc: subprocess.CompletedProcess, code: int, phrase: str = ""):
-    shown = f"exit {proc.returncode}\nstdout: {proc.stdout!r}\nstderr: {proc.stderr!r}"
-    assert proc.returncode == code, shown
-    assert "Traceback" not in proc.stderr + proc.stdout, shown
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1, shown
-    assert lines[0].startswith("error: "), shown
-    assert phrase in lines[0], f"{phrase!r} not named\n{shown}"
-    assert proc.stdout == "", shown
 
 
 # ---------------------------------------------------------------- the cases

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -26,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from conftest import CLI, wait_for
+from conftest import CLI, assert_one_error_line, wait_for
 from queuectl.store import open_store
 
 # ---------------------------------------------------------------- helpers
@@ -136,17 +135,6 @@ def quiet_cron(epoch: float) -> str:
     (with `* * * * *` a minute that begins during the test would add a run)."""
     now = int(epoch // 60)
     return ",".join(str(m) for m in sorted((now - i) % 60 for i in range(13))) + " * * * *"
-
-
-def assert_one_error_line(proc: subprocess.CompletedProcess, code: int, phrase: str = ""):
-    shown = f"exit {proc.returncode}\nstdout: {proc.stdout!r}\nstderr: {proc.stderr!r}"
-    assert proc.returncode == code, shown
-    assert "Traceback" not in proc.stderr + proc.stdout, shown
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1, shown
-    assert lines[0].startswith("error: "), shown
-    assert phrase in lines[0], f"{phrase!r} not named\n{shown}"
-    assert proc.stdout == "", shown
 
 
 @pytest.fixture

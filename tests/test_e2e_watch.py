@@ -10,7 +10,7 @@ import signal
 import subprocess
 import time
 
-from conftest import QUEUECTL
+from conftest import QUEUECTL, assert_one_error_line
 
 
 def read_until(fd: int, pattern: str, timeout: float = 15.0) -> str:
@@ -53,7 +53,4 @@ def test_status_watch_redraws_until_ctrl_c(cli):
 
 def test_status_watch_refuses_a_pipe_and_json(cli):
     for args in (["status", "--watch"], ["status", "--watch", "--json"]):
-        proc = cli.run(*args, check=False)
-        assert proc.returncode == 2
-        assert proc.stderr.startswith("error: --watch")
-        assert proc.stdout == ""
+        assert_one_error_line(cli.run(*args, check=False), 2, "--watch")

@@ -125,10 +125,13 @@ class Scheduler:
     def run_due(self, max_retries: int) -> list[str]:
         """Enqueue each schedule's due run: after downtime only the latest missed tick
         (one catch-up run, not a burst). Returns the ids of the jobs enqueued."""
+        schedules = [s for s in self.store.schedules() if not s["paused"]]
+        if not schedules:
+            return []  # most queues have none: no clock read (a round trip on PostgreSQL)
         now = self.clock()
         enqueued = []
-        for schedule in self.store.schedules():
-            if schedule["paused"] or schedule["next_at"] > now:
+        for schedule in schedules:
+            if schedule["next_at"] > now:
                 continue
             name, cron, tz = schedule["name"], schedule["cron"], schedule["tz"]
             tick = max(schedule["next_at"], latest_tick(cron, tz, now))

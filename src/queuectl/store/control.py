@@ -99,6 +99,11 @@ class SharedControl:
                 )
         return states
 
+    @staticmethod
+    def _paused(conn) -> set[str]:
+        """The paused queues, read in the caller's transaction."""
+        return {q for (q,) in conn.execute("SELECT queue FROM paused_queues").fetchall()}
+
     def _update(self, conn, assignments: str, job_ids, condition: str = "") -> None:
         if job_ids:
             sql, params = self._in(job_ids)
@@ -123,11 +128,28 @@ class SharedControl:
                                   " (requeue runs completed and canceled jobs again)")  # fmt: skip
             self._update(conn, f"run_at = {now}, updated_at = {now}, ready = {READY_NOW}",
                          [i for i in job_ids if states[i] == "failed"])  # fmt: skip
-            self._update(conn, f"state = 'pending', attempts = 0, run_at = {now},"
-                               f" updated_at = {now}, finished_at = NULL, worker_id = NULL,"
-                               f" ready = {READY_NOW}",
-                         [i for i in job_ids if states[i] == "dead"])  # fmt: skip
+            self._update(conn, self._revived(), [i for i in job_ids if states[i] == "dead"])
         self._wake()
+        return list(job_ids)
+
+    def _revived(self) -> str:
+        """A dead job back to pending, due now, with its attempts reset."""
+        now = self.NOW
+        return (f"state = 'pending', attempts = 0, run_at = {now}, updated_at = {now},"
+                f" finished_at = NULL, worker_id = NULL, ready = {READY_NOW}")  # fmt: skip
+
+    def revive(self, job_ids):
+        with self._taken_key(), self._tx() as conn:
+            if job_ids is None:
+                revived = conn.execute(
+                    f"UPDATE jobs SET {self._revived()} WHERE state = 'dead' RETURNING id"
+                ).fetchall()
+                job_ids = [job_id for (job_id,) in revived]
+            else:
+                self._states(conn, job_ids, ("dead",), "retried from the DLQ")
+                self._update(conn, self._revived(), job_ids)
+        if job_ids:
+            self._wake()
         return list(job_ids)
 
     def requeue(self, job_ids):
@@ -172,7 +194,7 @@ class SharedControl:
         so none completes unseen), and a unique row with an unfinished twin is not
         inserted (the twin's id stands in for it). `values(row, now, paused, blockers)`
         gives a row's values in `columns` order; `deps_of(row)` its dependency ids."""
-        paused = {q for (q,) in conn.execute("SELECT queue FROM paused_queues").fetchall()}
+        paused = self._paused(conn)
         marks = ", ".join([self.PARAM] * len(columns.split(",")))
         ids = []
         for row in rows:
@@ -316,7 +338,7 @@ class SharedControl:
             ).fetchall()
             if not moved:
                 return False  # another pool enqueued this tick
-            paused = {q for (q,) in conn.execute("SELECT queue FROM paused_queues").fetchall()}
+            paused = self._paused(conn)
             now = conn.execute(f"SELECT {self.NOW}").fetchone()[0]
             marks = ", ".join([p] * len(NEW_COLUMNS.split(",")))
             # The id names the schedule and tick, so even a schedule removed and added

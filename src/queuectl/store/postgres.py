@@ -21,7 +21,7 @@ from psycopg import errors as pg_errors
 from psycopg.adapt import PyFormat, Transformer
 from psycopg.pq import ExecStatus
 
-from ..errors import Conflict, DuplicateJob, JobNotFound, StoreUnavailable
+from ..errors import DuplicateJob, StoreUnavailable
 from ..jobs import Job
 from .base import Outcome, Store, WorkerInfo
 from .control import READY_NOW, REAPED, RUN_COLUMNS, SharedControl, lost_run
@@ -292,7 +292,7 @@ class PostgresStore(SharedReads, SharedControl, Store):
                                                 values=new_job_values,
                                                 deps_of=lambda r: r["depends_on"])  # fmt: skip
                     else:
-                        paused = {q for (q,) in conn.execute("SELECT queue FROM paused_queues")}
+                        paused = self._paused(conn)
                         with conn.cursor().copy(f"COPY jobs ({NEW_COLUMNS}) FROM STDIN") as copy:
                             for r in rows:
                                 copy.write_row(new_job_values(r, now, paused))
@@ -475,37 +475,6 @@ class PostgresStore(SharedReads, SharedControl, Store):
             conn.execute(
                 f"DELETE FROM workers WHERE heartbeat_at < {EPOCH} - %s", (forget_workers_after,)
             )
-        return [row[0] for row in rows]
-
-    def revive(self, job_ids) -> list[str]:
-        with self._tx() as conn:
-            params: tuple = ()
-            if job_ids is None:
-                where = "state = 'dead'"
-            else:
-                states = dict(
-                    conn.execute(
-                        "SELECT id, state FROM jobs WHERE id = ANY(%s) FOR UPDATE", (job_ids,)
-                    ).fetchall()
-                )
-                for job_id in job_ids:
-                    if job_id not in states:
-                        raise JobNotFound(job_id)
-                    if states[job_id] != "dead":
-                        raise Conflict(
-                            f"job {job_id!r} is {states[job_id]}, not dead; only dead jobs"
-                            " can be retried from the DLQ"
-                        )
-                where, params = "state = 'dead' AND id = ANY(%s)", (list(job_ids),)
-            rows = conn.execute(
-                f"UPDATE jobs SET state = 'pending', attempts = 0, run_at = {EPOCH},"
-                f" updated_at = {EPOCH}, finished_at = NULL, worker_id = NULL,"
-                f" ready = {READY_NOW}"
-                f" WHERE {where} RETURNING id",
-                params,
-            ).fetchall()
-            if rows:
-                conn.execute(f"NOTIFY {CHANNEL}")
         return [row[0] for row in rows]
 
     # ------------------------------------------------------------ config

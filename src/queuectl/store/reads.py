@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from ..jobs import Job
 from .rows import COLUMNS, NAMES, job_from_row
 
@@ -119,8 +121,6 @@ class SharedReads:
         return dict(self._read("SELECT queue, paused_at FROM paused_queues ORDER BY queue"))
 
     def schedules(self) -> list[dict]:
-        import json
-
         names = ("name", "cron", "tz", "spec", "next_at", "paused", "created_at", "last_at",
                  "last_job")  # fmt: skip
         found = []

@@ -50,28 +50,6 @@ def new_job_values(row: dict, now: float, paused: set, blockers: int = 0) -> tup
             blockers)  # fmt: skip
 
 
-def unmet_dependencies(rows: list[dict], found: dict[str, tuple[int, str]]) -> list[list[str]]:
-    """For each row, the dependencies it must wait for: those not completed. `found` maps
-    the ids of existing dependencies to (seq, state); a row may also depend on a row
-    before it in the same batch. An id that is neither raises UnknownDependency."""
-    from ..errors import UnknownDependency
-
-    earlier: set[str] = set()
-    unmet = []
-    for row in rows:
-        waits = []
-        for dep in row.get("depends_on") or ():
-            if dep in earlier:
-                waits.append(dep)
-            elif dep not in found:
-                raise UnknownDependency(row["id"], dep)
-            elif found[dep][1] != "completed":
-                waits.append(dep)
-        unmet.append(waits)
-        earlier.add(row["id"])
-    return unmet
-
-
 _PRIORITY, _RUN_AT = NAMES.index("priority"), NAMES.index("run_at")
 
 

@@ -14,7 +14,7 @@ import sqlite3
 import time
 from contextlib import contextmanager
 
-from ..errors import Conflict, DuplicateJob, JobNotFound, StoreUnavailable
+from ..errors import DuplicateJob, StoreUnavailable
 from ..jobs import Job
 from .base import Outcome, Store, WorkerInfo
 from .control import READY_NOW, REAPED, RUN_COLUMNS, SharedControl, lost_run
@@ -213,10 +213,6 @@ class SQLiteStore(SharedReads, SharedControl, Store):
         self._notify()
         return ids
 
-    @staticmethod
-    def _paused(conn) -> set[str]:
-        return {q for (q,) in conn.execute("SELECT queue FROM paused_queues")}
-
     def _in(self, values) -> tuple[str, list]:
         return f" IN ({_marks(values)})", list(values)
 
@@ -362,36 +358,6 @@ class SQLiteStore(SharedReads, SharedControl, Store):
             conn.execute(
                 "DELETE FROM workers WHERE heartbeat_at < ?", (now - forget_workers_after,)
             )
-        return [row[0] for row in rows]
-
-    def revive(self, job_ids) -> list[str]:
-        now = time.time()
-        with self._tx() as conn:
-            if job_ids is None:
-                where, params = "state = 'dead'", []
-            else:
-                states = dict(
-                    conn.execute(
-                        f"SELECT id, state FROM jobs WHERE id IN ({_marks(job_ids)})", job_ids
-                    ).fetchall()
-                )
-                for job_id in job_ids:
-                    if job_id not in states:
-                        raise JobNotFound(job_id)
-                    if states[job_id] != "dead":
-                        raise Conflict(
-                            f"job {job_id!r} is {states[job_id]}, not dead; only dead jobs"
-                            " can be retried from the DLQ"
-                        )
-                where, params = f"state = 'dead' AND id IN ({_marks(job_ids)})", list(job_ids)
-            rows = conn.execute(
-                "UPDATE jobs SET state = 'pending', attempts = 0, run_at = ?, updated_at = ?,"
-                f" finished_at = NULL, worker_id = NULL, ready = {READY_NOW}"
-                f" WHERE {where} RETURNING id",
-                (now, now, *params),
-            ).fetchall()
-        if rows:
-            self._notify()
         return [row[0] for row in rows]
 
     # ------------------------------------------------------------ config

@@ -516,14 +516,16 @@ class Turn:
         done, jobs = result
         # The turn is committed: whatever fails below, its claimed jobs must be kept
         # (dropping them would leave them processing under our renewed lease).
-        released, due = 0, False  # due: False (got all it asked), seconds or None
+        released = 0
+        # False when the claim got all it asked for, else seconds until due (None: never)
+        due: float | bool | None = False
         try:
             if self.released:
                 pool.store.release(pool.id, pool.unreleased[: self.released])
                 released = self.released
             if len(jobs) < self.want:
-                due = pool.store.seconds_until_due(pool.queues)  # type: ignore[assignment]
+                due = pool.store.seconds_until_due(pool.queues)
         except StoreUnavailable as exc:
             pool.log(f"worker {pool.id}: {exc.message}; will retry")
-            due = 0.0  # type: ignore[assignment]  # look again soon; hand-backs stay queued
+            due = 0.0  # look again soon; hand-backs stay queued
         return self.sent, set(done), released, jobs, due
