@@ -104,10 +104,10 @@ class SharedControl:
         """The paused queues, read in the caller's transaction."""
         return {q for (q,) in conn.execute("SELECT queue FROM paused_queues").fetchall()}
 
-    def _update(self, conn, assignments: str, job_ids, condition: str = "") -> None:
+    def _update(self, conn, assignments: str, job_ids) -> None:
         if job_ids:
             sql, params = self._in(job_ids)
-            conn.execute(f"UPDATE jobs SET {assignments} WHERE id{sql}{condition}", params)
+            conn.execute(f"UPDATE jobs SET {assignments} WHERE id{sql}", params)
 
     def cancel(self, job_ids):
         now = self.NOW
