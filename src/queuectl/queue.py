@@ -161,6 +161,45 @@ class Queue:
             raise InvalidInput(f"limit must be a positive integer, got {limit!r}")
         return self.store.jobs(state=state, queue=queue, limit=limit)
 
+    def page(
+        self,
+        state: str | None = None,
+        queue: str | None = None,
+        search: str | None = None,
+        newest_first: bool = True,
+        after: int | None = None,
+        limit: int = 50,
+    ) -> tuple[list[Job], int | None]:
+        """One page of jobs (the dashboard's table): filtered by state and queue, `search`
+        a substring of the id or command; returns the jobs and the next page's cursor."""
+        if state is not None:
+            parse_state(state)
+        if queue is not None:
+            check_queue(queue)
+        if search is not None and len(search) > 200:
+            raise InvalidInput("search must be at most 200 characters")
+        if not 1 <= limit <= 500:
+            raise InvalidInput(f"limit must be between 1 and 500, got {limit}")
+        return self.store.page(state, queue, search or None, newest_first, after, limit)
+
+    def queue_counts(self) -> dict[str, dict[str, int]]:
+        """Jobs per state of each queue that has jobs or is paused, every state present."""
+        found = self.store.queue_counts()
+        queues = sorted({q for q, _ in found} | set(self.paused_queues()))
+        return {q: {state: found.get((q, state), 0) for state in STATES} for q in queues}
+
+    def throughput(self, window: float = 3600.0, step: float = 60.0) -> list[dict]:
+        """Runs finished per `step` seconds over the last `window`, oldest bucket first,
+        empty buckets included: {"at", "completed", "failed"} (failed: every run that
+        did not complete, lost and canceled ones too)."""
+        now = self.store.now()
+        first = (now - window) // step * step + step
+        buckets = {first + i * step: [0, 0] for i in range(int(window // step))}
+        for at, outcome, n in self.store.throughput(first, step):
+            if at in buckets:
+                buckets[at][outcome != "completed"] += n
+        return [{"at": at, "completed": c, "failed": f} for at, (c, f) in buckets.items()]
+
     def counts(self) -> dict[str, int]:
         """Jobs per state; every state is present, zeros included."""
         found = self.store.counts()
@@ -240,6 +279,13 @@ class Queue:
             total += deleted
             if deleted < batch:
                 return total
+
+    def delete(self, job_ids: list[str]) -> list[str]:
+        """Delete jobs that are not running, with their output and history (all named or
+        none); a job that others wait for stays."""
+        job_ids = _ids(job_ids)
+        self.store.delete(job_ids)
+        return job_ids
 
     def pause(self, queues: list[str]) -> list[str]:
         """Pools stop claiming from these queues; running jobs finish."""

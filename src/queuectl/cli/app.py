@@ -60,6 +60,7 @@ def _register() -> None:
     from . import (
         config_cmd,
         control_cmd,
+        dashboard_cmd,
         db_cmd,
         dlq_cmd,
         enqueue_cmd,
@@ -71,7 +72,7 @@ def _register() -> None:
     )
 
     modules = (enqueue_cmd, jobs_cmd, control_cmd, worker_cmd, dlq_cmd, schedule_cmd,
-               stats_cmd, config_cmd, transfer_cmd, db_cmd)  # fmt: skip
+               stats_cmd, dashboard_cmd, config_cmd, transfer_cmd, db_cmd)  # fmt: skip
     for module in modules:
         for command in module.COMMANDS:
             cli.add_command(command)

@@ -257,6 +257,34 @@ class Store:
         another job still waits for. Returns how many went (call again until < limit)."""
         raise NotImplementedError
 
+    def delete(self, job_ids: list[str]) -> None:
+        """Delete jobs that are not running, with their output and runs, all or none:
+        JobNotFound, or Conflict for a running job or one that others wait for."""
+        raise NotImplementedError
+
+    def save_output(self, worker_id: str, outputs: list[tuple[str, bytes]]) -> None:
+        """Store the output so far of running jobs that `worker_id` still holds."""
+        raise NotImplementedError
+
+    # ---- reads for the dashboard and metrics
+    def page(self, state=None, queue=None, search=None, newest_first=True, after=None,
+             limit=50) -> tuple[list[Job], int | None]:  # fmt: skip
+        """One page of jobs, filtered, in insertion order, after a cursor; returns the
+        jobs and the next page's cursor (None on the last page)."""
+        raise NotImplementedError
+
+    def queue_counts(self) -> dict[tuple[str, str], int]:
+        """Jobs per (queue, state); pairs without jobs may be missing."""
+        raise NotImplementedError
+
+    def throughput(self, since: float, step: float) -> list[tuple[float, str, int]]:
+        """(bucket start, outcome, runs) per `step` seconds for runs finished since `since`."""
+        raise NotImplementedError
+
+    def runs_finished_since(self, since: float, limit: int) -> list[tuple]:
+        """(id, queue, outcome, run seconds, waited, finished_at), oldest first."""
+        raise NotImplementedError
+
     # ---- paused queues
     def pause(self, queues: list[str]) -> None:
         """Pools stop claiming from these queues (running jobs go on). Wakes no one."""

@@ -186,6 +186,38 @@ class SharedControl:
             ).fetchall()
         return len(rows)
 
+    def delete(self, job_ids) -> None:
+        """Delete jobs that are not running (all or none), with their output and runs.
+        A job that others wait for stays (Conflict), or they would wait forever."""
+        with self._tx() as conn:
+            self._states(conn, job_ids, ("pending", "failed", "completed", "dead", "canceled"),
+                         "deleted", " (cancel a running job first)")  # fmt: skip
+            sql, params = self._in(job_ids)
+            waited_for = conn.execute(
+                f"SELECT d.id FROM jobs d WHERE d.id{sql} AND EXISTS"
+                " (SELECT 1 FROM job_deps x WHERE x.dep_seq = d.seq)",
+                params,
+            ).fetchall()
+            if waited_for:
+                raise Conflict(
+                    f"job {waited_for[0][0]!r} is waited for by other jobs; delete or cancel"
+                    " those first"
+                )
+            conn.execute(f"DELETE FROM jobs WHERE id{sql}", params)
+
+    def save_output(self, worker_id: str, outputs: list[tuple[str, bytes]]) -> None:
+        """The output so far of running jobs (a pool sends it with its heartbeat, so it
+        can be followed live); fenced like `finish`: only jobs the worker still holds."""
+        with self._tx() as conn:
+            for job_id, output in outputs:
+                conn.execute(
+                    "INSERT INTO job_output (job_seq, output) SELECT seq, "
+                    f"{self.PARAM} FROM jobs WHERE id = {self.PARAM} AND state = 'processing'"
+                    f" AND worker_id = {self.PARAM}"
+                    " ON CONFLICT (job_seq) DO UPDATE SET output = excluded.output",
+                    (output, job_id, worker_id),
+                )
+
     def _insert_rows(
         self, conn, rows, now, *, columns: str, values, deps_of, dedupe: bool = True
     ) -> list[str]:

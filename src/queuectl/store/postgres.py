@@ -124,6 +124,8 @@ def _first_line(exc: Exception) -> str:
 
 class PostgresStore(SharedReads, SharedControl, Store):
     PARAM = "%s"
+    FLOOR = "floor({})"
+    LIKE = "ILIKE"
     NOW = EPOCH
     LOCK = " FOR UPDATE"
     SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 from ..jobs import Job
 from .rows import COLUMNS, NAMES, job_from_row
 
+_LIKE_SPECIAL = re.compile(r"[\\%_]")  # matched literally in a search, escaped by a backslash
 RUN_FIELDS = ("attempt", "worker_id", "started_at", "finished_at", "waited", "outcome",
               "exit_code", "error")  # fmt: skip
 
@@ -15,6 +17,8 @@ class SharedReads:
     """Mixed into a backend that defines `_read(query, params)` and PARAM ('?' or '%s')."""
 
     PARAM = "?"
+    FLOOR = "CAST({} AS INTEGER)"  # of a positive number
+    LIKE = "LIKE"  # case-insensitive (ASCII) in SQLite; PostgreSQL says ILIKE
 
     def _read(self, query: str, params=()) -> list:
         raise NotImplementedError
@@ -43,6 +47,85 @@ class SharedReads:
             query += f" LIMIT {self.PARAM}"
             params.append(limit)
         return self._with_waits([job_from_row(row) for row in self._read(query, params)])
+
+    def page(self, state=None, queue=None, search=None, newest_first=True, after=None,
+             limit=50) -> tuple[list[Job], int | None]:  # fmt: skip
+        """One page of jobs for the dashboard, by insertion order (newest first unless
+        asked otherwise), after the cursor `after` (a seq this method returned). Filters
+        and the cursor read indexes; `search` (a substring of the id or the command) reads
+        rows until a page is full. Returns the jobs and the cursor of the next page."""
+        where, params = [], []
+        if state:
+            where.append(f"state = {self.PARAM}")
+            params.append(state)
+        if queue:
+            where.append(f"queue = {self.PARAM}")
+            params.append(queue)
+        if search:
+            pattern = "%" + _LIKE_SPECIAL.sub(r"\\\g<0>", search) + "%"
+            where.append(f"(id {self.LIKE} {self.PARAM} ESCAPE '\\'"
+                         f" OR command {self.LIKE} {self.PARAM} ESCAPE '\\')")  # fmt: skip
+            params += [pattern, pattern]
+        if after is not None:
+            where.append(f"seq {'<' if newest_first else '>'} {self.PARAM}")
+            params.append(after)
+        query = f"SELECT seq, {COLUMNS} FROM jobs"
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        query += f" ORDER BY seq {'DESC' if newest_first else ''} LIMIT {self.PARAM}"
+        rows = self._read(query, [*params, limit + 1])
+        jobs = self._with_waits([job_from_row(row[1:]) for row in rows[:limit]])
+        return jobs, (rows[limit - 1][0] if len(rows) > limit else None)
+
+    def queue_counts(self) -> dict[tuple[str, str], int]:
+        """Jobs per (queue, state), zeros left out. Each count reads one range of the
+        (queue, state) index: far cheaper than a GROUP BY over every row."""
+        from ..jobs import STATES
+
+        queues: list[str] = []
+        while len(queues) <= 50:
+            after = f" WHERE queue > {self.PARAM}" if queues else ""
+            found = self._read(f"SELECT min(queue) FROM jobs{after}", queues[-1:])[0][0]
+            if found is None:
+                break
+            queues.append(found)
+        if len(queues) > 50:  # many queues: one pass is cheaper than a count per pair
+            rows = self._read("SELECT queue, state, count(*) FROM jobs GROUP BY queue, state")
+            return {(q, s): n for q, s, n in rows}
+        counts = {}
+        for queue in queues:
+            for state in STATES:
+                (n,) = self._read(
+                    f"SELECT count(*) FROM jobs WHERE queue = {self.PARAM}"
+                    f" AND state = {self.PARAM}",
+                    (queue, state),
+                )[0]
+                if n:
+                    counts[(queue, state)] = n
+        return counts
+
+    def throughput(self, since: float, step: float) -> list[tuple[float, str, int]]:
+        """Runs finished since `since` per `step`-second bucket and outcome: (bucket
+        start, outcome, count) rows."""
+        bucket = self.FLOOR.format(f"finished_at / {self.PARAM}")
+        return [
+            (number * step, outcome, n)
+            for number, outcome, n in self._read(
+                f"SELECT {bucket}, outcome, count(*) FROM job_runs"
+                f" WHERE finished_at >= {self.PARAM} GROUP BY 1, 2 ORDER BY 1",
+                (step, since),
+            )
+        ]
+
+    def runs_finished_since(self, since: float, limit: int) -> list[tuple]:
+        """(id, queue, outcome, run seconds, waited, finished_at) of the runs finished
+        since `since`, oldest first, at most `limit` (the metrics read them)."""
+        return self._read(
+            "SELECT id, queue, outcome, finished_at - started_at, waited, finished_at"
+            f" FROM job_runs WHERE finished_at >= {self.PARAM} ORDER BY finished_at"
+            f" LIMIT {self.PARAM}",
+            (since, limit),
+        )
 
     def _with_waits(self, jobs: list[Job]) -> list[Job]:
         """Fill `waiting_for` of the jobs that wait for dependencies (one query)."""

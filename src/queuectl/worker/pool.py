@@ -272,6 +272,10 @@ class Pool:
             elif job_id in canceled and run.stop_reason is None:
                 self.log(f"job {job_id}: cancel requested; stopping it")
                 run.stop("canceled", self.config["kill-grace"])
+        live = [(job_id, out) for job_id, run in self.running.items()
+                if run.stop_reason is None and (out := run.new_output()) is not None]  # fmt: skip
+        if live:
+            self.store.save_output(self.id, live)
         for job_id in self.store.reap(forget_workers_after=lease * 10):
             self.log(f"job {job_id}: lease expired, handed back for another run")
         self.config = Config(self.store.config())

@@ -68,6 +68,7 @@ class Run:
         self.output_limit = output_limit
         self.output = bytearray()
         self.dropped = 0  # bytes of output cut from the front to respect output_limit
+        self.shown = 0  # bytes of output read when it was last handed out live
         self.pid: int | None = None
         self.returncode: int | None = None
         self.out_fd: int | None = None
@@ -190,6 +191,18 @@ class Run:
             if fd is not None:
                 os.close(fd)
         self.out_fd = self.pid_fd = None
+        return self._captured()
+
+    def new_output(self) -> bytes | None:
+        """The output so far if more came since the last call, else None: a pool stores
+        it with each heartbeat so that it can be followed while the job runs."""
+        read = self.dropped + len(self.output)
+        if read == self.shown:
+            return None
+        self.shown = read
+        return self._captured()
+
+    def _captured(self) -> bytes:
         out = bytes(self.output)
         if self.dropped:
             out = f"[... {self.dropped} bytes of earlier output dropped]\n".encode() + out

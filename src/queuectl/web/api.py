@@ -1,0 +1,284 @@
+"""The JSON API under /api/: what the dashboard shows and does, for programs.
+
+Each route calls the Queue (which validates and asks the store); the models below are
+what the OpenAPI document at /openapi.json promises. Errors are JSON: {"error": "..."}
+with 400/422 for bad input, 404 for an unknown id, 409 when the job's state forbids it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
+
+from ..jobs import STATES, Job
+from ..timeutil import iso
+
+StateName = Literal[STATES]  # type: ignore[valid-type]
+
+
+class Error(BaseModel):
+    error: str
+
+
+class Waiting(BaseModel):
+    id: str
+    state: str
+
+
+class JobOut(BaseModel):
+    id: str
+    command: str
+    state: StateName
+    attempts: int
+    max_retries: int
+    priority: int
+    queue: str
+    run_at: str | None
+    timeout: float | None
+    cwd: str | None
+    env: dict[str, str] | None
+    created_at: str | None
+    updated_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    exit_code: int | None
+    last_error: str | None
+    worker_id: str | None
+    depends_on: list[str] | None
+    unique_key: str | None
+    waiting_for: list[Waiting]
+
+
+class Run(BaseModel):
+    attempt: int
+    worker_id: str | None
+    started_at: str | None
+    finished_at: str | None
+    waited: float | None
+    outcome: str
+    exit_code: int | None
+    error: str | None
+
+
+class JobDetail(JobOut):
+    runs: list[Run]
+
+
+class JobPage(BaseModel):
+    jobs: list[JobOut]
+    next: int | None  # pass as `after` for the next page; null on the last one
+
+
+class Output(BaseModel):
+    id: str
+    state: StateName
+    output: str  # the latest run's, or the running one's so far (decoded as UTF-8)
+
+
+class Worker(BaseModel):
+    id: str
+    host: str
+    pid: int
+    slots: int
+    busy: int
+    jobs: list[str]
+    queues: list[str] | None
+    started_at: str | None
+    heartbeat_at: str | None
+    heartbeat_age: float
+    stopping: bool
+
+
+class QueueCounts(BaseModel):
+    name: str
+    paused: bool
+    counts: dict[str, int]
+
+
+class Minute(BaseModel):
+    at: str
+    completed: int
+    failed: int
+
+
+class Status(BaseModel):
+    counts: dict[str, int]
+    queues: list[QueueCounts]
+    workers: list[Worker]
+    throughput: list[Minute]
+
+
+class Schedule(BaseModel):
+    name: str
+    cron: str
+    tz: str
+    spec: dict
+    next_at: str | None
+    paused: bool
+    created_at: str | None
+    last_at: str | None
+    last_job: str | None
+
+
+class Done(BaseModel):
+    ids: list[str]
+    count: int
+
+
+class QueueStats(BaseModel):
+    queue: str
+    runs: int
+    completed: int
+    failed: int
+    canceled: int
+    per_minute: float  # completed runs per minute
+    success_rate: float | None
+    duration_p50: float | None
+    duration_p95: float | None
+    wait_p50: float | None
+    wait_p95: float | None
+
+
+Responses = dict[int | str, dict[str, Any]]
+NOT_FOUND: Responses = {404: {"model": Error, "description": "no job with this id"}}
+CONFLICT: Responses = {409: {"model": Error, "description": "the job's state does not allow this"}}
+REFUSED: Responses = {**NOT_FOUND, **CONFLICT}
+BAD: Responses = {400: {"model": Error, "description": "invalid input"}}
+
+router = APIRouter(prefix="/api", responses={422: {"model": Error}, **BAD})
+
+
+def queue_of(request: Request):
+    return request.app.state.queues.get()
+
+
+def job_out(job: Job) -> dict:
+    return job.to_dict()
+
+
+def worker_out(worker, now: float) -> dict:
+    return {**worker.to_dict(), "heartbeat_age": round(max(0.0, now - worker.heartbeat_at), 1)}
+
+
+def schedule_out(s: dict) -> dict:
+    return {**s, "next_at": iso(s["next_at"]), "created_at": iso(s["created_at"]),
+            "last_at": iso(s["last_at"])}  # fmt: skip
+
+
+def status(queue) -> dict:
+    """Everything the overview shows (one read of each)."""
+    per_queue = queue.queue_counts()
+    paused = queue.paused_queues()
+    now = queue.store.now()
+    return {
+        "counts": {state: sum(c[state] for c in per_queue.values()) for state in STATES},
+        "queues": [{"name": q, "paused": q in paused, "counts": c} for q, c in per_queue.items()],
+        "workers": [worker_out(w, now) for w in queue.workers()],
+        "throughput": [{**m, "at": iso(m["at"])} for m in queue.throughput()],
+    }
+
+
+@router.get("/status", response_model=Status, summary="Counts, queues, workers, throughput")
+def get_status(request: Request):
+    return status(queue_of(request))
+
+
+@router.get("/jobs", response_model=JobPage, summary="Jobs, filtered and paginated")
+def list_jobs(
+    request: Request,
+    state: StateName | None = None,
+    queue: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9._-]+$")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="part of the id or command")] = None,
+    sort: Literal["newest", "oldest"] = "newest",
+    after: Annotated[
+        int | None, Query(ge=0, le=2**62, description="the `next` of the previous page")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+):
+    jobs, cursor = queue_of(request).page(state, queue, q, sort == "newest", after, limit)
+    return {"jobs": [job_out(j) for j in jobs], "next": cursor}
+
+
+@router.get("/jobs/{job_id:path}/output", response_model=Output, responses=NOT_FOUND,
+            summary="The output of the latest run (so far, while it runs)")  # fmt: skip
+def job_output(request: Request, job_id: str):
+    queue = queue_of(request)
+    job = queue.get(job_id)
+    text = queue.logs(job_id).decode("utf-8", "replace")
+    return {"id": job.id, "state": job.state, "output": text}
+
+
+@router.get("/jobs/{job_id:path}", response_model=JobDetail, responses=NOT_FOUND,
+            summary="One job with its runs")  # fmt: skip
+def get_job(request: Request, job_id: str):
+    queue = queue_of(request)
+    job = queue.get(job_id)
+    runs = [{**r, "started_at": iso(r["started_at"]), "finished_at": iso(r["finished_at"])}
+            for r in queue.runs(job_id)]  # fmt: skip
+    return {**job_out(job), "runs": runs}
+
+
+def _act(request: Request, action: str, job_id: str) -> dict:
+    queue = queue_of(request)
+    getattr(queue, action)([job_id])
+    return job_out(queue.get(job_id))
+
+
+@router.post("/jobs/{job_id:path}/retry", response_model=JobOut, responses=REFUSED,
+             summary="Run a failed or dead job again now")  # fmt: skip
+def retry_job(request: Request, job_id: str):
+    return _act(request, "retry", job_id)
+
+
+@router.post("/jobs/{job_id:path}/cancel", response_model=JobOut, responses=REFUSED,
+             summary="Cancel a waiting or running job")  # fmt: skip
+def cancel_job(request: Request, job_id: str):
+    return _act(request, "cancel", job_id)
+
+
+@router.post("/jobs/{job_id:path}/requeue", response_model=JobOut, responses=REFUSED,
+             summary="Run a completed or canceled job again, as new")  # fmt: skip
+def requeue_job(request: Request, job_id: str):
+    return _act(request, "requeue", job_id)
+
+
+@router.delete("/jobs/{job_id:path}", response_model=Done, responses=REFUSED,
+               summary="Delete a job that is not running")  # fmt: skip
+def delete_job(request: Request, job_id: str):
+    ids = queue_of(request).delete([job_id])
+    return {"ids": ids, "count": len(ids)}
+
+
+@router.post("/dlq/retry", response_model=Done, summary="Retry every dead job")
+def retry_all_dead(request: Request):
+    ids = queue_of(request).retry_dead(None)
+    return {"ids": ids, "count": len(ids)}
+
+
+@router.post("/dlq/purge", response_model=Done, summary="Delete every dead job")
+def purge_dead(request: Request):
+    count = queue_of(request).purge(["dead"])
+    return {"ids": [], "count": count}
+
+
+@router.get("/workers", response_model=list[Worker], summary="Worker pools alive")
+def list_workers(request: Request):
+    queue = queue_of(request)
+    now = queue.store.now()
+    return [worker_out(w, now) for w in queue.workers()]
+
+
+@router.get("/schedules", response_model=list[Schedule], summary="Cron schedules")
+def list_schedules(request: Request):
+    return [schedule_out(s) for s in queue_of(request).schedules()]
+
+
+@router.get("/stats", response_model=list[QueueStats], summary="Throughput, success, p50/p95")
+def get_stats(
+    request: Request,
+    window: Annotated[float, Query(gt=0, le=366 * 86400, description="seconds")] = 3600,
+    queue: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9._-]+$")] = None,
+):
+    return queue_of(request).stats(window, queue)

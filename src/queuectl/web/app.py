@@ -1,0 +1,140 @@
+"""The dashboard's web application: pages, the JSON API, /metrics and static assets,
+served by one process (see `queuectl dashboard`).
+
+Routes are plain (not async) functions: Starlette runs them on a thread pool, and each
+thread keeps its own Queue (a store connection is not shared between threads).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.staticfiles import StaticFiles
+
+from .. import __version__
+from ..errors import (
+    Conflict,
+    InvalidInput,
+    JobNotFound,
+    QueueError,
+    ScheduleNotFound,
+    StoreUnavailable,
+)
+from ..queue import Queue
+from . import api, pages
+from .metrics import QueueMetrics
+from .security import Guard
+
+STATIC = Path(__file__).parent / "static"
+
+
+class ThreadQueues:
+    """One Queue per thread, all on the same database, closed with the app."""
+
+    def __init__(self, location: str | None):
+        self.location = location
+        self.local = threading.local()
+        self.opened: list[Queue] = []
+        self.lock = threading.Lock()
+
+    def get(self) -> Queue:
+        queue = getattr(self.local, "queue", None)
+        if queue is None:
+            queue = self.local.queue = Queue(self.location)
+            with self.lock:
+                self.opened.append(queue)
+        return queue
+
+    def close(self) -> None:
+        with self.lock:
+            for queue in self.opened:
+                queue.close()
+            self.opened.clear()
+
+
+def create_app(location: str | None = None, token: str | None = None):
+    """The ASGI application for the queue at `location`; with `token`, every request
+    must present it."""
+    from contextlib import asynccontextmanager
+
+    with Queue(location) as first:  # the location is resolved once; a bad one fails here
+        queues = ThreadQueues(first.location)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        queues.close()
+
+    app = FastAPI(
+        title="queuectl",
+        version=__version__,
+        summary="A durable job queue for shell commands: its dashboard's JSON API.",
+        docs_url=None,  # Swagger UI and ReDoc load their scripts from a CDN
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.queues = queues
+    app.state.token = token
+    app.state.metrics = None
+    metrics_lock = threading.Lock()
+
+    @app.middleware("http")
+    async def no_caching(request: Request, call_next):
+        response = await call_next(request)
+        if not request.url.path.startswith("/static/"):
+            response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "same-origin"
+        return response
+
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics():
+        # one collector for the app: its counters accumulate across scrapes
+        with metrics_lock:
+            if app.state.metrics is None:
+                app.state.metrics = QueueMetrics(queues.get())
+            body = app.state.metrics.render()
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    statuses = {InvalidInput: 400, JobNotFound: 404, ScheduleNotFound: 404, Conflict: 409,
+                StoreUnavailable: 503}  # fmt: skip
+
+    @app.exception_handler(QueueError)
+    async def queue_error(request: Request, exc: QueueError):
+        status = next((s for cls, s in statuses.items() if isinstance(exc, cls)), 400)
+        if pages.wants_html(request):
+            return pages.error_page(request, status, exc.message)
+        return JSONResponse({"error": exc.message}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}"
+            for e in exc.errors()
+        )
+        if pages.wants_html(request):
+            return pages.error_page(request, 422, problems)
+        return JSONResponse({"error": problems}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        message = exc.detail if isinstance(exc.detail, str) else "error"
+        if pages.wants_html(request):
+            return pages.error_page(request, exc.status_code, message)
+        return JSONResponse({"error": message}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))  # fmt: skip
+
+    # The guard wraps everything, static files and errors included.
+    return Guard(app, token)

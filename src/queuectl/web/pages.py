@@ -1,0 +1,209 @@
+"""The dashboard's HTML pages, rendered on the server with Jinja2 (autoescaped: job
+text is always shown as text) and kept live by htmx, which re-fetches a page's live part
+every few seconds (the request then carries HX-Request and gets only that part).
+
+Actions are forms that POST (never GET) with the page's CSRF token; htmx asks for
+confirmation first and then refreshes the live part without reloading the page.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from ..jobs import STATES
+from ..timeutil import iso
+from . import api
+from .security import AUTH_COOKIE, CSRF_COOKIE, new_csrf_token
+
+TEMPLATES = Path(__file__).parent / "templates"
+env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+env.globals["STATES"] = STATES
+env.filters["when"] = lambda iso: "" if not iso else iso.replace("T", " ").replace("Z", "")
+env.filters["q"] = lambda value: quote(str(value), safe="")
+ACTIONS = {"retry": "retry", "cancel": "cancel", "requeue": "requeue", "delete": "delete"}
+
+router = APIRouter(include_in_schema=False)
+
+
+def wants_html(request: Request) -> bool:
+    return not request.url.path.startswith(("/api/", "/metrics", "/openapi.json"))
+
+
+def _csrf(request_cookies: dict[str, str]) -> tuple[str, bool]:
+    token = request_cookies.get(CSRF_COOKIE)
+    return (token, False) if token else (new_csrf_token(), True)
+
+
+def render(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
+    token, fresh = _csrf(request.cookies)
+    html = env.get_template(name).render(
+        request=request, csrf=token, path=request.url.path, version=_version(), **context
+    )
+    response = HTMLResponse(html, status_code=status)
+    if fresh:
+        response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict")
+    return response
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def live(request: Request, page: str, partial: str, **context) -> HTMLResponse:
+    """The whole page, or only its live part when htmx asks for it."""
+    if request.headers.get("hx-request"):
+        return render(request, partial, **context)
+    return render(request, page, partial=partial, **context)
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    return render(request, "error.html", status=status, status_code=status, message=message)
+
+
+def signin_page(scope, status: int = 200, next_path: str = "/", problem: str = "") -> HTMLResponse:
+    request = Request(scope)
+    css = (Path(__file__).parent / "static" / "app.css").read_text()
+    return render(request, "signin.html", status=status, next_path=next_path, css=css,
+                  problem=problem)  # fmt: skip
+
+
+def _done(request: Request, back: str) -> Response:
+    """After an action: htmx refreshes the live parts; a plain form goes back."""
+    if request.headers.get("hx-request"):
+        return Response(status_code=204, headers={"HX-Trigger": "refresh"})
+    return RedirectResponse(back, status_code=303)
+
+
+def _back(next_path: str | None, fallback: str) -> str:
+    # only a path of this site, so a crafted form cannot send the browser elsewhere
+    if next_path and next_path.startswith("/") and not next_path.startswith("//"):
+        return next_path
+    return fallback
+
+
+# ------------------------------------------------------------------ pages
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(request: Request):
+    return live(request, "overview.html", "_overview.html", **api.status(api.queue_of(request)))
+
+
+@router.get("/jobs", response_class=HTMLResponse)
+def jobs(
+    request: Request,
+    state: str | None = None,
+    queue: str | None = None,
+    q: str | None = None,
+    sort: str = "newest",
+    after: int | None = Query(None, ge=0, le=2**62),
+):
+    state, queue, q = state or None, queue or None, q or None  # empty form fields
+    if sort not in ("newest", "oldest"):
+        sort = "newest"
+    found, cursor = api.queue_of(request).page(state, queue, q, sort == "newest", after)
+    filters = {k: v for k, v in (("state", state), ("queue", queue), ("q", q), ("sort", sort))
+               if v and not (k == "sort" and v == "newest")}  # fmt: skip
+    queues = (
+        sorted(api.queue_of(request).queue_counts())
+        if not request.headers.get("hx-request")
+        else []
+    )
+    return live(
+        request, "jobs.html", "_jobs.html", jobs=found, filters=filters, queues=queues,
+        next_url=f"/jobs?{urlencode({**filters, 'after': cursor})}" if cursor else None,
+        first_url=f"/jobs?{urlencode(filters)}" if after is not None else None,
+    )  # fmt: skip
+
+
+@router.get("/jobs/{job_id:path}", response_class=HTMLResponse)
+def job_page(request: Request, job_id: str):
+    queue = api.queue_of(request)
+    job = queue.get(job_id)
+    output = queue.logs(job_id).decode("utf-8", "replace")
+    runs = queue.runs(job_id)
+    for run in runs:
+        run["took"] = run["finished_at"] - run["started_at"]
+        run["started_iso"] = iso(run["started_at"])
+    return live(request, "job.html", "_job.html", job=job, d=job.to_dict(), runs=runs,
+                output=output, now=time.time())  # fmt: skip
+
+
+@router.post("/jobs/{job_id:path}/{action}")
+def job_action(request: Request, job_id: str, action: str, next: str | None = Form(None)):
+    if action not in ACTIONS:
+        return error_page(request, 404, f"no action {action!r}")
+    queue = api.queue_of(request)
+    getattr(queue, ACTIONS[action])([job_id])
+    if action == "delete":  # its page is gone: go where the form says
+        back = _back(next, "/jobs")
+        if request.headers.get("hx-request"):
+            return Response(status_code=204, headers={"HX-Redirect": back})
+        return RedirectResponse(back, status_code=303)
+    return _done(request, _back(next, f"/jobs/{quote(job_id, safe='')}"))
+
+
+@router.get("/dlq", response_class=HTMLResponse)
+def dlq(request: Request, after: int | None = Query(None, ge=0, le=2**62)):
+    queue = api.queue_of(request)
+    dead, cursor = queue.page("dead", after=after)
+    return live(request, "dlq.html", "_dlq.html", jobs=dead, total=queue.counts()["dead"],
+                next_url=f"/dlq?after={cursor}" if cursor else None,
+                first_url="/dlq" if after is not None else None)  # fmt: skip
+
+
+@router.post("/dlq/retry-all")
+def dlq_retry_all(request: Request):
+    api.queue_of(request).retry_dead(None)
+    return _done(request, "/dlq")
+
+
+@router.post("/dlq/purge")
+def dlq_purge(request: Request):
+    api.queue_of(request).purge(["dead"])
+    return _done(request, "/dlq")
+
+
+@router.get("/workers", response_class=HTMLResponse)
+def workers(request: Request):
+    queue = api.queue_of(request)
+    now = queue.store.now()
+    return live(request, "workers.html", "_workers.html",
+                workers=[api.worker_out(w, now) for w in queue.workers()])  # fmt: skip
+
+
+@router.get("/schedules", response_class=HTMLResponse)
+def schedules(request: Request):
+    found = [api.schedule_out(s) for s in api.queue_of(request).schedules()]
+    return live(request, "schedules.html", "_schedules.html", schedules=found)
+
+
+@router.get("/signin", response_class=HTMLResponse)
+def signin_form(request: Request, next: str = "/"):
+    return signin_page(request.scope, next_path=_back(next, "/"))
+
+
+@router.post("/signin")
+def signin(request: Request, token: str = Form(""), next: str = Form("/")):
+    guard_token = request.app.state.token
+    if guard_token is None:
+        return RedirectResponse(_back(next, "/"), status_code=303)
+    import hmac
+
+    if not hmac.compare_digest(token.encode(), guard_token.encode()):
+        return signin_page(request.scope, status=401, next_path=_back(next, "/"),
+                           problem="That token is not right.")  # fmt: skip
+    from .security import Guard
+
+    response = RedirectResponse(_back(next, "/"), status_code=303)
+    response.set_cookie(AUTH_COOKIE, Guard(None, guard_token).cookie_value or "", httponly=True,
+                        samesite="strict")  # fmt: skip
+    return response
