@@ -188,6 +188,10 @@ class Queue:
         queues = sorted({q for q, _ in found} | set(self.paused_queues()))
         return {q: {state: found.get((q, state), 0) for state in STATES} for q in queues}
 
+    def queue_names(self) -> list[str]:
+        """Queues that have jobs or are paused."""
+        return sorted(set(self.store.queue_names()) | set(self.paused_queues()))
+
     def throughput(self, window: float = 3600.0, step: float = 60.0) -> list[dict]:
         """Runs finished per `step` seconds over the last `window`, oldest bucket first,
         empty buckets included: {"at", "completed", "failed"} (failed: every run that

@@ -273,6 +273,13 @@ class Store:
         jobs and the next page's cursor (None on the last page)."""
         raise NotImplementedError
 
+    def queue_names(self, limit: int = 1000) -> list[str]:
+        """The queues that have jobs, sorted, at most `limit`."""
+        raise NotImplementedError
+
+    def count(self, state: str) -> int:
+        raise NotImplementedError
+
     def queue_counts(self) -> dict[tuple[str, str], int]:
         """Jobs per (queue, state); pairs without jobs may be missing."""
         raise NotImplementedError

@@ -54,41 +54,63 @@ class SharedReads:
         asked otherwise), after the cursor `after` (a seq this method returned). Filters
         and the cursor read indexes; `search` (a substring of the id or the command) reads
         rows until a page is full. Returns the jobs and the cursor of the next page."""
+        from ..jobs import STATES
+
+        P = self.PARAM
         where, params = [], []
-        if state:
-            where.append(f"state = {self.PARAM}")
-            params.append(state)
-        if queue:
-            where.append(f"queue = {self.PARAM}")
-            params.append(queue)
         if search:
             pattern = "%" + _LIKE_SPECIAL.sub(r"\\\g<0>", search) + "%"
-            where.append(f"(id {self.LIKE} {self.PARAM} ESCAPE '\\'"
-                         f" OR command {self.LIKE} {self.PARAM} ESCAPE '\\')")  # fmt: skip
+            where.append(f"(id {self.LIKE} {P} ESCAPE '\\' OR command {self.LIKE} {P} ESCAPE '\\')")
             params += [pattern, pattern]
         if after is not None:
-            where.append(f"seq {'<' if newest_first else '>'} {self.PARAM}")
+            where.append(f"seq {'<' if newest_first else '>'} {P}")
             params.append(after)
-        query = f"SELECT seq, {COLUMNS} FROM jobs"
-        if where:
-            query += " WHERE " + " AND ".join(where)
-        query += f" ORDER BY seq {'DESC' if newest_first else ''} LIMIT {self.PARAM}"
-        rows = self._read(query, [*params, limit + 1])
+        order = f" ORDER BY seq{' DESC' if newest_first else ''} LIMIT {P}"
+        if queue and not state:
+            # One range of the (queue, state) index per state, merged: the index read
+            # for the whole queue would come in state order, to be sorted all first.
+            parts, merged = [], []
+            for one in STATES:
+                cond = " AND ".join([f"queue = {P}", f"state = {P}", *where])
+                parts.append(
+                    f"SELECT * FROM (SELECT seq, {COLUMNS} FROM jobs WHERE {cond}{order}) s"
+                )
+                merged += [queue, one, *params, limit + 1]
+            query = f"SELECT * FROM ({' UNION ALL '.join(parts)}) u{order}"
+            params = [*merged, limit + 1]
+        else:
+            filters = [(f"state = {P}", state), (f"queue = {P}", queue)]
+            where = [sql for sql, value in filters if value] + where
+            params = [value for _, value in filters if value] + params + [limit + 1]
+            query = f"SELECT seq, {COLUMNS} FROM jobs"
+            if where:
+                query += " WHERE " + " AND ".join(where)
+            query += order
+        rows = self._read(query, params)
         jobs = self._with_waits([job_from_row(row[1:]) for row in rows[:limit]])
         return jobs, (rows[limit - 1][0] if len(rows) > limit else None)
+
+    def queue_names(self, limit: int = 1000) -> list[str]:
+        """The queues that have jobs, in order (at most `limit`): one index probe each."""
+        queues: list[str] = []
+        while len(queues) < limit:
+            after = f" WHERE queue > {self.PARAM}" if queues else ""
+            found = self._read(f"SELECT min(queue) FROM jobs{after}", queues[-1:])[0][0]
+            if found is None:
+                break
+            queues.append(found)
+        return queues
+
+    def count(self, state: str) -> int:
+        """Jobs in one state (one range of an index)."""
+        return self._read(f"SELECT count(*) FROM jobs WHERE state = {self.PARAM}", (state,))[0][0]
 
     def queue_counts(self) -> dict[tuple[str, str], int]:
         """Jobs per (queue, state), zeros left out. Each count reads one range of the
         (queue, state) index: far cheaper than a GROUP BY over every row."""
         from ..jobs import STATES
 
-        queues: list[str] = []
-        while len(queues) <= 50:
-            after = f" WHERE queue > {self.PARAM}" if queues else ""
-            found = self._read(f"SELECT min(queue) FROM jobs{after}", queues[-1:])[0][0]
-            if found is None:
-                break
-            queues.append(found)
+        queues = self.queue_names(limit=51)
         if len(queues) > 50:  # many queues: one pass is cheaper than a count per pair
             rows = self._read("SELECT queue, state, count(*) FROM jobs GROUP BY queue, state")
             return {(q, s): n for q, s, n in rows}

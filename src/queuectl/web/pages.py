@@ -19,7 +19,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from ..jobs import STATES
 from ..timeutil import iso
 from . import api
-from .security import AUTH_COOKIE, CSRF_COOKIE, new_csrf_token
+from .security import AUTH_COOKIE, CSRF_COOKIE, auth_cookie_value, new_csrf_token, same_token
 
 TEMPLATES = Path(__file__).parent / "templates"
 env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
@@ -112,11 +112,7 @@ def jobs(
     found, cursor = api.queue_of(request).page(state, queue, q, sort == "newest", after)
     filters = {k: v for k, v in (("state", state), ("queue", queue), ("q", q), ("sort", sort))
                if v and not (k == "sort" and v == "newest")}  # fmt: skip
-    queues = (
-        sorted(api.queue_of(request).queue_counts())
-        if not request.headers.get("hx-request")
-        else []
-    )
+    queues = [] if request.headers.get("hx-request") else api.queue_of(request).queue_names()
     return live(
         request, "jobs.html", "_jobs.html", jobs=found, filters=filters, queues=queues,
         next_url=f"/jobs?{urlencode({**filters, 'after': cursor})}" if cursor else None,
@@ -155,7 +151,7 @@ def job_action(request: Request, job_id: str, action: str, next: str | None = Fo
 def dlq(request: Request, after: int | None = Query(None, ge=0, le=2**62)):
     queue = api.queue_of(request)
     dead, cursor = queue.page("dead", after=after)
-    return live(request, "dlq.html", "_dlq.html", jobs=dead, total=queue.counts()["dead"],
+    return live(request, "dlq.html", "_dlq.html", jobs=dead, total=queue.store.count("dead"),
                 next_url=f"/dlq?after={cursor}" if cursor else None,
                 first_url="/dlq" if after is not None else None)  # fmt: skip
 
@@ -194,16 +190,13 @@ def signin_form(request: Request, next: str = "/"):
 @router.post("/signin")
 def signin(request: Request, token: str = Form(""), next: str = Form("/")):
     guard_token = request.app.state.token
+    back = _back(next, "/")
     if guard_token is None:
-        return RedirectResponse(_back(next, "/"), status_code=303)
-    import hmac
-
-    if not hmac.compare_digest(token.encode(), guard_token.encode()):
-        return signin_page(request.scope, status=401, next_path=_back(next, "/"),
+        return RedirectResponse(back, status_code=303)
+    if not same_token(token, guard_token):
+        return signin_page(request.scope, status=401, next_path=back,
                            problem="That token is not right.")  # fmt: skip
-    from .security import Guard
-
-    response = RedirectResponse(_back(next, "/"), status_code=303)
-    response.set_cookie(AUTH_COOKIE, Guard(None, guard_token).cookie_value or "", httponly=True,
+    response = RedirectResponse(back, status_code=303)
+    response.set_cookie(AUTH_COOKIE, auth_cookie_value(guard_token), httponly=True,
                         samesite="strict")  # fmt: skip
     return response

@@ -9,7 +9,8 @@ browser must carry the CSRF token of its page (form field `csrf` or header
 `X-CSRF-Token`, equal to the `queuectl_csrf` cookie: a double submit another site can
 neither read nor set), and its Origin, if sent, must be this host. Browsers mark their
 requests (Cookie, Origin, Sec-Fetch-Site); a request without any of these marks comes
-from a program such as curl, which a web page cannot impersonate.
+from a program such as curl, which a web page cannot impersonate; so does one that
+carries the token in its Authorization header.
 """
 
 from __future__ import annotations
@@ -38,6 +39,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def auth_cookie_value(token: str) -> str:
+    """What the sign-in cookie holds: derived from the token, but not the token."""
+    return hmac.new(token.encode(), b"queuectl dashboard", hashlib.sha256).hexdigest()
+
+
+def same_token(given: str, token: str) -> bool:
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
 def new_csrf_token() -> str:
     return secrets.token_urlsafe(24)
 
@@ -48,23 +58,21 @@ class Guard:
     def __init__(self, app, token: str | None):
         self.app = app
         self.token = token
-        self.cookie_value = (
-            hmac.new(token.encode(), b"queuectl dashboard", hashlib.sha256).hexdigest()
-            if token
-            else None
+        self.cookie_value = auth_cookie_value(token) if token else None
+
+    def bearer(self, headers: Headers) -> bool:
+        """Whether the request presents the token in an Authorization header, which no
+        browser adds to a request by itself (so it cannot be forged by another site)."""
+        scheme, _, given = headers.get("authorization", "").partition(" ")
+        return (
+            self.token is not None and scheme.lower() == "bearer" and same_token(given, self.token)
         )
 
     def signed_in(self, headers: Headers, cookies: dict[str, str]) -> bool:
-        if self.token is None:
-            return True
-        scheme, _, given = headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), self.token.encode()):
+        if self.token is None or self.bearer(headers):
             return True
         cookie = cookies.get(AUTH_COOKIE, "")
         return hmac.compare_digest(cookie.encode(), (self.cookie_value or "").encode())
-
-    def check_token(self, given: str) -> bool:
-        return self.token is not None and hmac.compare_digest(given.encode(), self.token.encode())
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -76,7 +84,8 @@ class Guard:
             return await _refuse(
                 scope, receive, send, 401, "sign in: this dashboard needs its token"
             )
-        if scope["method"] not in SAFE_METHODS and _from_browser(headers):
+        unsafe = scope["method"] not in SAFE_METHODS
+        if unsafe and _from_browser(headers) and not self.bearer(headers):
             if not _same_origin(headers):
                 return await _refuse(scope, receive, send, 403, "cross-site request refused")
             expected = cookies.get(CSRF_COOKIE, "")
