@@ -31,6 +31,7 @@ from .metrics import QueueMetrics
 from .security import Guard
 
 STATIC = Path(__file__).parent / "static"
+THREADS = 8
 
 
 class ThreadQueues:
@@ -67,6 +68,11 @@ def create_app(location: str | None = None, token: str | None = None):
 
     @asynccontextmanager
     async def lifespan(app):
+        import anyio.to_thread
+
+        # Routes run on worker threads, each with its own database connection: a few
+        # are plenty for a dashboard and bound its connections and memory.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
         yield
         queues.close()
 
