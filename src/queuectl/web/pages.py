@@ -24,7 +24,7 @@ from .security import AUTH_COOKIE, CSRF_COOKIE, auth_cookie_value, new_csrf_toke
 TEMPLATES = Path(__file__).parent / "templates"
 env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
 env.globals["STATES"] = STATES
-env.filters["when"] = lambda iso: "" if not iso else iso.replace("T", " ").replace("Z", "")
+env.filters["when"] = lambda iso: "" if not iso else iso[:19].replace("T", " ")  # to the second
 env.filters["q"] = lambda value: quote(str(value), safe="")
 ACTIONS = {"retry": "retry", "cancel": "cancel", "requeue": "requeue", "delete": "delete"}
 
@@ -57,9 +57,15 @@ def _version() -> str:
     return __version__
 
 
+def partial_wanted(request: Request) -> bool:
+    """htmx asks for a page's live part, except when it restores a page from history."""
+    headers = request.headers
+    return bool(headers.get("hx-request")) and not headers.get("hx-history-restore-request")
+
+
 def live(request: Request, page: str, partial: str, **context) -> HTMLResponse:
     """The whole page, or only its live part when htmx asks for it."""
-    if request.headers.get("hx-request"):
+    if partial_wanted(request):
         return render(request, partial, **context)
     return render(request, page, partial=partial, **context)
 
@@ -112,9 +118,10 @@ def jobs(
     found, cursor = api.queue_of(request).page(state, queue, q, sort == "newest", after)
     filters = {k: v for k, v in (("state", state), ("queue", queue), ("q", q), ("sort", sort))
                if v and not (k == "sort" and v == "newest")}  # fmt: skip
-    queues = [] if request.headers.get("hx-request") else api.queue_of(request).queue_names()
+    queues = [] if partial_wanted(request) else api.queue_of(request).queue_names()
     return live(
         request, "jobs.html", "_jobs.html", jobs=found, filters=filters, queues=queues,
+        now=api.queue_of(request).store.now(),
         next_url=f"/jobs?{urlencode({**filters, 'after': cursor})}" if cursor else None,
         first_url=f"/jobs?{urlencode(filters)}" if after is not None else None,
     )  # fmt: skip

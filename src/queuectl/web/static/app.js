@@ -23,6 +23,14 @@ document.addEventListener("htmx:responseError", (event) => {
   flash(`${xhr.status}: ${message}`);
 });
 
+// Empty filter fields stay out of the request, and so out of the address bar.
+document.addEventListener("htmx:configRequest", (event) => {
+  if (event.detail.verb !== "get") return;
+  for (const [name, value] of Object.entries(event.detail.parameters)) {
+    if (value === "") delete event.detail.parameters[name];
+  }
+});
+
 document.addEventListener("htmx:sendError", () => flash("The dashboard did not answer."));
 
 function startChart() {
@@ -59,12 +67,17 @@ function startChart() {
       width: Math.max(320, box.clientWidth),
       height: 220,
       series: [
-        {},
-        { label: "completed / min", stroke: "#2e7d32", fill: "rgba(46,125,50,0.12)" },
-        { label: "failed / min", stroke: "#c62828", fill: "rgba(198,40,40,0.10)" },
-        { label: "failure rate %", stroke: "#ef6c00", dash: [4, 4], scale: "%" },
+        { label: "UTC", value: (u, v) => (v == null ? "--" : new Date(v * 1000).toISOString().slice(11, 16)) },
+        { label: "runs completed / min", stroke: "#2e7d32", fill: "rgba(46,125,50,0.12)", points: { show: false } },
+        { label: "runs failed / min", stroke: "#c62828", fill: "rgba(198,40,40,0.10)", points: { show: false } },
+        { label: "failure rate %", stroke: "#ef6c00", dash: [4, 4], scale: "%", points: { show: false } },
       ],
-      axes: [{}, { label: "runs" }, { side: 1, scale: "%", label: "%", grid: { show: false } }],
+      axes: [
+        // UTC and 24 hours, as every other time on the dashboard
+        { values: (u, splits) => splits.map((s) => new Date(s * 1000).toISOString().slice(11, 16)) },
+        { label: "runs" },
+        { side: 1, scale: "%", label: "%", grid: { show: false } },
+      ],
       scales: { "%": { range: [0, 100] } },
     }, series, box);
     window.addEventListener("resize", () => plot.setSize({ width: Math.max(320, box.clientWidth), height: 220 }));
