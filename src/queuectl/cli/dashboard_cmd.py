@@ -25,23 +25,22 @@ def dashboard(obj, host, port, token, open_browser):
     queuectl dashboard --open
     QUEUECTL_DASHBOARD_TOKEN=$(openssl rand -hex 16) queuectl dashboard --host 0.0.0.0
     """
-    from ..web.security import is_loopback
+    try:
+        import uvicorn
 
+        from ..web.app import create_app
+        from ..web.security import is_loopback
+    except ImportError as exc:
+        raise QueueError(
+            f"the dashboard needs the web extra ({exc.name} is missing):"
+            " pip install 'queuectl[web]'"
+        ) from None
     if token is not None and not token.strip():
         raise InvalidInput("the token must not be empty")
     if not is_loopback(host) and token is None:
         raise InvalidInput(
             f"listening on {host} (not loopback) needs --token or QUEUECTL_DASHBOARD_TOKEN"
         )
-    try:
-        import uvicorn
-
-        from ..web.app import create_app
-    except ImportError as exc:
-        raise QueueError(
-            f"the dashboard needs the web extra ({exc.name} is missing):"
-            " pip install 'queuectl[web]'"
-        ) from None
     obj.queue.store.schema_version()  # an unreachable or bad database fails here, in one line
     app = create_app(obj.db, token=token)
     sock = _listen(host, port)

@@ -1,0 +1,1 @@
+"""The web dashboard, JSON API and /metrics (`queuectl dashboard`; needs the `web` extra)."""
