@@ -121,7 +121,9 @@ def fill_postgres(url: str, jobs: int, dense: bool) -> None:
     import psycopg
 
     params = fill_params(jobs, dense)
-    sql = _JOBS.replace("FROM series", "FROM generate_series(1, %(n)s) AS series(i)")
+    sql = _JOBS.replace(" % ", " %% ").replace(
+        "FROM series", "FROM generate_series(1, %(n)s) AS series(i)"
+    )
     for name in params:
         sql = sql.replace(f":{name}", f"%({name})s")
     with psycopg.connect(url, autocommit=True) as conn:

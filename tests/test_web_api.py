@@ -111,14 +111,14 @@ def test_job_detail_runs_and_output(api, queue):
     assert (job["id"], job["state"], job["attempts"]) == ("a/b c", "dead", 2)
     assert [(r["attempt"], r["outcome"], r["exit_code"]) for r in job["runs"]] == [
         (1, "failed", 1), (2, "dead", 1)]  # fmt: skip
-    output = api.get("/api/jobs/a%2Fb%20c/output").json()
+    output = api.get("/api/logs/a%2Fb%20c").json()
     assert output == {"id": "a/b c", "state": "dead", "output": "out\nerr\n"}
 
 
 def test_unknown_ids_get_404_with_a_json_error(api):
     for method, path in [
         ("GET", "/api/jobs/nope"),
-        ("GET", "/api/jobs/nope/output"),
+        ("GET", "/api/logs/nope"),
         ("POST", "/api/jobs/nope/retry"),
         ("POST", "/api/jobs/nope/cancel"),
         ("POST", "/api/jobs/nope/requeue"),
@@ -233,7 +233,7 @@ def test_openapi_documents_every_api_route(api):
         "/api/status": {"get"},
         "/api/jobs": {"get"},
         "/api/jobs/{job_id}": {"get", "delete"},
-        "/api/jobs/{job_id}/output": {"get"},
+        "/api/logs/{job_id}": {"get"},
         "/api/jobs/{job_id}/retry": {"post"},
         "/api/jobs/{job_id}/cancel": {"post"},
         "/api/jobs/{job_id}/requeue": {"post"},

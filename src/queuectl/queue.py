@@ -24,6 +24,16 @@ def _ids(job_ids: list[str]) -> list[str]:
     return [check_id(job_id) for job_id in dict.fromkeys(job_ids)]
 
 
+def _could_exist(job_id: str) -> bool:
+    """False for a text no job id can be (so it is not found, without asking the store:
+    PostgreSQL refuses NUL in text)."""
+    try:
+        check_id(job_id)
+    except InvalidInput:
+        return False
+    return True
+
+
 class Queue:
     """A handle on one queue database.
 
@@ -143,7 +153,7 @@ class Queue:
     # ------------------------------------------------------------ reading
 
     def get(self, job_id: str) -> Job:
-        job = self.store.get(job_id)
+        job = self.store.get(job_id) if _could_exist(job_id) else None
         if job is None:
             raise JobNotFound(job_id)
         return job
@@ -176,8 +186,8 @@ class Queue:
             parse_state(state)
         if queue is not None:
             check_queue(queue)
-        if search is not None and len(search) > 200:
-            raise InvalidInput("search must be at most 200 characters")
+        if search is not None and (len(search) > 200 or "\x00" in search):
+            raise InvalidInput("search must be at most 200 characters, without NUL")
         if not 1 <= limit <= 500:
             raise InvalidInput(f"limit must be between 1 and 500, got {limit}")
         return self.store.page(state, queue, search or None, newest_first, after, limit)
@@ -219,15 +229,15 @@ class Queue:
         stats.summarize."""
         from .stats import SAMPLE, summarize
 
-        if not 0 < window <= 366 * 86400:
-            raise InvalidInput(f"window must be more than 0 and at most 366 days, got {window:g}s")
+        if not 1 <= window <= 366 * 86400:
+            raise InvalidInput(f"window must be 1 second to 366 days, got {window:g}s")
         if queue is not None:
             check_queue(queue)
         counts, latest = self.store.run_stats(self.store.now() - window, queue, SAMPLE)
         return summarize(counts, latest, window)
 
     def logs(self, job_id: str) -> bytes:
-        output = self.store.output(job_id)
+        output = self.store.output(job_id) if _could_exist(job_id) else None
         if output is None:
             raise JobNotFound(job_id)
         return output

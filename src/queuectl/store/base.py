@@ -288,8 +288,9 @@ class Store:
         """(bucket start, outcome, runs) per `step` seconds for runs finished since `since`."""
         raise NotImplementedError
 
-    def runs_finished_since(self, since: float, limit: int) -> list[tuple]:
-        """(id, queue, outcome, run seconds, waited, finished_at), oldest first."""
+    def runs_finished_since(self, after: tuple[float, int], limit: int) -> list[tuple]:
+        """(id, queue, outcome, run seconds, waited, finished_at) of runs after `after` =
+        (finished_at, id), in that order."""
         raise NotImplementedError
 
     # ---- paused queues

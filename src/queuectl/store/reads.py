@@ -139,14 +139,15 @@ class SharedReads:
             )
         ]
 
-    def runs_finished_since(self, since: float, limit: int) -> list[tuple]:
-        """(id, queue, outcome, run seconds, waited, finished_at) of the runs finished
-        since `since`, oldest first, at most `limit` (the metrics read them)."""
+    def runs_finished_since(self, after: tuple[float, int], limit: int) -> list[tuple]:
+        """(id, queue, outcome, run seconds, waited, finished_at) of at most `limit` runs
+        after `after` = (finished_at, id) in that order (the metrics page through them)."""
+        finished_at, run_id = after
         return self._read(
             "SELECT id, queue, outcome, finished_at - started_at, waited, finished_at"
-            f" FROM job_runs WHERE finished_at >= {self.PARAM} ORDER BY finished_at"
-            f" LIMIT {self.PARAM}",
-            (since, limit),
+            f" FROM job_runs WHERE finished_at >= {self.PARAM} AND (finished_at > {self.PARAM}"
+            f" OR id > {self.PARAM}) ORDER BY finished_at, id LIMIT {self.PARAM}",
+            (finished_at, finished_at, run_id, limit),
         )
 
     def _with_waits(self, jobs: list[Job]) -> list[Job]:

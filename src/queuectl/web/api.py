@@ -3,6 +3,8 @@
 Each route calls the Queue (which validates and asks the store); the models below are
 what the OpenAPI document at /openapi.json promises. Errors are JSON: {"error": "..."}
 with 400/422 for bad input, 404 for an unknown id, 409 when the job's state forbids it.
+Routes that end in an action come before `/jobs/{id}` (ids may hold "/"), so a method
+a path does not take gets a 405 naming the methods it does take.
 """
 
 from __future__ import annotations
@@ -190,7 +192,10 @@ def list_jobs(
     request: Request,
     state: StateName | None = None,
     queue: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9._-]+$")] = None,
-    q: Annotated[str | None, Query(max_length=200, description="part of the id or command")] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, pattern=r"^[^\x00]*$", description="part of the id or command"),
+    ] = None,
     sort: Literal["newest", "oldest"] = "newest",
     after: Annotated[
         int | None, Query(ge=0, le=2**62, description="the `next` of the previous page")
@@ -201,27 +206,9 @@ def list_jobs(
     return {"jobs": [job_out(j) for j in jobs], "next": cursor}
 
 
-@router.get("/jobs/{job_id:path}/output", response_model=Output, responses=NOT_FOUND,
-            summary="The output of the latest run (so far, while it runs)")  # fmt: skip
-def job_output(request: Request, job_id: str):
-    queue = queue_of(request)
-    job = queue.get(job_id)
-    text = queue.logs(job_id).decode("utf-8", "replace")
-    return {"id": job.id, "state": job.state, "output": text}
-
-
-@router.get("/jobs/{job_id:path}", response_model=JobDetail, responses=NOT_FOUND,
-            summary="One job with its runs")  # fmt: skip
-def get_job(request: Request, job_id: str):
-    queue = queue_of(request)
-    job = queue.get(job_id)
-    runs = [{**r, "started_at": iso(r["started_at"]), "finished_at": iso(r["finished_at"])}
-            for r in queue.runs(job_id)]  # fmt: skip
-    return {**job_out(job), "runs": runs}
-
-
 def _act(request: Request, action: str, job_id: str) -> dict:
     queue = queue_of(request)
+    queue.get(job_id)  # an id no job can have is not found, as for GET
     getattr(queue, action)([job_id])
     return job_out(queue.get(job_id))
 
@@ -247,8 +234,31 @@ def requeue_job(request: Request, job_id: str):
 @router.delete("/jobs/{job_id:path}", response_model=Done, responses=REFUSED,
                summary="Delete a job that is not running")  # fmt: skip
 def delete_job(request: Request, job_id: str):
-    ids = queue_of(request).delete([job_id])
+    queue = queue_of(request)
+    queue.get(job_id)  # an id no job can have is not found, as for GET
+    ids = queue.delete([job_id])
     return {"ids": ids, "count": len(ids)}
+
+
+# Ids may hold "/", so the output is not under /jobs/{id}/ (where it would shadow the
+# job whose id ends in "/output"); /logs/ as `queuectl logs`.
+@router.get("/logs/{job_id:path}", response_model=Output, responses=NOT_FOUND,
+            summary="The output of a job's latest run (so far, while it runs)")  # fmt: skip
+def job_output(request: Request, job_id: str):
+    queue = queue_of(request)
+    job = queue.get(job_id)
+    text = queue.logs(job_id).decode("utf-8", "replace")
+    return {"id": job.id, "state": job.state, "output": text}
+
+
+@router.get("/jobs/{job_id:path}", response_model=JobDetail, responses=NOT_FOUND,
+            summary="One job with its runs")  # fmt: skip
+def get_job(request: Request, job_id: str):
+    queue = queue_of(request)
+    job = queue.get(job_id)
+    runs = [{**r, "started_at": iso(r["started_at"]), "finished_at": iso(r["finished_at"])}
+            for r in queue.runs(job_id)]  # fmt: skip
+    return {**job_out(job), "runs": runs}
 
 
 @router.post("/dlq/retry", response_model=Done, summary="Retry every dead job")
@@ -278,7 +288,7 @@ def list_schedules(request: Request):
 @router.get("/stats", response_model=list[QueueStats], summary="Throughput, success, p50/p95")
 def get_stats(
     request: Request,
-    window: Annotated[float, Query(gt=0, le=366 * 86400, description="seconds")] = 3600,
+    window: Annotated[float, Query(ge=1, le=366 * 86400, description="seconds")] = 3600,
     queue: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9._-]+$")] = None,
 ):
     return queue_of(request).stats(window, queue)

@@ -2,7 +2,7 @@
 served by one process (see `queuectl dashboard`).
 
 Routes are plain (not async) functions: Starlette runs them on a thread pool, and each
-thread keeps its own Queue (a store connection is not shared between threads).
+thread keeps its own Queue (a store connection is not used by two threads at once).
 """
 
 from __future__ import annotations
@@ -51,11 +51,35 @@ class ThreadQueues:
                 self.opened.append(queue)
         return queue
 
+    def adopt(self, queue: Queue) -> None:
+        """Close this queue with the others."""
+        with self.lock:
+            self.opened.append(queue)
+
+    def now(self) -> float:
+        return self.get().store.now()
+
     def close(self) -> None:
         with self.lock:
             for queue in self.opened:
                 queue.close()
             self.opened.clear()
+
+
+def _allowed(app, request: Request) -> list[str]:
+    """The methods the resource at this path takes. A job id may hold "/", so a path
+    that ends in an action also reads as a job's (GET, DELETE); it names the action,
+    as POST takes it."""
+    from starlette.routing import Match
+
+    allowed = []
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in app.router.routes):
+            allowed.append(method)
+    if "POST" in allowed and request.url.path.rsplit("/", 1)[-1] in pages.ACTIONS:
+        return ["POST"]
+    return allowed
 
 
 def create_app(location: str | None = None, token: str | None = None):
@@ -103,12 +127,16 @@ def create_app(location: str | None = None, token: str | None = None):
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
+    started = queues.now()  # the counters count the runs that finish from now on
+
     @app.get("/metrics", include_in_schema=False)
     def metrics():
-        # one collector for the app: its counters accumulate across scrapes
+        # One collector for the app (its counters accumulate across scrapes), with a
+        # connection of its own that only the holder of the lock uses.
         with metrics_lock:
             if app.state.metrics is None:
-                app.state.metrics = QueueMetrics(queues.get())
+                app.state.metrics = QueueMetrics(Queue(queues.location), started)
+                queues.adopt(app.state.metrics.queue)
             body = app.state.metrics.render()
         from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -137,10 +165,14 @@ def create_app(location: str | None = None, token: str | None = None):
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         message = exc.detail if isinstance(exc.detail, str) else "error"
+        if exc.status_code == 405:  # Starlette names only the first matching route's methods
+            exc.headers = {"Allow": ", ".join(_allowed(app, request))}
+        headers = getattr(exc, "headers", None) or {}
         if pages.wants_html(request):
-            return pages.error_page(request, exc.status_code, message)
-        return JSONResponse({"error": message}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))  # fmt: skip
+            response = pages.error_page(request, exc.status_code, message)
+            response.headers.update(headers)
+            return response
+        return JSONResponse({"error": message}, status_code=exc.status_code, headers=headers)
 
     # The guard wraps everything, static files and errors included.
     return Guard(app, token)

@@ -23,7 +23,7 @@ BATCH = 10_000
 
 
 class QueueMetrics:
-    def __init__(self, queue: Queue):
+    def __init__(self, queue: Queue, started: float):
         self.queue = queue
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(_Gauges(queue))
@@ -43,13 +43,15 @@ class QueueMetrics:
             "queuectl_job_pickup_latency_seconds", "From when a job was due to when its"
             " run started", ["queue"], buckets=PICKUP_BUCKETS, registry=self.registry,
         )  # fmt: skip
-        self.started = self.since = queue.store.now()
+        self.started = self.since = started
         self.seen: dict[int, float] = {}  # run id -> finished_at, within the overlap
 
     def read_new_runs(self) -> None:
-        """Count the runs finished since the last read (each exactly once)."""
+        """Count the runs finished since the last read, each exactly once: the read
+        starts OVERLAP seconds back (runs seen there are skipped) and pages forward."""
+        after: tuple[float, int] = (self.since - OVERLAP, -1)
         while True:
-            rows = self.queue.store.runs_finished_since(self.since - OVERLAP, BATCH)
+            rows = self.queue.store.runs_finished_since(after, BATCH)
             # runs that finished before this process started are not counted
             fresh = [row for row in rows if row[0] not in self.seen and row[5] >= self.started]
             for run_id, queue, outcome, seconds, waited, finished_at in fresh:
@@ -62,10 +64,11 @@ class QueueMetrics:
                     self.pickup.labels(queue).observe(max(0.0, waited))
             if rows:
                 self.since = max(self.since, rows[-1][5])
-            horizon = self.since - OVERLAP
-            self.seen = {i: at for i, at in self.seen.items() if at >= horizon}
-            if len(rows) < BATCH or not fresh:
-                return
+                after = (rows[-1][5], rows[-1][0])
+            if len(rows) < BATCH:
+                break
+        horizon = self.since - OVERLAP
+        self.seen = {i: at for i, at in self.seen.items() if at >= horizon}
 
     def render(self) -> bytes:
         from prometheus_client import generate_latest
