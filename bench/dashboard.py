@@ -9,9 +9,12 @@ completed, 5 % dead, 2 % canceled, 5 % pending and 3 % failed (waiting for a ret
 later run_at), in three queues, created over the last 7 days, each finished job with one
 run in the history (so the last hour holds about 1/168 of the runs); `--dense` puts every
 run in the last hour instead (the chart's worst case). Then a real `queuectl dashboard`
-is started and each URL is fetched over one keep-alive connection: one warm-up, then
-`--repeat` timed requests; the table shows the median and the slowest. RSS is the
-process's peak (VmHWM) after all requests.
+is started and each URL is fetched over one keep-alive connection: a first request,
+then `--repeat` timed ones; the table shows the first, the median and the slowest. The
+first overview request counts the jobs per queue and state while it answers; once such
+a count is slow, later answers use the latest one while the next runs in the background
+(web/counts.py), as a dashboard left open does. RSS is the process's peak (VmHWM) after
+all requests.
 
     .venv/bin/python bench/dashboard.py                       # SQLite, 1,000,000 jobs
     .venv/bin/python bench/dashboard.py --backend postgres    # a fresh schema, dropped after
@@ -236,7 +239,7 @@ def measure(db: str, tmp, args) -> int:
         urls = [(label, path or filled[label]) for label, path in URLS]
         rows, ok = [], True
         for label, path in urls:
-            fetch(conn, path)  # warm-up
+            first = fetch(conn, path)[0] * 1000  # warm-up (the first overview counts in it)
             times = [fetch(conn, path)[0] * 1000 for _ in range(args.repeat)]
             median = statistics.median(times)
             targeted = (
@@ -247,14 +250,14 @@ def measure(db: str, tmp, args) -> int:
             if targeted:
                 ok &= median < TARGET_MS
             rows.append(
-                [label, median, max(times), verdict(median < TARGET_MS) if targeted else "-"]
+                [label, first, median, max(times), verdict(median < TARGET_MS) if targeted else "-"]
             )
         rss, peak = peak_rss_mb(proc.pid)
         ok &= peak < TARGET_MB
         table(
             f"Dashboard answers with {args.jobs:,} jobs ({args.backend}), ms over "
             f"{args.repeat} requests",
-            ["request", "median ms", "max ms", "< 200 ms"],
+            ["request", "first ms", "median ms", "max ms", "< 200 ms"],
             rows,
         )
         table(

@@ -31,7 +31,7 @@ def queue(location):
 
 @pytest.fixture
 def api(location, queue):
-    with TestClient(create_app(location)) as client:
+    with TestClient(create_app(location), base_url="http://localhost") as client:
         yield client
 
 
@@ -180,12 +180,16 @@ def test_actions_a_state_forbids_get_409_and_change_nothing(api, queue):
         ("POST", "/api/jobs/fresh/retry", "only failed or dead jobs"),
         ("POST", "/api/jobs/fresh/requeue", "only completed or canceled"),
         ("DELETE", "/api/jobs/run", "cancel a running job first"),
-        ("DELETE", "/api/jobs/fresh", "waited for by other jobs"),
+        ("DELETE", "/api/jobs/fresh", "waited for by 'child'; cancel or delete those first"),
     ]:
         response = api.request(method, path)
         assert response.status_code == 409, (path, response.text)
         assert phrase in response.json()["error"], response.json()
     assert {j.id: j.to_dict() for j in queue.jobs()} == before
+    # once the waiting job is canceled, the job it waited for can go
+    assert api.post("/api/jobs/child/cancel").status_code == 200
+    assert api.delete("/api/jobs/fresh").status_code == 200
+    assert queue.get("child").state == "canceled"
 
 
 def test_no_action_is_reachable_by_get(api, queue):
@@ -267,7 +271,9 @@ def test_job_text_is_escaped_in_pages(api, queue):
 
 def test_a_token_is_needed_for_every_request(location, queue):
     queue.enqueue({"id": "j", "command": "true"})
-    with TestClient(create_app(location, token="s3cret-token")) as client:
+    with TestClient(
+        create_app(location, token="s3cret-token"), base_url="http://localhost"
+    ) as client:
         for path in ("/api/status", "/api/jobs", "/metrics", "/", "/jobs", "/static/app.css",
                      "/openapi.json"):  # fmt: skip
             response = client.get(path)
@@ -287,7 +293,9 @@ def test_a_token_is_needed_for_every_request(location, queue):
 
 
 def test_the_sign_in_form_sets_a_cookie(location):
-    with TestClient(create_app(location, token="s3cret-token")) as client:
+    with TestClient(
+        create_app(location, token="s3cret-token"), base_url="http://localhost"
+    ) as client:
         form = client.get("/signin?next=/dlq")
         csrf = client.cookies["queuectl_csrf"]
         assert form.status_code == 200
@@ -309,7 +317,7 @@ def test_the_sign_in_form_sets_a_cookie(location):
 
 def test_browser_actions_need_the_csrf_token(location, queue):
     dead(queue, "d")
-    with TestClient(create_app(location)) as browser:
+    with TestClient(create_app(location), base_url="http://localhost") as browser:
         browser.get("/dlq")  # sets the CSRF cookie, as a page view does
         csrf = browser.cookies["queuectl_csrf"]
         assert browser.post("/jobs/d/retry").status_code == 403
@@ -327,12 +335,12 @@ def test_browser_actions_need_the_csrf_token(location, queue):
         assert done.status_code == 303 and done.headers["location"] == "/dlq"
         assert queue.get("d").state == "pending"
         queue.work(burst=True)
-        htmx = {"X-CSRF-Token": csrf, "HX-Request": "true", "Origin": "http://testserver"}
+        htmx = {"X-CSRF-Token": csrf, "HX-Request": "true", "Origin": "http://localhost"}
         response = browser.post("/jobs/d/retry", headers=htmx)
         assert response.status_code == 204 and response.headers["hx-trigger"] == "refresh"
         assert queue.get("d").state == "pending"
     # a program (no cookie, no Origin) is not a browser: no CSRF token needed
-    with TestClient(create_app(location)) as program:
+    with TestClient(create_app(location), base_url="http://localhost") as program:
         assert program.post("/api/jobs/d/cancel").status_code == 200
 
 
@@ -420,3 +428,77 @@ def test_dashboard_with_a_token_on_all_addresses(cli):
         proc.terminate()
         proc.wait(timeout=10)  # uvicorn stops gracefully, then dies of the SIGTERM it got
         proc.stdout.close()
+
+
+# ---------------------------------------------------------------- counts of a big store
+
+
+def test_slow_counts_are_refreshed_in_the_background(location, queue, monkeypatch):
+    from queuectl.web import counts as counts_module
+
+    # as if counting took long: answers come from the latest count, refreshed behind
+    monkeypatch.setattr(counts_module, "SLOW", -1.0)
+    monkeypatch.setattr(counts_module, "REFRESH", 0.2)
+    monkeypatch.setattr(counts_module, "MAX_AGE", 5.0)
+    counts = counts_module.JobCounts(queue.location)
+    try:
+        queue.enqueue({"id": "a", "command": "true"})
+        assert counts.get(queue)["default"]["pending"] == 1  # the first count: now
+        queue.enqueue({"id": "b", "command": "true"})
+        assert counts.get(queue)["default"]["pending"] == 1  # the latest count, at once
+        # a refresh old: the next answer starts a count on its own thread
+        wait_for(lambda: counts.get(queue)["default"]["pending"] == 2, timeout=5,
+                 message="the background count")  # fmt: skip
+        assert counts.queue is not None  # it counted with a connection of its own
+    finally:
+        counts.close()
+    # too old to use: counted afresh
+    monkeypatch.setattr(counts_module, "MAX_AGE", 0.0)
+    queue.enqueue({"id": "c", "command": "true"})
+    assert counts.get(queue)["default"]["pending"] == 3
+
+
+def test_quick_counts_are_always_fresh(queue):
+    from queuectl.web.counts import JobCounts
+
+    counts = JobCounts(queue.location)
+    for n in range(1, 4):
+        queue.enqueue({"id": f"j{n}", "command": "true"})
+        assert counts.get(queue)["default"]["pending"] == n
+    assert counts.queue is None  # never counted in the background
+
+
+def test_requests_reuse_a_few_connections(location, queue):
+    guard = create_app(location)
+    pool = guard.app.pool  # the Guard wraps the pool's hand-back wrapper
+    with TestClient(guard, base_url="http://localhost") as client:
+        for path in ["/", "/jobs", "/api/status", "/api/jobs", "/dlq", "/api/jobs/nope"] * 5:
+            client.get(path)
+        assert len(pool.opened) == 1 and len(pool.idle) == 1  # one at a time: one
+
+
+def test_without_a_token_only_loopback_names_are_answered(location):
+    # a hostile name that resolves to 127.0.0.1 (DNS rebinding) gets nothing
+    with TestClient(create_app(location), base_url="http://evil.example:8700") as client:
+        response = client.get("/api/status")
+        assert response.status_code == 403 and "localhost" in response.json()["error"]
+        assert client.post("/api/dlq/purge").status_code == 403
+    for base in ("http://127.0.0.1:8700", "http://[::1]:8700", "http://localhost"):
+        with TestClient(create_app(location), base_url=base) as client:
+            assert client.get("/api/status").status_code == 200, base
+    # with a token, any name (a proxy's, a host's) may ask
+    with TestClient(create_app(location, token="t"), base_url="http://queue.example") as client:
+        assert client.get("/api/status", headers={"Authorization": "Bearer t"}).status_code == 200
+
+
+def test_a_retry_does_not_show_the_previous_runs_output_as_live(cli, tmp_path):
+    marker = tmp_path / "ran-once"
+    cli.enqueue(id="again", max_retries=1,
+                command=f"if [ -e {marker} ]; then sleep 30; else touch {marker}; echo first;"
+                " exit 1; fi")  # fmt: skip
+    cli.start_worker()
+    wait_for(lambda: cli.job("again")["attempts"] == 2 and cli.state("again") == "processing",
+             timeout=15, message="the second run")  # fmt: skip
+    # the second run printed nothing: after its first heartbeat, nothing is shown
+    wait_for(lambda: cli.run("logs", "again").stdout == "", timeout=10,
+             message="the previous run's output to go")  # fmt: skip

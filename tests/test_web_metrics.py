@@ -116,7 +116,7 @@ def q(location):
 
 @pytest.fixture
 def client(location, q):
-    with TestClient(create_app(location)) as c:
+    with TestClient(create_app(location), base_url="http://localhost") as c:
         yield c
 
 
@@ -240,7 +240,7 @@ def test_runs_that_finished_before_the_app_started_are_not_counted(location, q, 
     q.enqueue({"id": "early", "command": "true"})
     q.enqueue({"id": "early-bad", "command": "exit 3", "max_retries": 0})
     burst(cli)
-    with TestClient(create_app(location)) as client:
+    with TestClient(create_app(location), base_url="http://localhost") as client:
         first = Scrape(client)
         assert finished(first) == {}
         assert first.labelled("queuectl_jobs_failed_total") == {}
@@ -331,7 +331,7 @@ def test_worker_gauges_follow_a_real_pool(client, q, cli, tmp_path):
 
 
 def test_metrics_need_the_token_when_there_is_one(location):
-    with TestClient(create_app(location, token="s3cret")) as client:
+    with TestClient(create_app(location, token="s3cret"), base_url="http://localhost") as client:
         refused = client.get("/metrics")
         assert refused.status_code == 401
         assert refused.headers["www-authenticate"].startswith("Bearer")

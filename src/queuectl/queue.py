@@ -204,13 +204,15 @@ class Queue:
 
     def throughput(self, window: float = 3600.0, step: float = 60.0) -> list[dict]:
         """Runs finished per `step` seconds over the last `window`, oldest bucket first,
-        empty buckets included: {"at", "completed", "failed"} (failed: every run that
-        did not complete, lost and canceled ones too)."""
+        empty buckets included: {"at", "completed", "failed"} (failed: outcome failed,
+        dead or lost, as in `stats`; canceled runs are neither)."""
+        from .stats import FAILURES
+
         now = self.store.now()
         first = (now - window) // step * step + step
         buckets = {first + i * step: [0, 0] for i in range(int(window // step))}
         for at, outcome, n in self.store.throughput(first, step):
-            if at in buckets:
+            if at in buckets and (outcome == "completed" or outcome in FAILURES):
                 buckets[at][outcome != "completed"] += n
         return [{"at": at, "completed": c, "failed": f} for at, (c, f) in buckets.items()]
 

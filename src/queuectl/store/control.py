@@ -188,21 +188,29 @@ class SharedControl:
 
     def delete(self, job_ids) -> None:
         """Delete jobs that are not running (all or none), with their output and runs.
-        A job that others wait for stays (Conflict), or they would wait forever."""
+        A job that unfinished jobs wait for stays (Conflict), or they would wait forever;
+        finished ones that once waited for it let go of it."""
+        unfinished, states = self._in(UNFINISHED)
         with self._tx() as conn:
             self._states(conn, job_ids, ("pending", "failed", "completed", "dead", "canceled"),
                          "deleted", " (cancel a running job first)")  # fmt: skip
             sql, params = self._in(job_ids)
-            waited_for = conn.execute(
-                f"SELECT d.id FROM jobs d WHERE d.id{sql} AND EXISTS"
-                " (SELECT 1 FROM job_deps x WHERE x.dep_seq = d.seq)",
-                params,
+            waiting = conn.execute(
+                f"SELECT d.id, w.id FROM jobs d JOIN job_deps x ON x.dep_seq = d.seq"
+                f" JOIN jobs w ON w.seq = x.job_seq WHERE d.id{sql} AND w.state{unfinished}"
+                " ORDER BY w.seq",
+                (*params, *states),
             ).fetchall()
-            if waited_for:
+            if waiting:
+                waiters = [w for d, w in waiting if d == waiting[0][0]]
                 raise Conflict(
-                    f"job {waited_for[0][0]!r} is waited for by other jobs; delete or cancel"
-                    " those first"
+                    f"job {waiting[0][0]!r} is waited for by {', '.join(map(repr, waiters[:5]))}"
+                    f"{' and more' if len(waiters) > 5 else ''}; cancel or delete those first"
                 )
+            conn.execute(
+                f"DELETE FROM job_deps WHERE dep_seq IN (SELECT seq FROM jobs WHERE id{sql})",
+                params,
+            )
             conn.execute(f"DELETE FROM jobs WHERE id{sql}", params)
 
     def save_output(self, worker_id: str, outputs: list[tuple[str, bytes]]) -> None:

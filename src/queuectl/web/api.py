@@ -153,7 +153,7 @@ router = APIRouter(prefix="/api", responses={422: {"model": Error}, **BAD})
 
 
 def queue_of(request: Request):
-    return request.app.state.queues.get()
+    return request.app.state.queues.checkout(request.scope)
 
 
 def job_out(job: Job) -> dict:
@@ -169,9 +169,12 @@ def schedule_out(s: dict) -> dict:
             "last_at": iso(s["last_at"])}  # fmt: skip
 
 
-def status(queue) -> dict:
-    """Everything the overview shows (one read of each)."""
-    per_queue = queue.queue_counts()
+def counts_of(request: Request) -> dict[str, dict[str, int]]:
+    return request.app.state.counts.get(queue_of(request))
+
+
+def status(queue, per_queue: dict[str, dict[str, int]]) -> dict:
+    """Everything the overview shows, given the jobs per queue and state."""
     paused = queue.paused_queues()
     now = queue.store.now()
     return {
@@ -184,7 +187,7 @@ def status(queue) -> dict:
 
 @router.get("/status", response_model=Status, summary="Counts, queues, workers, throughput")
 def get_status(request: Request):
-    return status(queue_of(request))
+    return status(queue_of(request), counts_of(request))
 
 
 @router.get("/jobs", response_model=JobPage, summary="Jobs, filtered and paginated")

@@ -1,8 +1,9 @@
 """The dashboard's web application: pages, the JSON API, /metrics and static assets,
 served by one process (see `queuectl dashboard`).
 
-Routes are plain (not async) functions: Starlette runs them on a thread pool, and each
-thread keeps its own Queue (a store connection is not used by two threads at once).
+Routes are plain (not async) functions: Starlette runs them on a thread pool (at most
+THREADS at once); each request borrows a Queue (a store connection) from a pool for as
+long as it runs, so no connection is used by two threads at once.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ..errors import (
 )
 from ..queue import Queue
 from . import api, pages
+from .counts import JobCounts
 from .metrics import QueueMetrics
 from .security import Guard
 
@@ -34,36 +36,63 @@ STATIC = Path(__file__).parent / "static"
 THREADS = 8
 
 
-class ThreadQueues:
-    """One Queue per thread, all on the same database, closed with the app."""
+SCOPE_KEY = "queuectl.queue"  # the Queue a request has checked out
 
-    def __init__(self, location: str | None):
+
+class QueuePool:
+    """Queues (store connections) for requests: a request checks one out the first time
+    it needs one and gives it back when it has answered, so there are at most as many
+    as requests run at once (THREADS), whichever threads run them."""
+
+    def __init__(self, location: str):
         self.location = location
-        self.local = threading.local()
-        self.opened: list[Queue] = []
         self.lock = threading.Lock()
+        self.idle: list[Queue] = []
+        self.opened: list[Queue] = []
 
-    def get(self) -> Queue:
-        queue = getattr(self.local, "queue", None)
+    def checkout(self, scope) -> Queue:
+        queue = scope.get(SCOPE_KEY)
         if queue is None:
-            queue = self.local.queue = Queue(self.location)
             with self.lock:
-                self.opened.append(queue)
+                queue = self.idle.pop() if self.idle else None
+            if queue is None:
+                queue = Queue(self.location)
+                with self.lock:
+                    self.opened.append(queue)
+            scope[SCOPE_KEY] = queue
         return queue
 
+    def give_back(self, scope) -> None:
+        queue = scope.pop(SCOPE_KEY, None)
+        if queue is not None:
+            with self.lock:
+                self.idle.append(queue)
+
     def adopt(self, queue: Queue) -> None:
-        """Close this queue with the others."""
+        """Close this queue (not lent to requests) with the others."""
         with self.lock:
             self.opened.append(queue)
-
-    def now(self) -> float:
-        return self.get().store.now()
 
     def close(self) -> None:
         with self.lock:
             for queue in self.opened:
                 queue.close()
             self.opened.clear()
+            self.idle.clear()
+
+
+class _GiveBack:
+    """ASGI wrapper: the request's Queue goes back to the pool once it has answered."""
+
+    def __init__(self, app, pool: QueuePool):
+        self.app = app
+        self.pool = pool
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.pool.give_back(scope)
 
 
 def _allowed(app, request: Request) -> list[str]:
@@ -88,16 +117,18 @@ def create_app(location: str | None = None, token: str | None = None):
     from contextlib import asynccontextmanager
 
     with Queue(location) as first:  # the location is resolved once; a bad one fails here
-        queues = ThreadQueues(first.location)
+        queues = QueuePool(first.location)
+        started = first.store.now()  # the metrics count the runs that finish from now on
 
     @asynccontextmanager
     async def lifespan(app):
         import anyio.to_thread
 
-        # Routes run on worker threads, each with its own database connection: a few
-        # are plenty for a dashboard and bound its connections and memory.
+        # A few request threads are plenty for a dashboard, and they bound its
+        # connections (one each, see QueuePool) and its memory.
         anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
         yield
+        counts.close()
         queues.close()
 
     app = FastAPI(
@@ -109,6 +140,7 @@ def create_app(location: str | None = None, token: str | None = None):
         lifespan=lifespan,
     )
     app.state.queues = queues
+    app.state.counts = counts = JobCounts(queues.location)
     app.state.token = token
     app.state.metrics = None
     metrics_lock = threading.Lock()
@@ -127,15 +159,13 @@ def create_app(location: str | None = None, token: str | None = None):
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    started = queues.now()  # the counters count the runs that finish from now on
-
     @app.get("/metrics", include_in_schema=False)
     def metrics():
         # One collector for the app (its counters accumulate across scrapes), with a
         # connection of its own that only the holder of the lock uses.
         with metrics_lock:
             if app.state.metrics is None:
-                app.state.metrics = QueueMetrics(Queue(queues.location), started)
+                app.state.metrics = QueueMetrics(Queue(queues.location), started, counts)
                 queues.adopt(app.state.metrics.queue)
             body = app.state.metrics.render()
         from prometheus_client import CONTENT_TYPE_LATEST
@@ -175,4 +205,4 @@ def create_app(location: str | None = None, token: str | None = None):
         return JSONResponse({"error": message}, status_code=exc.status_code, headers=headers)
 
     # The guard wraps everything, static files and errors included.
-    return Guard(app, token)
+    return Guard(_GiveBack(app, queues), token)

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 from ..queue import Queue
+from .counts import JobCounts
 
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 PICKUP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -23,10 +24,10 @@ BATCH = 10_000
 
 
 class QueueMetrics:
-    def __init__(self, queue: Queue, started: float):
+    def __init__(self, queue: Queue, started: float, counts: JobCounts):
         self.queue = queue
         self.registry = CollectorRegistry(auto_describe=True)
-        self.registry.register(_Gauges(queue))
+        self.registry.register(_Gauges(queue, counts))
         self.finished = Counter(
             "queuectl_jobs_finished", "Runs finished, by queue and outcome (completed,"
             " failed, dead, canceled, lost)", ["queue", "outcome"], registry=self.registry,
@@ -80,8 +81,9 @@ class QueueMetrics:
 class _Gauges:
     """Read at each scrape, straight from the store."""
 
-    def __init__(self, queue: Queue):
+    def __init__(self, queue: Queue, counts: JobCounts):
         self.queue = queue
+        self.counts = counts
 
     def describe(self):
         return []  # nothing to check at registration; the metrics are dynamic
@@ -94,7 +96,7 @@ class _Gauges:
             "queuectl_queue_paused", "1 while the queue is paused", labels=["queue"]
         )
         paused_queues = self.queue.paused_queues()
-        for queue, counts in self.queue.queue_counts().items():
+        for queue, counts in self.counts.get(self.queue).items():
             for state, n in counts.items():
                 jobs.add_metric([queue, state], n)
             paused.add_metric([queue], 1 if queue in paused_queues else 0)

@@ -8,7 +8,6 @@ confirmation first and then refreshes the live part without reloading the page.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -19,14 +18,21 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from ..jobs import STATES
 from ..timeutil import iso
 from . import api
-from .security import AUTH_COOKIE, CSRF_COOKIE, auth_cookie_value, new_csrf_token, same_token
+from .security import (
+    AUTH_COOKIE,
+    CSRF_COOKIE,
+    auth_cookie_value,
+    new_csrf_token,
+    same_token,
+    valid_csrf_token,
+)
 
 TEMPLATES = Path(__file__).parent / "templates"
 env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
 env.globals["STATES"] = STATES
 env.filters["when"] = lambda iso: "" if not iso else iso[:19].replace("T", " ")  # to the second
 env.filters["q"] = lambda value: quote(str(value), safe="")
-ACTIONS = {"retry": "retry", "cancel": "cancel", "requeue": "requeue", "delete": "delete"}
+ACTIONS = frozenset({"retry", "cancel", "requeue", "delete"})  # Queue methods, by name
 
 router = APIRouter(include_in_schema=False)
 
@@ -36,8 +42,8 @@ def wants_html(request: Request) -> bool:
 
 
 def _csrf(request_cookies: dict[str, str]) -> tuple[str, bool]:
-    token = request_cookies.get(CSRF_COOKIE)
-    return (token, False) if token else (new_csrf_token(), True)
+    token = request_cookies.get(CSRF_COOKIE, "")
+    return (token, False) if valid_csrf_token(token) else (new_csrf_token(), True)
 
 
 def render(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
@@ -100,7 +106,12 @@ def _back(next_path: str | None, fallback: str) -> str:
 
 @router.get("/", response_class=HTMLResponse)
 def overview(request: Request):
-    return live(request, "overview.html", "_overview.html", **api.status(api.queue_of(request)))
+    return live(
+        request,
+        "overview.html",
+        "_overview.html",
+        **api.status(api.queue_of(request), api.counts_of(request)),
+    )
 
 
 @router.get("/jobs", response_class=HTMLResponse)
@@ -137,7 +148,7 @@ def job_page(request: Request, job_id: str):
         run["took"] = run["finished_at"] - run["started_at"]
         run["started_iso"] = iso(run["started_at"])
     return live(request, "job.html", "_job.html", job=job, d=job.to_dict(), runs=runs,
-                output=output, now=time.time())  # fmt: skip
+                output=output)  # fmt: skip
 
 
 @router.post("/jobs/{job_id:path}/{action}")
@@ -145,7 +156,7 @@ def job_action(request: Request, job_id: str, action: str, next: str | None = Fo
     if action not in ACTIONS:
         return error_page(request, 404, f"no action {action!r}")
     queue = api.queue_of(request)
-    getattr(queue, ACTIONS[action])([job_id])
+    getattr(queue, action)([job_id])
     if action == "delete":  # its page is gone: go where the form says
         back = _back(next, "/jobs")
         if request.headers.get("hx-request"):

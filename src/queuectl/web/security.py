@@ -1,5 +1,8 @@
 """Who may use the dashboard, and protection against requests forged by other sites.
 
+Host: without a token, only requests to a loopback name (localhost, 127.0.0.1, [::1])
+are answered, so a hostile page cannot reach the dashboard by DNS rebinding.
+
 Token: when the dashboard has one (required off loopback), every request needs it:
 `Authorization: Bearer TOKEN` (API clients, Prometheus) or the cookie that the sign-in
 form sets for a browser. The cookie holds an HMAC of the token, not the token.
@@ -18,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import re
 import secrets
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,6 +30,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 AUTH_COOKIE = "queuectl_auth"
 CSRF_COOKIE = "queuectl_csrf"
+_CSRF_SHAPE = re.compile(r"[A-Za-z0-9_-]{32}")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 OPEN_PATHS = frozenset({"/signin"})  # the sign-in page must be reachable to sign in
 
@@ -50,6 +55,12 @@ def same_token(given: str, token: str) -> bool:
 
 def new_csrf_token() -> str:
     return secrets.token_urlsafe(24)
+
+
+def valid_csrf_token(value: str | None) -> bool:
+    """Whether a cookie's value is a token we could have made: another site on this
+    host (cookies ignore ports) could set anything, and the token is put in the page."""
+    return value is not None and _CSRF_SHAPE.fullmatch(value) is not None
 
 
 class Guard:
@@ -78,6 +89,12 @@ class Guard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = Headers(scope=scope)
+        if self.token is None and not is_loopback(_hostname(headers.get("host", ""))):
+            # Without a token only this machine may ask, under a loopback name: another
+            # name that resolves here (DNS rebinding) would make a hostile page "same
+            # origin" and let it read the queue and act on it.
+            message = "without a token the dashboard answers only to localhost names"
+            return await _refuse(scope, receive, send, 403, message)
         cookies = _cookies(headers)
         path = scope["path"]
         if path not in OPEN_PATHS and not self.signed_in(headers, cookies):
@@ -89,6 +106,7 @@ class Guard:
             if not _same_origin(headers):
                 return await _refuse(scope, receive, send, 403, "cross-site request refused")
             expected = cookies.get(CSRF_COOKIE, "")
+            expected = expected if valid_csrf_token(expected) else ""
             given = headers.get("x-csrf-token")
             if given is None and headers.get("content-type", "").startswith(
                 "application/x-www-form-urlencoded"
@@ -109,6 +127,13 @@ def _cookies(headers: Headers) -> dict[str, str]:
     except Exception:  # a malformed Cookie header counts as no cookies
         return {}
     return {name: morsel.value for name, morsel in jar.items()}
+
+
+def _hostname(host: str) -> str:
+    """The name in a Host header ("[::1]:8700" -> "::1")."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
 
 
 def _from_browser(headers: Headers) -> bool:

@@ -68,7 +68,9 @@ class Run:
         self.output_limit = output_limit
         self.output = bytearray()
         self.dropped = 0  # bytes of output cut from the front to respect output_limit
-        self.shown = 0  # bytes of output read when it was last handed out live
+        # bytes of output read when it was last handed out live; -1: not yet, so the
+        # first heartbeat stores this run's (maybe empty) output over the previous run's
+        self.shown = -1
         self.pid: int | None = None
         self.returncode: int | None = None
         self.out_fd: int | None = None
