@@ -426,7 +426,7 @@ def test_dashboard_with_a_token_on_all_addresses(cli):
             assert json.load(response)["counts"]["pending"] == 0
     finally:
         proc.terminate()
-        proc.wait(timeout=10)  # uvicorn stops gracefully, then dies of the SIGTERM it got
+        assert proc.wait(timeout=10) == 0  # a graceful stop
         proc.stdout.close()
 
 

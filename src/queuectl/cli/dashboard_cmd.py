@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 
 import click
@@ -55,7 +56,22 @@ def dashboard(obj, host, port, token, open_browser):
 
         threading.Timer(0.5, webbrowser.open, (url,)).start()
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-    uvicorn.Server(config).run(sockets=[sock])
+    _server_class()(config).run(sockets=[sock])
+
+
+def _server_class():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """Stops gracefully on SIGTERM or Ctrl-C and then exits 0, as `worker start`
+        does (uvicorn's own raises the signal again once it has stopped)."""
+
+        def handle_exit(self, sig, frame) -> None:
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True  # a second Ctrl-C: stop waiting for requests
+            self.should_exit = True
+
+    return Server
 
 
 def _listen(host: str, port: int) -> socket.socket:
