@@ -406,3 +406,18 @@ def test_overview_draws_its_chart_and_counts_live(tab, site):
     expect(page.locator("#live table a", has_text="idle")).to_be_visible()
     assert not tab.reloaded()
     tab.assert_clean()
+
+
+def test_the_job_table_follows_its_jobs_states(tab, site):
+    page = tab.page
+    tab.goto("/jobs?queue=idle2")
+    expect(page.locator("p.empty")).to_have_text("No jobs match.")
+    tab.mark()
+    site.cli.enqueue(id="watched", command="true", queue="idle2")  # no worker takes it
+    row = page.locator("table.jobs tbody tr", has_text="watched")
+    expect(row).to_be_visible(timeout=10000)  # the next 5-s refresh
+    expect(row.locator(".state")).to_have_text("pending")
+    site.cli.run("cancel", "watched")
+    expect(row.locator(".state")).to_have_text("canceled", timeout=10000)
+    assert not tab.reloaded()
+    tab.assert_clean()
