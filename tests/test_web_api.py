@@ -502,3 +502,13 @@ def test_a_retry_does_not_show_the_previous_runs_output_as_live(cli, tmp_path):
     # the second run printed nothing: after its first heartbeat, nothing is shown
     wait_for(lambda: cli.run("logs", "again").stdout == "", timeout=10,
              message="the previous run's output to go")  # fmt: skip
+
+
+def test_an_oversized_form_is_refused(location, queue):
+    dead(queue, "d")
+    with TestClient(create_app(location), base_url="http://localhost") as browser:
+        browser.get("/dlq")
+        csrf = browser.cookies["queuectl_csrf"]
+        response = browser.post("/jobs/d/retry", data={"csrf": csrf, "pad": "x" * 70000})
+        assert response.status_code == 413
+    assert queue.get("d").state == "dead"

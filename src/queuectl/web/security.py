@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 AUTH_COOKIE = "queuectl_auth"
 CSRF_COOKIE = "queuectl_csrf"
 _CSRF_SHAPE = re.compile(r"[A-Za-z0-9_-]{32}")
+FORM_LIMIT = 65536
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 OPEN_PATHS = frozenset({"/signin"})  # the sign-in page must be reachable to sign in
 
@@ -112,6 +113,8 @@ class Guard:
                 "application/x-www-form-urlencoded"
             ):
                 body, receive = await _buffered(receive)
+                if body is None:
+                    return await _refuse(scope, receive, send, 413, "form too large")
                 given = (parse_qs(body.decode("latin-1")).get("csrf") or [""])[0]
             if not expected or not hmac.compare_digest((given or "").encode(), expected.encode()):
                 return await _refuse(scope, receive, send, 403, "missing or wrong CSRF token")
@@ -151,12 +154,17 @@ def _same_origin(headers: Headers) -> bool:
 
 
 async def _buffered(receive):
-    """Read the whole request body, and a `receive` that replays it to the app."""
-    chunks = []
+    """Read the whole request body, and a `receive` that replays it to the app; None
+    for a body over FORM_LIMIT (the dashboard's forms are tiny), not held in memory."""
+    chunks, size = [], 0
     more = True
     while more:
         message = await receive()
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > FORM_LIMIT:
+            return None, receive
+        chunks.append(chunk)
         more = message.get("more_body", False)
     body = b"".join(chunks)
     sent = False
