@@ -10,7 +10,7 @@ import click
 from ..errors import InvalidInput, QueueError
 
 
-@click.command()
+@click.command(short_help="The web dashboard, JSON API and /metrics.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; anything but loopback needs a token.")  # fmt: skip
 @click.option("--port", default=8700, show_default=True, type=click.IntRange(0, 65535),

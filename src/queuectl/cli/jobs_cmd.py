@@ -143,7 +143,7 @@ def _run_dict(run: dict) -> dict:
 @click.argument("job_id")
 @click.pass_obj
 def logs(obj, job_id):
-    """The output (stdout and stderr) of the job's latest run."""
+    """The output of the job's latest run (so far, while it runs)."""
     output = obj.queue.logs(job_id)
     sys.stdout.buffer.write(output)
     sys.stdout.flush()
