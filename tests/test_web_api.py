@@ -5,6 +5,7 @@ itself. In process, through Starlette's TestClient, except the CLI tests."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import urllib.error
@@ -512,3 +513,11 @@ def test_an_oversized_form_is_refused(location, queue):
         response = browser.post("/jobs/d/retry", data={"csrf": csrf, "pad": "x" * 70000})
         assert response.status_code == 413
     assert queue.get("d").state == "dead"
+
+
+def test_dashboard_on_an_unusable_database_says_so_in_one_line(tmp_path):
+    env = {**os.environ, "QUEUECTL_DB": str(tmp_path / "missing-dir" / "sub" / "q.db")}
+    (tmp_path / "missing-dir").write_text("a file where a directory should be")
+    proc = subprocess.run([QUEUECTL, "dashboard", "--port", "0"], env=env, capture_output=True,
+                          text=True, timeout=30)  # fmt: skip
+    assert_one_error_line(proc, 1, "database")

@@ -359,6 +359,11 @@ def _waits(value: object) -> list[str]:
     return [check_id(w["id"]) for w in value]
 
 
+def run_record(run: dict) -> dict:
+    """A run (store.runs) as JSON: its times as ISO 8601 (`show --json`, the API)."""
+    return {**run, "started_at": iso(run["started_at"]), "finished_at": iso(run["finished_at"])}
+
+
 def export_record(job: Job, output: bytes) -> dict:
     """A job as `queuectl export` writes it: every field, and its output as text
     (bytes that are not UTF-8 survive the round trip as escaped surrogates)."""

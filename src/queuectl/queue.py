@@ -222,8 +222,8 @@ class Queue:
         return {state: found.get(state, 0) for state in STATES}
 
     def runs(self, job_id: str) -> list[dict]:
-        """The job's finished runs (attempt, worker, times, outcome, exit code, error)."""
-        self.get(job_id)
+        """The job's finished runs (attempt, worker, times, outcome, exit code, error);
+        none for an unknown id (callers have read the job with `get` already)."""
         return self.store.runs(job_id)
 
     def stats(self, window: float = 3600.0, queue: str | None = None) -> list[dict]:

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 from .errors import InvalidInput
 from .jobs import build_row, check_name
+from .timeutil import iso
 
 # The @-aliases of Vixie cron, as the 5-field expressions they stand for.
 ALIASES = {
@@ -141,3 +142,8 @@ class Scheduler:
             if self.store.fire_schedule(name, schedule["next_at"], next_tick(cron, tz, now), row):
                 enqueued.append(row["id"])
         return enqueued
+
+
+def schedule_record(schedule: dict) -> dict:
+    """A schedule (store.schedules) as JSON: its times as ISO 8601."""
+    return {**schedule, **{k: iso(schedule[k]) for k in ("next_at", "created_at", "last_at")}}

@@ -42,7 +42,6 @@ def dashboard(obj, host, port, token, open_browser):
         raise InvalidInput(
             f"listening on {host} (not loopback) needs --token or QUEUECTL_DASHBOARD_TOKEN"
         )
-    obj.queue.store.schema_version()  # an unreachable or bad database fails here, in one line
     app = create_app(obj.db, token=token)
     sock = _listen(host, port)
     bound_host, bound_port = sock.getsockname()[:2]

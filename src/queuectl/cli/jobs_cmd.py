@@ -7,7 +7,7 @@ import time
 
 import click
 
-from ..jobs import CLAIMABLE, STATES
+from ..jobs import CLAIMABLE, STATES, run_record
 from ..timeutil import iso
 from .render import ago, emit_json, short_time, table
 
@@ -112,7 +112,7 @@ def show(obj, job_id, as_json):
     d = job.to_dict()
     runs = obj.queue.runs(job_id)
     if as_json:
-        emit_json({**d, "runs": [_run_dict(r) for r in runs]})
+        emit_json({**d, "runs": [run_record(r) for r in runs]})
         return
     d["waiting_for"] = ", ".join(f"job {i} ({s})" for i, s in job.waiting_for or ())
     width = max(len(k) for k in d)
@@ -133,10 +133,6 @@ def show(obj, job_id, as_json):
                  r["error"] or "") for r in runs]  # fmt: skip
         table(["attempt", "outcome", "started", "took", "waited", "exit", "worker", "error"],
               rows, title="Runs")  # fmt: skip
-
-
-def _run_dict(run: dict) -> dict:
-    return {**run, "started_at": iso(run["started_at"]), "finished_at": iso(run["finished_at"])}
 
 
 @click.command()

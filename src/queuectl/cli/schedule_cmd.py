@@ -6,6 +6,7 @@ import os
 
 import click
 
+from ..schedules import schedule_record
 from ..timeutil import iso
 from .enqueue_cmd import env_pair
 from .jobs_cmd import json_option
@@ -60,8 +61,7 @@ def schedule_list(obj, as_json):
     """Schedules and their next runs."""
     found = obj.queue.schedules()
     if as_json:
-        emit_json([{**s, "next_at": iso(s["next_at"]), "created_at": iso(s["created_at"]),
-                    "last_at": iso(s["last_at"])} for s in found])  # fmt: skip
+        emit_json([schedule_record(s) for s in found])
         return
     if not found:
         click.echo("No schedules (add one with: queuectl schedule add NAME CRON --command CMD)")

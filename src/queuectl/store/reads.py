@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from ..jobs import Job
+from ..jobs import STATES, Job
 from .rows import COLUMNS, NAMES, job_from_row
 
 _LIKE_SPECIAL = re.compile(r"[\\%_]")  # matched literally in a search, escaped by a backslash
@@ -54,8 +54,6 @@ class SharedReads:
         asked otherwise), after the cursor `after` (a seq this method returned). Filters
         and the cursor read indexes; `search` (a substring of the id or the command) reads
         rows until a page is full. Returns the jobs and the cursor of the next page."""
-        from ..jobs import STATES
-
         P = self.PARAM
         where, params = [], []
         if search:
@@ -107,24 +105,21 @@ class SharedReads:
 
     def queue_counts(self) -> dict[tuple[str, str], int]:
         """Jobs per (queue, state), zeros left out. Each count reads one range of the
-        (queue, state) index: far cheaper than a GROUP BY over every row."""
-        from ..jobs import STATES
-
+        (queue, state) index, far cheaper than a GROUP BY over every row; all in one
+        statement."""
         queues = self.queue_names(limit=51)
         if len(queues) > 50:  # many queues: one pass is cheaper than a count per pair
             rows = self._read("SELECT queue, state, count(*) FROM jobs GROUP BY queue, state")
             return {(q, s): n for q, s, n in rows}
-        counts = {}
-        for queue in queues:
-            for state in STATES:
-                (n,) = self._read(
-                    f"SELECT count(*) FROM jobs WHERE queue = {self.PARAM}"
-                    f" AND state = {self.PARAM}",
-                    (queue, state),
-                )[0]
-                if n:
-                    counts[(queue, state)] = n
-        return counts
+        pairs = [(queue, state) for queue in queues for state in STATES]
+        if not pairs:
+            return {}
+        one = f"SELECT count(*) FROM jobs WHERE queue = {self.PARAM} AND state = {self.PARAM}"
+        rows = self._read(
+            " UNION ALL ".join(f"SELECT {i}, ({one})" for i in range(len(pairs))),
+            [value for pair in pairs for value in pair],
+        )
+        return {pairs[i]: n for i, n in rows if n}
 
     def throughput(self, since: float, step: float) -> list[tuple[float, str, int]]:
         """Runs finished since `since` per `step`-second bucket and outcome: (bucket

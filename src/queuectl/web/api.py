@@ -14,7 +14,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
-from ..jobs import STATES, Job
+from ..jobs import STATES, run_record
+from ..schedules import schedule_record
 from ..timeutil import iso
 
 StateName = Literal[STATES]  # type: ignore[valid-type]
@@ -156,17 +157,8 @@ def queue_of(request: Request):
     return request.app.state.queues.checkout(request.scope)
 
 
-def job_out(job: Job) -> dict:
-    return job.to_dict()
-
-
 def worker_out(worker, now: float) -> dict:
     return {**worker.to_dict(), "heartbeat_age": round(max(0.0, now - worker.heartbeat_at), 1)}
-
-
-def schedule_out(s: dict) -> dict:
-    return {**s, "next_at": iso(s["next_at"]), "created_at": iso(s["created_at"]),
-            "last_at": iso(s["last_at"])}  # fmt: skip
 
 
 def counts_of(request: Request) -> dict[str, dict[str, int]]:
@@ -206,14 +198,14 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ):
     jobs, cursor = queue_of(request).page(state, queue, q, sort == "newest", after, limit)
-    return {"jobs": [job_out(j) for j in jobs], "next": cursor}
+    return {"jobs": [j.to_dict() for j in jobs], "next": cursor}
 
 
 def _act(request: Request, action: str, job_id: str) -> dict:
     queue = queue_of(request)
     queue.get(job_id)  # an id no job can have is not found, as for GET
     getattr(queue, action)([job_id])
-    return job_out(queue.get(job_id))
+    return queue.get(job_id).to_dict()
 
 
 @router.post("/jobs/{job_id:path}/retry", response_model=JobOut, responses=REFUSED,
@@ -259,9 +251,8 @@ def job_output(request: Request, job_id: str):
 def get_job(request: Request, job_id: str):
     queue = queue_of(request)
     job = queue.get(job_id)
-    runs = [{**r, "started_at": iso(r["started_at"]), "finished_at": iso(r["finished_at"])}
-            for r in queue.runs(job_id)]  # fmt: skip
-    return {**job_out(job), "runs": runs}
+    runs = [run_record(r) for r in queue.runs(job_id)]
+    return {**job.to_dict(), "runs": runs}
 
 
 @router.post("/dlq/retry", response_model=Done, summary="Retry every dead job")
@@ -285,7 +276,7 @@ def list_workers(request: Request):
 
 @router.get("/schedules", response_model=list[Schedule], summary="Cron schedules")
 def list_schedules(request: Request):
-    return [schedule_out(s) for s in queue_of(request).schedules()]
+    return [schedule_record(s) for s in queue_of(request).schedules()]
 
 
 @router.get("/stats", response_model=list[QueueStats], summary="Throughput, success, p50/p95")

@@ -116,7 +116,9 @@ def create_app(location: str | None = None, token: str | None = None):
     must present it."""
     from contextlib import asynccontextmanager
 
-    with Queue(location) as first:  # the location is resolved once; a bad one fails here
+    # The location is resolved once, and an unusable database fails here (a QueueError),
+    # before the server starts.
+    with Queue(location) as first:
         queues = QueuePool(first.location)
         started = first.store.now()  # the metrics count the runs that finish from now on
 

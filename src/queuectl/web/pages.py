@@ -8,6 +8,7 @@ confirmation first and then refreshes the live part without reloading the page.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -15,7 +16,9 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from .. import __version__
 from ..jobs import STATES
+from ..schedules import schedule_record
 from ..timeutil import iso
 from . import api
 from .security import (
@@ -49,18 +52,12 @@ def _csrf(request_cookies: dict[str, str]) -> tuple[str, bool]:
 def render(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
     token, fresh = _csrf(request.cookies)
     html = env.get_template(name).render(
-        request=request, csrf=token, path=request.url.path, version=_version(), **context
+        request=request, csrf=token, path=request.url.path, version=__version__, **context
     )
     response = HTMLResponse(html, status_code=status)
     if fresh:
         response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict")
     return response
-
-
-def _version() -> str:
-    from .. import __version__
-
-    return __version__
 
 
 def partial_wanted(request: Request) -> bool:
@@ -80,11 +77,15 @@ def error_page(request: Request, status: int, message: str) -> HTMLResponse:
     return render(request, "error.html", status=status, status_code=status, message=message)
 
 
+@functools.cache
+def _inline_css() -> str:
+    # the sign-in page is answered before sign-in, when /static/ is not: its style inline
+    return (Path(__file__).parent / "static" / "app.css").read_text()
+
+
 def signin_page(scope, status: int = 200, next_path: str = "/", problem: str = "") -> HTMLResponse:
-    request = Request(scope)
-    css = (Path(__file__).parent / "static" / "app.css").read_text()
-    return render(request, "signin.html", status=status, next_path=next_path, css=css,
-                  problem=problem)  # fmt: skip
+    return render(Request(scope), "signin.html", status=status, next_path=next_path,
+                  css=_inline_css(), problem=problem)  # fmt: skip
 
 
 def _done(request: Request, back: str) -> Response:
@@ -196,7 +197,7 @@ def workers(request: Request):
 
 @router.get("/schedules", response_class=HTMLResponse)
 def schedules(request: Request):
-    found = [api.schedule_out(s) for s in api.queue_of(request).schedules()]
+    found = [schedule_record(s) for s in api.queue_of(request).schedules()]
     return live(request, "schedules.html", "_schedules.html", schedules=found)
 
 

@@ -26,6 +26,7 @@ import secrets
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 AUTH_COOKIE = "queuectl_auth"
@@ -122,21 +123,15 @@ class Guard:
 
 
 def _cookies(headers: Headers) -> dict[str, str]:
-    from http.cookies import SimpleCookie
-
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(headers.get("cookie", ""))
-    except Exception:  # a malformed Cookie header counts as no cookies
-        return {}
-    return {name: morsel.value for name, morsel in jar.items()}
+    return cookie_parser(headers.get("cookie", ""))
 
 
 def _hostname(host: str) -> str:
-    """The name in a Host header ("[::1]:8700" -> "::1")."""
-    if host.startswith("["):
-        return host[1:].partition("]")[0]
-    return host.rpartition(":")[0] if host.count(":") == 1 else host
+    """The name in a Host header ("[::1]:8700" -> "::1"; "" if it is not one)."""
+    try:
+        return urlsplit("//" + host).hostname or ""
+    except ValueError:
+        return ""
 
 
 def _from_browser(headers: Headers) -> bool:
