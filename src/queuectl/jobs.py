@@ -32,6 +32,11 @@ CLAIMABLE = (State.PENDING.value, State.FAILED.value)
 UNFINISHED = (State.PENDING.value, State.PROCESSING.value, State.FAILED.value)
 
 
+# Interim names of the records a new and an imported job are handed to the store as.
+NewJob = dict
+ImportJob = dict
+
+
 def parse_state(value: str) -> str:
     if value not in STATES:
         raise InvalidInput(f"unknown state {value!r}; choose from {', '.join(STATES)}")

@@ -11,9 +11,10 @@ import os
 
 from .errors import InvalidInput, JobNotFound, ScheduleNotFound
 from .jobs import STATES, Job, build_row, check_id, check_name, check_queue, parse_state
+from .records import WorkerInfo
 from .settings import SETTINGS, Config, lookup
 from .store import open_store, resolve_location
-from .store.base import Store, WorkerInfo
+from .store.base import Store
 
 FINISHED = ("completed", "canceled", "dead")
 

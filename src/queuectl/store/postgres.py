@@ -23,7 +23,8 @@ from psycopg.pq import ExecStatus
 
 from ..errors import DuplicateJob, StoreUnavailable
 from ..jobs import Job
-from .base import Outcome, Store, WorkerInfo
+from ..records import Heartbeat, Outcome, TurnResult, WorkerInfo
+from .base import Store
 from .control import READY_NOW, REAPED, RUN_COLUMNS, SharedControl, lost_run
 from .reads import SharedReads
 from .rows import (
@@ -148,8 +149,11 @@ class PostgresStore(SharedReads, SharedControl, Store):
         ):
             time.sleep(0.01)
 
+    backend = "postgres"
+
     def __init__(self, url: str, *, durable: bool = True, migrate: bool = True):
         self.url = url
+        self.location = redact(url)
         self.durable = durable
         self._promoted_at = -PROMOTE_EVERY
         self.path = None  # not a file
@@ -417,7 +421,7 @@ class PostgresStore(SharedReads, SharedControl, Store):
         finished = set(rows[0][-1] or ())
         claimed = sorted((row[:-1] for row in rows if row[0] is not None), key=claim_order)
         jobs = [job_from_row(row) for row in claimed]
-        return [job_id for job_id in self._sent_ids if job_id in finished], jobs
+        return TurnResult([job_id for job_id in self._sent_ids if job_id in finished], jobs)
 
     def seconds_until_due(self, queues) -> float | None:
         in_queues = " AND queue = ANY(%(queues)s)" if queues else ""
@@ -441,7 +445,7 @@ class PostgresStore(SharedReads, SharedControl, Store):
                 (lease, worker_id),
             ).fetchall()
         stop = None if worker is None else bool(worker[0])
-        return stop, {row[0] for row in held}, {row[0] for row in held if row[1]}
+        return Heartbeat(stop, {row[0] for row in held}, {row[0] for row in held if row[1]})
 
     def finish(self, worker_id, outcomes: list[Outcome]) -> list[str]:
         return self.finish_and_claim(worker_id, outcomes, None, 0, 0.0)[0]

@@ -70,7 +70,7 @@ def job_from_row(row) -> Job:
 def workers_from_rows(rows, running) -> list:
     """WorkerInfo objects from rows of (id, host, pid, slots, queues, started_at,
     heartbeat_at, stop_requested) and (worker_id, job_id) rows of running jobs."""
-    from .base import WorkerInfo
+    from ..records import WorkerInfo
 
     jobs: dict[str, list[str]] = {}
     for worker_id, job_id in running:

@@ -16,7 +16,8 @@ from contextlib import contextmanager
 
 from ..errors import DuplicateJob, StoreUnavailable
 from ..jobs import Job
-from .base import Outcome, Store, WorkerInfo
+from ..records import Heartbeat, Outcome, TurnResult, WorkerInfo
+from .base import Store
 from .control import READY_NOW, REAPED, RUN_COLUMNS, SharedControl, lost_run
 from .reads import SharedReads
 from .rows import (
@@ -68,10 +69,14 @@ class SQLiteStore(SharedReads, SharedControl, Store):
     NOW = "((julianday('now') - 2440587.5) * 86400.0)"
     INTEGRITY_ERRORS = (sqlite3.IntegrityError,)
 
+    backend = "sqlite"
+
     def __init__(self, path: str, *, durable: bool = True, migrate: bool = True):
         self.path = path
+        self.location = path
         self.wake_dir = path + "-wake"
         self._listening: tuple[int, str] | None = None
+        self._sent_turn: TurnResult | None = None
         self._conn = self._open(durable)
         if migrate:
             self.migrate()
@@ -150,6 +155,21 @@ class SQLiteStore(SharedReads, SharedControl, Store):
     def batch(self):
         with self._tx():
             yield
+
+    def finish_and_claim(self, worker_id, outcomes, queues, limit, lease) -> TurnResult:
+        with self.batch():
+            done = self.finish(worker_id, outcomes) if outcomes else []
+            claimed = self.claim(worker_id, queues, limit, lease) if limit > 0 else []
+        return TurnResult(done, claimed)
+
+    def send_finish_and_claim(self, worker_id, outcomes, queues, limit, lease) -> None:
+        # Done at once: SQLite answers in-process.
+        self._sent_turn = self.finish_and_claim(worker_id, outcomes, queues, limit, lease)
+        return None
+
+    def finish_and_claim_result(self) -> TurnResult | None:
+        result, self._sent_turn = self._sent_turn, None
+        return result
 
     @contextmanager
     def _tx(self):
@@ -290,7 +310,7 @@ class SQLiteStore(SharedReads, SharedControl, Store):
                 (now + lease, worker_id),
             ).fetchall()
         stop = None if worker is None else bool(worker[0])
-        return stop, {row[0] for row in held}, {row[0] for row in held if row[1]}
+        return Heartbeat(stop, {row[0] for row in held}, {row[0] for row in held if row[1]})
 
     def finish(self, worker_id, outcomes: list[Outcome]) -> list[str]:
         now = time.time()

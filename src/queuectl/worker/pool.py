@@ -18,11 +18,11 @@ import sys
 import time
 
 from ..errors import QueueError, StoreUnavailable
+from ..records import Outcome
 from ..retry import retry_delay
 from ..schedules import Scheduler
 from ..settings import Config
 from ..store import open_store
-from ..store.base import Outcome
 from .process import Run
 
 # Retention deletes at most this many jobs per transaction, this many times per heartbeat.

@@ -1,0 +1,83 @@
+"""The typed records that cross the store boundary, besides `jobs.Job`.
+
+They are immutable: a record is a value handed from one layer to the next, never a
+place to keep state. The two answers that callers unpack (`TurnResult`, `Heartbeat`)
+are named tuples, so `done, jobs = store.finish_and_claim(...)` keeps working.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from .jobs import Job
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one run, as the pool hands it to `finish`.
+
+    `state` is completed, failed (run again after `retry_delay` seconds), dead or
+    canceled; the retry policy (`retry.py`) decided it above the store."""
+
+    job_id: str
+    state: str
+    exit_code: int | None = None
+    error: str | None = None
+    output: bytes = b""
+    retry_delay: float = 0.0
+
+
+class TurnResult(NamedTuple):
+    """The answer of `finish_and_claim`: the ids whose outcomes were recorded (fenced:
+    only jobs the worker still held), in the order they were sent, and the jobs claimed,
+    in claim order."""
+
+    recorded: list[str]
+    claimed: list[Job]
+
+
+class Heartbeat(NamedTuple):
+    """The answer of `heartbeat`: whether a stop was asked (None: the worker is not
+    registered, it was forgotten after looking dead), the ids of the jobs it still
+    holds, and those of them whose cancel was asked."""
+
+    stop: bool | None
+    held: set[str]
+    canceled: set[str]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A registered pool: one `worker start` process, with the jobs it holds."""
+
+    id: str
+    host: str
+    pid: int
+    slots: int
+    queues: list[str] | None
+    started_at: float
+    heartbeat_at: float
+    stop_requested: bool = False
+    jobs: list[str] = field(default_factory=list)
+
+    @property
+    def busy(self) -> int:
+        """Slots running a job (jobs held beyond the slots were claimed ahead)."""
+        return min(len(self.jobs), self.slots)
+
+    def to_dict(self) -> dict:
+        from .timeutil import iso
+
+        return {
+            "id": self.id,
+            "host": self.host,
+            "pid": self.pid,
+            "slots": self.slots,
+            "busy": self.busy,
+            "jobs": list(self.jobs),
+            "queues": self.queues,
+            "started_at": iso(self.started_at),
+            "heartbeat_at": iso(self.heartbeat_at),
+            "stopping": self.stop_requested,
+        }
