@@ -53,18 +53,18 @@ def build(spec, now=1000.0):
 
 def test_build_row_defaults_and_fields():
     row = build({"command": "echo hi"})
-    assert row["command"] == "echo hi" and len(row["id"]) == 12
-    assert (row["max_retries"], row["priority"], row["queue"], row["cwd"]) == (
+    assert row.command == "echo hi" and len(row.id) == 12
+    assert (row.max_retries, row.priority, row.queue, row.cwd) == (
         3,
         0,
         "default",
         "/tmp",
     )
-    assert row["run_at"] == 1000.0
-    assert build({"command": "x", "delay": "1m"})["run_at"] == 1060.0
-    assert build({"command": "x", "run_at": "1970-01-01T00:20:00Z"})["run_at"] == 1200.0
-    assert build({"command": "x", "timeout": 2.5})["timeout"] == 2.5
-    assert build({"command": "x", "env": {"A": "1"}})["env"] == {"A": "1"}
+    assert row.run_at == 1000.0
+    assert build({"command": "x", "delay": "1m"}).run_at == 1060.0
+    assert build({"command": "x", "run_at": "1970-01-01T00:20:00Z"}).run_at == 1200.0
+    assert build({"command": "x", "timeout": 2.5}).timeout == 2.5
+    assert build({"command": "x", "env": {"A": "1"}}).env == {"A": "1"}
 
 
 @pytest.mark.parametrize(

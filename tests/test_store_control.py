@@ -348,7 +348,7 @@ def test_a_retry_racing_pause_or_resume_ends_as_the_queue_is(location, monkeypat
     """A retry that read the paused queues just before a pause or resume committed must
     not leave its job unclaimable in a running queue, or claimable in a paused one."""
     from queuectl.store import open_store
-    from queuectl.store.control import SharedControl
+    from queuectl.store.control import ControlWrites
 
     first, second = open_store(location), open_store(location)
     try:
@@ -357,13 +357,13 @@ def test_a_retry_racing_pause_or_resume_ends_as_the_queue_is(location, monkeypat
         first.finish("w", [Outcome("a", "failed", 1, "exit code 1", retry_delay=3600)])
         if change == "resume":
             first.pause(["q"])
-        update = SharedControl._update
+        update = ControlWrites._update
 
         def slow_update(self, conn, *args, **kwargs):
             update(self, conn, *args, **kwargs)
             time.sleep(0.5)  # the retry's transaction stays open meanwhile
 
-        monkeypatch.setattr(SharedControl, "_update", slow_update)
+        monkeypatch.setattr(ControlWrites, "_update", slow_update)
         retry = threading.Thread(target=first.retry, args=(["a"],))
         retry.start()
         time.sleep(0.2)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import enum
 import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 from .errors import InvalidInput
 from .timeutil import iso, parse_duration, parse_timestamp
@@ -32,47 +34,24 @@ CLAIMABLE = (State.PENDING.value, State.FAILED.value)
 UNFINISHED = (State.PENDING.value, State.PROCESSING.value, State.FAILED.value)
 
 
-# Interim names of the records a new and an imported job are handed to the store as.
-NewJob = dict
-ImportJob = dict
-
-
 def parse_state(value: str) -> str:
     if value not in STATES:
         raise InvalidInput(f"unknown state {value!r}; choose from {', '.join(STATES)}")
     return value
 
 
-# The order of fields in JSON output and in `show`.
-FIELDS = (
-    "id",
-    "command",
-    "state",
-    "attempts",
-    "max_retries",
-    "priority",
-    "queue",
-    "run_at",
-    "timeout",
-    "cwd",
-    "env",
-    "created_at",
-    "updated_at",
-    "started_at",
-    "finished_at",
-    "exit_code",
-    "last_error",
-    "worker_id",
-    "depends_on",
-    "unique_key",
-)
-TIME_FIELDS = frozenset({"run_at", "created_at", "updated_at", "started_at", "finished_at"})
+_INTERNAL = {"public": False}  # kept and read by the store, not shown
+_DERIVED = {"public": False, "stored": False}  # computed when read
 
 
+@dataclass(slots=True, eq=False)
 class Job:
-    """One job as read from the store. Times are epoch seconds; `to_dict` renders ISO-8601."""
+    """One job as read from the store. Times are epoch seconds; `to_dict` renders ISO-8601.
 
-    __slots__ = (*FIELDS, "lease_until", "blockers", "cancel_requested", "waiting_for")
+    The one declaration of a job's fields: their order is that of JSON output and `show`;
+    the store's columns (`store/rows.py`) and the API's model (`web/api.py`) are derived
+    from it."""
+
     id: str
     command: str
     state: str
@@ -93,15 +72,11 @@ class Job:
     worker_id: str | None
     depends_on: list[str] | None
     unique_key: str | None
-    lease_until: float | None
-    blockers: int  # dependencies not completed yet
-    cancel_requested: bool
+    lease_until: float | None = field(default=None, metadata=_INTERNAL)
+    blockers: int = field(default=0, metadata=_INTERNAL)  # dependencies not completed yet
+    cancel_requested: bool = field(default=False, metadata=_INTERNAL)
     # (id, state) of each dependency it still waits for; read only when blockers > 0
-    waiting_for: list[tuple[str, str]] | None
-
-    def __init__(self, **fields):
-        for name in self.__slots__:
-            setattr(self, name, fields.get(name))
+    waiting_for: list[tuple[str, str]] | None = field(default=None, metadata=_DERIVED)
 
     def to_dict(self) -> dict:
         out = {}
@@ -119,6 +94,41 @@ class Job:
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.state} attempts={self.attempts}>"
+
+
+# The fields shown (JSON, `show`, the API), and those the store keeps, in order.
+FIELDS = tuple(f.name for f in fields(Job) if f.metadata.get("public", True))
+STORED = tuple(f.name for f in fields(Job) if f.metadata.get("stored", True))
+TIME_FIELDS = frozenset({"run_at", "created_at", "updated_at", "started_at", "finished_at"})
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A validated job spec, as `build_row` hands it to the store's `add`."""
+
+    id: str
+    command: str
+    max_retries: int
+    priority: int
+    queue: str
+    run_at: float
+    timeout: float | None
+    cwd: str | None
+    env: dict[str, str] | None
+    created_at: float
+    depends_on: list[str] | None
+    unique_key: str | None
+    unique: bool = False  # not inserted when its id exists unfinished (not a column)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportJob:
+    """A validated exported record (`build_import_row`): every stored field of the job,
+    its latest output, and the ids of the dependencies it still waits for."""
+
+    job: Job
+    output: bytes
+    waits: list[str]
 
 
 # ---------------------------------------------------------------- job specs
@@ -190,8 +200,8 @@ def _int(spec: dict, key: str, minimum: int, maximum: int):
     return value
 
 
-def build_row(spec: object, *, now: float, cwd: str, max_retries: int) -> dict:
-    """Validate one job spec (a decoded JSON object) and return the row the store inserts.
+def build_row(spec: object, *, now: float, cwd: str, max_retries: int) -> NewJob:
+    """Validate one job spec (a decoded JSON object) and return the job the store inserts.
 
     `cwd` and `max_retries` are the defaults for keys the spec leaves out.
     """
@@ -207,7 +217,7 @@ def build_row(spec: object, *, now: float, cwd: str, max_retries: int) -> dict:
         raise InvalidInput("command must be a non-empty string")
     if "\0" in command:
         raise InvalidInput("command must not contain NUL characters")
-    row = {
+    row: dict[str, Any] = {
         "id": check_id(spec["id"]) if "id" in spec else new_id(),
         "command": command,
         "max_retries": max_retries,
@@ -263,7 +273,7 @@ def build_row(spec: object, *, now: float, cwd: str, max_retries: int) -> dict:
                 f"unique_key must be 1-{MAX_ID_LENGTH} printable characters, got {key!r}"
             ) from None
     row["unique_key"] = key
-    return row
+    return NewJob(**row)
 
 
 def _dependencies(value: object, job_id: str) -> list[str] | None:
@@ -311,16 +321,16 @@ def _text(key: str):
     return check
 
 
-def build_import_row(record: object, *, now: float) -> dict:
+def build_import_row(record: object, *, now: float) -> ImportJob:
     """Validate one exported job record (as `queuectl export` writes it) and return the
-    complete row to insert. A job that was processing when exported held a lease that
+    complete job to insert. A job that was processing when exported held a lease that
     means nothing here: it comes back failed and due now, its attempt counted."""
     if not isinstance(record, dict):
         raise InvalidInput(f"a job must be a JSON object, got {type(record).__name__}")
     unknown = record.keys() - IMPORT_KEYS
     if unknown:
         raise InvalidInput(f"unknown key {sorted(unknown)[0]!r} in an exported job")
-    row = build_row(
+    new = build_row(
         {key: record[key] for key in ("id", "command", "priority", "queue", "cwd", "env",
                                       "depends_on", "unique_key")
          if record.get(key) is not None},
@@ -328,29 +338,41 @@ def build_import_row(record: object, *, now: float) -> dict:
     )  # fmt: skip
     if "id" not in record:
         raise InvalidInput("an exported job needs its id")
-    row["cwd"] = record.get("cwd")
-    row["state"] = parse_state(record.get("state", "pending"))
-    row["attempts"] = _optional(record, "attempts", _nonnegative("attempts")) or 0
-    row["max_retries"] = _nonnegative("max_retries")(record.get("max_retries"))
-    row["timeout"] = _optional(record, "timeout", lambda v: parse_duration(v, "timeout"))
-    for key in TIME_FIELDS:
-        row[key] = _optional(record, key, lambda v, key=key: parse_timestamp(v, key))
-    row["run_at"] = row["run_at"] if row["run_at"] is not None else now
-    row["created_at"] = row["created_at"] or now
-    row["updated_at"] = row["updated_at"] or now
+    times = {
+        key: _optional(record, key, lambda v, key=key: parse_timestamp(v, key))
+        for key in TIME_FIELDS
+    }
     exit_code = record.get("exit_code")
     if exit_code is not None and (isinstance(exit_code, bool) or not isinstance(exit_code, int)):
         raise InvalidInput(f"exit_code must be an integer, got {exit_code!r}")
-    row["exit_code"] = exit_code
-    row["last_error"] = _optional(record, "last_error", _text("last_error"))
-    row["worker_id"] = _optional(record, "worker_id", _text("worker_id"))
+    job = Job(
+        id=new.id,
+        command=new.command,
+        state=parse_state(record.get("state", "pending")),
+        attempts=_optional(record, "attempts", _nonnegative("attempts")) or 0,
+        max_retries=_nonnegative("max_retries")(record.get("max_retries")),
+        priority=new.priority,
+        queue=new.queue,
+        run_at=times["run_at"] if times["run_at"] is not None else now,
+        timeout=_optional(record, "timeout", lambda v: parse_duration(v, "timeout")),
+        cwd=record.get("cwd"),
+        env=new.env,
+        created_at=times["created_at"] or now,
+        updated_at=times["updated_at"] or now,
+        started_at=times["started_at"],
+        finished_at=times["finished_at"],
+        exit_code=exit_code,
+        last_error=_optional(record, "last_error", _text("last_error")),
+        worker_id=_optional(record, "worker_id", _text("worker_id")),
+        depends_on=new.depends_on,
+        unique_key=new.unique_key,
+    )
     output = _optional(record, "output", _text("output"))
-    row["output"] = output.encode("utf-8", "surrogateescape") if output else b""
-    row["waits"] = _waits(record.get("waiting_for")) if row["state"] in CLAIMABLE else []
-    if row["state"] == State.PROCESSING.value:
-        row.update(state=State.FAILED.value, run_at=now, worker_id=None,
-                   last_error="imported while processing; run again")  # fmt: skip
-    return row
+    waits = _waits(record.get("waiting_for")) if job.state in CLAIMABLE else []
+    if job.state == State.PROCESSING.value:
+        job = replace(job, state=State.FAILED.value, run_at=now, worker_id=None,
+                      last_error="imported while processing; run again")  # fmt: skip
+    return ImportJob(job, output.encode("utf-8", "surrogateescape") if output else b"", waits)
 
 
 def _waits(value: object) -> list[str]:

@@ -10,7 +10,7 @@ import json
 import os
 
 from .errors import InvalidInput, JobNotFound, ScheduleNotFound
-from .jobs import STATES, Job, build_row, check_id, check_name, check_queue, parse_state
+from .jobs import STATES, Job, NewJob, build_row, check_id, check_name, check_queue, parse_state
 from .records import WorkerInfo
 from .settings import SETTINGS, Config, lookup
 from .store import open_store, resolve_location
@@ -102,7 +102,7 @@ class Queue:
         rows = self._build_rows(specs, cwd, numbers, "line")
         return self.store.add(rows)
 
-    def _build_rows(self, specs, cwd, numbers, label) -> list[dict]:
+    def _build_rows(self, specs, cwd, numbers, label) -> list[NewJob]:
         now = self.store.now()
         cwd = cwd or os.getcwd()
         max_retries = self.config()["max-retries"]

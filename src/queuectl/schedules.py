@@ -10,6 +10,7 @@ The job's id names the schedule and the tick, a second guard.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from .errors import InvalidInput
@@ -138,9 +139,9 @@ class Scheduler:
             tick = max(schedule["next_at"], latest_tick(cron, tz, now))
             row = build_row({**schedule["spec"], "id": run_id(name, tick)},
                             now=now, cwd="/", max_retries=max_retries)  # fmt: skip
-            row["run_at"] = tick
-            if self.store.fire_schedule(name, schedule["next_at"], next_tick(cron, tz, now), row):
-                enqueued.append(row["id"])
+            job = replace(row, run_at=tick)
+            if self.store.fire_schedule(name, schedule["next_at"], next_tick(cron, tz, now), job):
+                enqueued.append(job.id)
         return enqueued
 
 

@@ -1,94 +1,131 @@
-"""Write operations that both SQL backends run as they are: controlling jobs (cancel,
-retry, requeue, purge), pausing queues, schedules, and inserting jobs that depend on
-others or must be unique.
-
-The backend provides `_tx()` (a transaction yielding a connection whose `execute`
-returns a cursor), `_in()`, PARAM, NOW (an SQL expression of the store's clock in
-epoch seconds), LOCK (what locks the rows a check reads until the transaction ends)
-and `_wake()` (wakes idle pools; called after the commit).
-"""
+"""Adding and controlling jobs, written once for both SQL stores: add (with
+dependencies and uniqueness), import, cancel, retry, revive, requeue, purge, delete,
+pausing queues and schedules. The queries are in queries.sql."""
 
 from __future__ import annotations
 
 import json
 from contextlib import contextmanager
 
-from ..errors import Conflict, JobNotFound, UnknownDependency
-from ..jobs import UNFINISHED
+from ..errors import Conflict, DuplicateJob, JobNotFound, UnknownDependency
+from ..jobs import UNFINISHED, ImportJob, NewJob, State
+from .database import Database
+from .rows import import_values, new_job_values
 
-# The `ready` of a job that may run now: paused if its queue is paused (see rows.py).
-READY_NOW = "CASE WHEN queue IN (SELECT queue FROM paused_queues) THEN 2 ELSE 1 END"
-# A job whose lease expired: canceled if asked, dead if its attempts are spent, else
-# failed and due now (the finishing times are set by each backend).
-REAPED = (
-    "state = CASE WHEN cancel_requested THEN 'canceled'"
-    " WHEN attempts > max_retries THEN 'dead' ELSE 'failed' END,"
-    " ready = CASE WHEN cancel_requested OR attempts > max_retries THEN 0"
-    f" ELSE {READY_NOW} END,"
-    " last_error = 'lease expired: worker ' || worker_id || ' stopped heartbeating',"
-    " exit_code = NULL, worker_id = NULL, lease_until = NULL"
-)
+_WAITING, _RUNNING = (State.PENDING.value, State.FAILED.value), State.PROCESSING.value
+_NOT_RUNNING = (*_WAITING, State.COMPLETED.value, State.DEAD.value, State.CANCELED.value)
 
 
 def _either(words) -> str:
     return " or ".join(words) if len(words) < 3 else f"{', '.join(words[:-1])} or {words[-1]}"
 
 
-# The history row of a run whose lease expired (the pool died or lost it).
-RUN_COLUMNS = "job_seq, attempt, queue, worker_id, started_at, finished_at, waited, outcome, error"
+class ControlWrites(Database):
+    # ------------------------------------------------------------ adding jobs
 
+    def add(self, jobs: list[NewJob]) -> list[str]:
+        checked = any(j.depends_on or j.unique or j.unique_key for j in jobs)
+        for attempt in range(2):
+            try:
+                with self._tx() as conn:
+                    now = self._store_now(conn)
+                    paused = self._paused(conn)
+                    if checked:
+                        ids = self._insert_checked(conn, jobs, now, paused)
+                    else:
+                        self._insert_many(conn, jobs, now, paused)
+                        ids = [j.id for j in jobs]
+                break
+            except self.integrity_errors:
+                # A unique job enqueued at the same moment by another process: once it
+                # committed, the second attempt finds it and returns its id.
+                if not (checked and attempt == 0):
+                    raise DuplicateJob(self._first_duplicate([j.id for j in jobs])) from None
+        self._wake()
+        return ids
 
-def lost_run(now: str) -> str:
-    """The values (RUN_COLUMNS) of a run whose lease expired, read from its job's row
-    before the reap changes it; `now` is the SQL of the time."""
-    return (
-        f"seq, attempts, queue, worker_id, coalesce(started_at, {now}), {now}, waited, 'lost',"
-        " 'lease expired: worker ' || worker_id || ' stopped heartbeating'"
-    )
-
-
-class SharedControl:
-    PARAM = "?"
-    NOW = ""
-    LOCK = ""
-    SKIP_LOCKED = ""  # rows another transaction is changing are left alone
-    INTEGRITY_ERRORS: tuple[type[Exception], ...] = ()
-
-    def _settle(self) -> None:
-        """Wait until writers that may have read the paused queues before a change are
-        done (nothing to wait for where writers take turns)."""
-
-    def _tx(self):
-        raise NotImplementedError
-
-    @contextmanager
-    def _taken_key(self):
-        """Running a job again may collide with another unfinished job's unique_key."""
+    def import_jobs(self, records: list[ImportJob]) -> None:
         try:
-            yield
-        except self.INTEGRITY_ERRORS:
-            raise Conflict(
-                "another waiting or running job holds the same unique_key; nothing changed"
-            ) from None
+            with self._tx() as conn:
+                now, paused = self._store_now(conn), self._paused(conn)
+                for record in records:
+                    waits = self._lock_dependencies(conn, record.job.id, record.waits)
+                    values = import_values(record, now, paused, len(waits))
+                    self._insert(conn, "import_job", values, waits)
+                    if record.output:
+                        self._run(conn, "import_output",
+                                  {"id": record.job.id, "output": record.output})  # fmt: skip
+        except self.integrity_errors:
+            raise DuplicateJob(self._first_duplicate([r.job.id for r in records])) from None
+        self._wake()
 
-    def _in(self, values) -> tuple[str, list]:
-        raise NotImplementedError
+    def _store_now(self, conn) -> float:
+        """The store's clock as the transaction sees it."""
+        return self._run(conn, "now").fetchone()[0]
 
-    def _in_select(self, select: str) -> str:
-        """` IN (SELECT ...)`, the subquery run once (see postgres.py)."""
-        return f" IN ({select})"
+    def _paused(self, conn) -> set[str]:
+        return {queue for queue, _ in self._run(conn, "paused_queues").fetchall()}
 
-    def _wake(self) -> None:
-        raise NotImplementedError
+    def _first_duplicate(self, ids: list[str]) -> str:
+        seen: set[str] = set()
+        for job_id in ids:
+            if job_id in seen:
+                return job_id
+            seen.add(job_id)
+        found = self._fetch("existing_ids", {"ids": ids})
+        return found[0][0] if found else ids[0]
 
-    # ------------------------------------------------------------ jobs
+    def _insert_checked(self, conn, jobs, now, paused) -> list[str]:
+        """Jobs one by one, for batches with dependencies or uniqueness: each waits for
+        its dependencies that are not completed (locked while read, so none completes
+        unseen); a unique job with an unfinished twin is not inserted (the twin's id
+        stands in for it)."""
+        ids = []
+        for job in jobs:
+            twin = self._unfinished_twin(conn, job)
+            if twin is not None:
+                ids.append(twin)
+                continue
+            waits = self._lock_dependencies(conn, job.id, job.depends_on or [])
+            self._insert(conn, "insert_job", new_job_values(job, now, paused, len(waits)), waits)
+            ids.append(job.id)
+        return ids
+
+    def _insert(self, conn, query: str, values: dict, waits: list[str]) -> None:
+        (seq,) = self._run(conn, query, values).fetchone()
+        if waits:
+            self._run(conn, "add_dependencies", {"seq": seq, "ids": waits})
+
+    def _unfinished_twin(self, conn, job: NewJob) -> str | None:
+        unfinished = list(UNFINISHED)
+        if job.unique:
+            found = self._run(conn, "unfinished_with_id",
+                              {"id": job.id, "unfinished": unfinished}).fetchone()  # fmt: skip
+            if found:
+                return found[0]
+        if job.unique_key:
+            found = self._run(
+                conn, "unfinished_with_key", {"key": job.unique_key, "unfinished": unfinished}
+            ).fetchone()
+            if found:
+                return found[0]
+        return None
+
+    def _lock_dependencies(self, conn, job_id: str, deps: list[str]) -> list[str]:
+        """The dependencies of `job_id` that are not completed (see mark_dependencies)."""
+        if not deps:
+            return []
+        states = dict(self._run(conn, "mark_dependencies", {"ids": deps}).fetchall())
+        for dep in deps:
+            if dep not in states:
+                raise UnknownDependency(job_id, dep)
+        return [dep for dep in deps if states[dep] != State.COMPLETED.value]
+
+    # ------------------------------------------------------------ controlling jobs
 
     def _states(self, conn, job_ids, allowed, action: str, hint: str = "") -> dict[str, str]:
         """The jobs' states, locked; JobNotFound or Conflict unless each is in `allowed`."""
-        sql, params = self._in(job_ids)
-        states = dict(
-            conn.execute(f"SELECT id, state FROM jobs WHERE id{sql}{self.LOCK}", params).fetchall()
-        )
+        states = dict(self._run(conn, "job_states", {"ids": list(job_ids)}).fetchall())
         for job_id in job_ids:
             if job_id not in states:
                 raise JobNotFound(job_id)
@@ -99,107 +136,77 @@ class SharedControl:
                 )
         return states
 
-    @staticmethod
-    def _paused(conn) -> set[str]:
-        """The paused queues, read in the caller's transaction."""
-        return {q for (q,) in conn.execute("SELECT queue FROM paused_queues").fetchall()}
-
-    def _update(self, conn, assignments: str, job_ids) -> None:
+    def _update(self, conn, name: str, job_ids: list[str]) -> None:
         if job_ids:
-            sql, params = self._in(job_ids)
-            conn.execute(f"UPDATE jobs SET {assignments} WHERE id{sql}", params)
+            self._run(conn, name, {"ids": job_ids})
+
+    @contextmanager
+    def _taken_key(self):
+        """Running a job again may collide with another unfinished job's unique_key."""
+        try:
+            yield
+        except self.integrity_errors:
+            raise Conflict(
+                "another waiting or running job holds the same unique_key; nothing changed"
+            ) from None
 
     def cancel(self, job_ids):
-        now = self.NOW
         with self._tx() as conn:
-            states = self._states(conn, job_ids, ("pending", "failed", "processing"), "canceled")
-            waiting = [i for i in job_ids if states[i] != "processing"]
-            running = [i for i in job_ids if states[i] == "processing"]
-            self._update(conn, f"state = 'canceled', ready = 0, finished_at = {now},"
-                               f" updated_at = {now}", waiting)  # fmt: skip
-            self._update(conn, f"cancel_requested = TRUE, updated_at = {now}", running)
+            states = self._states(conn, job_ids, (*_WAITING, _RUNNING), "canceled")
+            self._update(conn, "cancel_waiting", [i for i in job_ids if states[i] != _RUNNING])
+            self._update(conn, "cancel_running", [i for i in job_ids if states[i] == _RUNNING])
         self._wake()  # the pools holding running ones heartbeat at once
-        return [(i, "canceling" if states[i] == "processing" else "canceled") for i in job_ids]
+        return [(i, "canceling" if states[i] == _RUNNING else "canceled") for i in job_ids]
 
     def retry(self, job_ids):
-        now = self.NOW
         with self._taken_key(), self._tx() as conn:
-            states = self._states(conn, job_ids, ("failed", "dead"), "retried",
-                                  " (requeue runs completed and canceled jobs again)")  # fmt: skip
-            self._update(conn, f"run_at = {now}, updated_at = {now}, ready = {READY_NOW}",
-                         [i for i in job_ids if states[i] == "failed"])  # fmt: skip
-            self._update(conn, self._revived(), [i for i in job_ids if states[i] == "dead"])
+            states = self._states(
+                conn,
+                job_ids,
+                (State.FAILED.value, State.DEAD.value),
+                "retried",
+                " (requeue runs completed and canceled jobs again)",
+            )
+            self._update(conn, "retry_failed", [i for i in job_ids if states[i] == "failed"])
+            self._update(conn, "revive", [i for i in job_ids if states[i] == "dead"])
         self._wake()
         return list(job_ids)
-
-    def _revived(self) -> str:
-        """A dead job back to pending, due now, with its attempts reset."""
-        now = self.NOW
-        return (f"state = 'pending', attempts = 0, run_at = {now}, updated_at = {now},"
-                f" finished_at = NULL, worker_id = NULL, ready = {READY_NOW}")  # fmt: skip
 
     def revive(self, job_ids):
         with self._taken_key(), self._tx() as conn:
             if job_ids is None:
-                revived = conn.execute(
-                    f"UPDATE jobs SET {self._revived()} WHERE state = 'dead' RETURNING id"
-                ).fetchall()
-                job_ids = [job_id for (job_id,) in revived]
+                job_ids = [job_id for (job_id,) in self._run(conn, "revive_all").fetchall()]
             else:
-                self._states(conn, job_ids, ("dead",), "retried from the DLQ")
-                self._update(conn, self._revived(), job_ids)
+                self._states(conn, job_ids, (State.DEAD.value,), "retried from the DLQ")
+                self._update(conn, "revive", list(job_ids))
         if job_ids:
             self._wake()
         return list(job_ids)
 
     def requeue(self, job_ids):
-        now = self.NOW
         with self._taken_key(), self._tx() as conn:
-            self._states(conn, job_ids, ("completed", "canceled"), "requeued",
-                         " (retry runs failed and dead jobs)")  # fmt: skip
-            self._update(conn, f"state = 'pending', attempts = 0, run_at = {now},"
-                               f" updated_at = {now}, finished_at = NULL, worker_id = NULL,"
-                               " cancel_requested = FALSE,"
-                               f" ready = CASE WHEN blockers > 0 THEN 0 ELSE {READY_NOW} END",
-                         job_ids)  # fmt: skip
+            self._states(conn, job_ids, (State.COMPLETED.value, State.CANCELED.value),
+                         "requeued", " (retry runs failed and dead jobs)")  # fmt: skip
+            self._update(conn, "requeue", list(job_ids))
         self._wake()
         return list(job_ids)
 
     def purge(self, states, finished_before, limit) -> int:
-        sql, params = self._in(states)
-        where = f"state{sql}"
-        if finished_before is not None:
-            where += f" AND finished_at < {self.PARAM}"
-            params.append(finished_before)
+        before = "" if finished_before is None else " AND finished_at < :before"
         with self._tx() as conn:
-            batch = self._in_select(
-                f"SELECT seq FROM jobs WHERE {where}"
-                # a job that others still wait for stays, or they would wait forever
-                " AND NOT EXISTS (SELECT 1 FROM job_deps d WHERE d.dep_seq = jobs.seq)"
-                # a job being requeued, retried or depended on right now is not taken
-                f" LIMIT {self.PARAM}{self.SKIP_LOCKED}"
-            )
-            rows = conn.execute(
-                # the outer condition is checked again on each row as it is now
-                f"DELETE FROM jobs WHERE seq{batch} AND {where} RETURNING seq",
-                (*params, limit, *params),
-            ).fetchall()
-        return len(rows)
+            rows = self._run(conn, "purge", {"states": list(states), "before": finished_before,
+                                             "limit": limit}, finished_before=before)  # fmt: skip
+            return len(rows.fetchall())
 
     def delete(self, job_ids) -> None:
         """Delete jobs that are not running (all or none), with their output and runs.
         A job that unfinished jobs wait for stays (Conflict), or they would wait forever;
         finished ones that once waited for it let go of it."""
-        unfinished, states = self._in(UNFINISHED)
+        ids = list(job_ids)
         with self._tx() as conn:
-            self._states(conn, job_ids, ("pending", "failed", "completed", "dead", "canceled"),
-                         "deleted", " (cancel a running job first)")  # fmt: skip
-            sql, params = self._in(job_ids)
-            waiting = conn.execute(
-                f"SELECT d.id, w.id FROM jobs d JOIN job_deps x ON x.dep_seq = d.seq"
-                f" JOIN jobs w ON w.seq = x.job_seq WHERE d.id{sql} AND w.state{unfinished}"
-                " ORDER BY w.seq",
-                (*params, *states),
+            self._states(conn, ids, _NOT_RUNNING, "deleted", " (cancel a running job first)")
+            waiting = self._run(
+                conn, "waiters", {"ids": ids, "unfinished": list(UNFINISHED)}
             ).fetchall()
             if waiting:
                 waiters = [w for d, w in waiting if d == waiting[0][0]]
@@ -207,91 +214,8 @@ class SharedControl:
                     f"job {waiting[0][0]!r} is waited for by {', '.join(map(repr, waiters[:5]))}"
                     f"{' and more' if len(waiters) > 5 else ''}; cancel or delete those first"
                 )
-            conn.execute(
-                f"DELETE FROM job_deps WHERE dep_seq IN (SELECT seq FROM jobs WHERE id{sql})",
-                params,
-            )
-            conn.execute(f"DELETE FROM jobs WHERE id{sql}", params)
-
-    def save_output(self, worker_id: str, outputs: list[tuple[str, bytes]]) -> None:
-        """The output so far of running jobs (a pool sends it with its heartbeat, so it
-        can be followed live); fenced like `finish`: only jobs the worker still holds."""
-        with self._tx() as conn:
-            for job_id, output in outputs:
-                conn.execute(
-                    "INSERT INTO job_output (job_seq, output) SELECT seq, "
-                    f"{self.PARAM} FROM jobs WHERE id = {self.PARAM} AND state = 'processing'"
-                    f" AND worker_id = {self.PARAM}"
-                    " ON CONFLICT (job_seq) DO UPDATE SET output = excluded.output",
-                    (output, job_id, worker_id),
-                )
-
-    def _insert_rows(
-        self, conn, rows, now, *, columns: str, values, deps_of, dedupe: bool = True
-    ) -> list[str]:
-        """Insert jobs one by one, for batches with dependencies or uniqueness: each row
-        waits for its dependencies that are not completed (locked while we read them,
-        so none completes unseen), and a unique row with an unfinished twin is not
-        inserted (the twin's id stands in for it). `values(row, now, paused, blockers)`
-        gives a row's values in `columns` order; `deps_of(row)` its dependency ids."""
-        paused = self._paused(conn)
-        marks = ", ".join([self.PARAM] * len(columns.split(",")))
-        ids = []
-        for row in rows:
-            twin = self._unfinished_twin(conn, row) if dedupe else None
-            if twin is not None:
-                ids.append(twin)
-                continue
-            waits = self._lock_dependencies(conn, row["id"], deps_of(row))
-            (seq,) = conn.execute(
-                f"INSERT INTO jobs ({columns}) VALUES ({marks}) RETURNING seq",
-                values(row, now, paused, len(waits)),
-            ).fetchone()
-            if waits:
-                sql, params = self._in(waits)
-                conn.execute(
-                    f"INSERT INTO job_deps (job_seq, dep_seq) SELECT {self.PARAM}, seq FROM jobs"
-                    f" WHERE id{sql}",
-                    (seq, *params),
-                )
-            ids.append(row["id"])
-        return ids
-
-    def _unfinished_twin(self, conn, row) -> str | None:
-        unfinished, params = self._in(UNFINISHED)
-        if row.get("unique"):
-            found = conn.execute(
-                f"SELECT id FROM jobs WHERE id = {self.PARAM} AND state{unfinished}",
-                (row["id"], *params),
-            ).fetchone()
-            if found:
-                return found[0]
-        if row.get("unique_key"):
-            found = conn.execute(
-                f"SELECT id FROM jobs WHERE unique_key = {self.PARAM}"
-                f" AND unique_key IS NOT NULL AND state{unfinished}",
-                (row["unique_key"], *params),
-            ).fetchone()
-            if found:
-                return found[0]
-        return None
-
-    def _lock_dependencies(self, conn, job_id: str, deps: list[str]) -> list[str]:
-        """The dependencies of `job_id` that are not completed. Marking them (an update)
-        locks them, so a dependency that completes meanwhile waits for this commit and
-        then unblocks this job; one that completed already is not waited for."""
-        if not deps:
-            return []
-        sql, params = self._in(deps)
-        states = dict(
-            conn.execute(
-                f"UPDATE jobs SET has_dependents = TRUE WHERE id{sql} RETURNING id, state", params
-            ).fetchall()
-        )
-        for dep in deps:
-            if dep not in states:
-                raise UnknownDependency(job_id, dep)
-        return [dep for dep in deps if states[dep] != "completed"]
+            self._run(conn, "forget_dependents", {"ids": ids})
+            self._run(conn, "delete", {"ids": ids})
 
     # ------------------------------------------------------------ paused queues
 
@@ -301,91 +225,47 @@ class SharedControl:
     def pause(self, queues) -> None:
         with self._tx() as conn:
             for queue in queues:
-                conn.execute(
-                    f"INSERT INTO paused_queues (queue, paused_at) VALUES ({self.PARAM},"
-                    f" {self.NOW}) ON CONFLICT (queue) DO NOTHING",
-                    (queue,),
-                )
+                self._run(conn, "pause", {"queue": queue})
         self._settle()
-        sql, params = self._in(queues)
         with self._tx() as conn:
-            conn.execute(
-                f"UPDATE jobs SET ready = 2 WHERE ready = 1 AND queue{sql}"
-                " AND queue IN (SELECT queue FROM paused_queues)",
-                params,
-            )
+            self._run(conn, "park_paused", {"queues": list(queues)})
 
     def resume(self, queues) -> list[str]:
-        sql, params = self._in(queues)
         with self._tx() as conn:
-            resumed = conn.execute(
-                f"DELETE FROM paused_queues WHERE queue{sql} RETURNING queue", params
-            ).fetchall()
+            resumed = self._run(conn, "resume", {"queues": list(queues)}).fetchall()
         self._settle()
         with self._tx() as conn:
-            conn.execute(
-                f"UPDATE jobs SET ready = 1 WHERE ready = 2 AND queue{sql}"
-                " AND queue NOT IN (SELECT queue FROM paused_queues)",
-                params,
-            )
+            self._run(conn, "unpark_resumed", {"queues": list(queues)})
         self._wake()
         return sorted(q for (q,) in resumed)
 
     # ------------------------------------------------------------ schedules
 
     def add_schedule(self, schedule) -> None:
-        p = self.PARAM
         with self._tx() as conn:
-            added = conn.execute(
-                "INSERT INTO schedules (name, cron, tz, spec, next_at, created_at)"
-                f" VALUES ({p}, {p}, {p}, {p}, {p}, {self.NOW})"
-                " ON CONFLICT (name) DO NOTHING RETURNING name",
-                (schedule["name"], schedule["cron"], schedule["tz"],
-                 json.dumps(schedule["spec"]), schedule["next_at"]),
-            ).fetchall()  # fmt: skip
-        if not added:
-            raise Conflict(f"a schedule named {schedule['name']!r} already exists")
+            added = self._run(
+                conn, "add_schedule", {**schedule, "spec": json.dumps(schedule["spec"])}
+            )
+            if not added.fetchall():
+                raise Conflict(f"a schedule named {schedule['name']!r} already exists")
 
     def remove_schedule(self, name) -> bool:
         with self._tx() as conn:
-            return bool(
-                conn.execute(
-                    f"DELETE FROM schedules WHERE name = {self.PARAM} RETURNING name", (name,)
-                ).fetchall()
-            )
+            return bool(self._run(conn, "remove_schedule", {"name": name}).fetchall())
 
     def set_schedule_paused(self, name, paused, next_at) -> bool:
-        p = self.PARAM
         with self._tx() as conn:
-            return bool(
-                conn.execute(
-                    f"UPDATE schedules SET paused = {'TRUE' if paused else 'FALSE'},"
-                    f" next_at = coalesce({p}, next_at) WHERE name = {p}"
-                    f" AND paused <> {'TRUE' if paused else 'FALSE'} RETURNING name",
-                    (next_at, name),
-                ).fetchall()
-            )
+            params = {"name": name, "paused": bool(paused), "next_at": next_at}
+            return bool(self._run(conn, "set_schedule_paused", params).fetchall())
 
-    def fire_schedule(self, name, tick, next_at, row) -> bool:
-        from .rows import NEW_COLUMNS, new_job_values
-
-        p = self.PARAM
+    def fire_schedule(self, name, tick, next_at, job: NewJob) -> bool:
         with self._tx() as conn:
-            moved = conn.execute(
-                f"UPDATE schedules SET next_at = {p}, last_at = {p}, last_job = {p}"
-                f" WHERE name = {p} AND next_at = {p} AND NOT paused RETURNING name",
-                (next_at, row["run_at"], row["id"], name, tick),
-            ).fetchall()
+            moved = self._run(conn, "move_schedule", {"next_at": next_at, "run_at": job.run_at,
+                                                      "job": job.id, "name": name,
+                                                      "tick": tick}).fetchall()  # fmt: skip
             if not moved:
                 return False  # another pool enqueued this tick
-            paused = self._paused(conn)
-            now = conn.execute(f"SELECT {self.NOW}").fetchone()[0]
-            marks = ", ".join([p] * len(NEW_COLUMNS.split(",")))
-            # The id names the schedule and tick, so even a schedule removed and added
-            # again never enqueues the same tick twice.
-            conn.execute(
-                f"INSERT INTO jobs ({NEW_COLUMNS}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING",
-                new_job_values(row, now, paused),
-            )
+            values = new_job_values(job, self._store_now(conn), self._paused(conn))
+            self._run(conn, "add_scheduled_job", values)
         self._wake()
         return True

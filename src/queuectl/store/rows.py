@@ -1,77 +1,88 @@
-"""The column lists and the row-to-Job conversion that both backends share."""
+"""Records to rows and back, the same for both SQL stores; every column list is derived
+from the fields `jobs.Job` and `jobs.NewJob` declare."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 
-from ..jobs import Job
-
-# What a Job is read from, in this order.
-COLUMNS = (
-    "id, command, state, attempts, max_retries, priority, queue, run_at, timeout, cwd, env,"
-    " created_at, updated_at, started_at, finished_at, exit_code, last_error, worker_id,"
-    " lease_until, depends_on, unique_key, blockers, cancel_requested"
-)
-NAMES = tuple(name.strip() for name in COLUMNS.split(","))
-# What an imported (complete) job record writes.
-IMPORT_COLUMNS = (
-    "id, command, state, attempts, max_retries, priority, queue, run_at, timeout, cwd, env,"
-    " created_at, updated_at, started_at, finished_at, exit_code, last_error, worker_id, ready,"
-    " depends_on, unique_key, blockers"
-)
-IMPORT_NAMES = tuple(name.strip() for name in IMPORT_COLUMNS.split(","))
-
-
-# What a new job (jobs.build_row) writes.
-NEW_COLUMNS = (
-    "id, command, max_retries, priority, queue, run_at, timeout, cwd, env, created_at,"
-    " updated_at, ready, depends_on, unique_key, blockers"
-)
+from ..jobs import STORED, ImportJob, Job, NewJob, State
+from ..records import WorkerInfo
 
 # The values of jobs.ready. Claims read only READY rows; a paused queue's due jobs are
 # PAUSED so they leave the claim index; NOT_READY: not due, blocked or not waiting.
 NOT_READY, READY, PAUSED = 0, 1, 2
 
+# What a Job is read from, in this order.
+COLUMNS = ", ".join(STORED)
+_JSON = ("env", "depends_on")  # kept as JSON text
+# What a new job writes: its fields (but `unique`, which only steers the insert) and these.
+_NEW_FIELDS = tuple(f.name for f in fields(NewJob) if f.name != "unique")
+NEW_NAMES = (*_NEW_FIELDS, "updated_at", "ready", "blockers")
+# What an imported (complete) job writes.
+IMPORT_NAMES = (*(n for n in STORED if n not in ("lease_until", "cancel_requested")), "ready")
 
-def ready_value(row: dict, now: float, paused: set, blockers: int = 0) -> int:
+
+def ready_value(queue: str, run_at: float, now: float, paused: set, blockers: int = 0) -> int:
     """What `ready` a waiting job gets: due, nothing to wait for, and its queue running."""
-    if blockers or row["run_at"] > now:
+    if blockers or run_at > now:
         return NOT_READY
-    return PAUSED if row["queue"] in paused else READY
+    return PAUSED if queue in paused else READY
 
 
-def new_job_values(row: dict, now: float, paused: set, blockers: int = 0) -> tuple:
-    """A new job's row as values in NEW_COLUMNS order."""
-    env = None if row["env"] is None else json.dumps(row["env"])
-    deps = None if row["depends_on"] is None else json.dumps(row["depends_on"])
-    return (row["id"], row["command"], row["max_retries"], row["priority"], row["queue"],
-            row["run_at"], row["timeout"], row["cwd"], env, row["created_at"], now,
-            ready_value(row, now, paused, blockers), deps, row["unique_key"],
-            blockers)  # fmt: skip
+def _encoded(value):
+    return None if value is None else json.dumps(value)
 
 
-_PRIORITY, _RUN_AT = NAMES.index("priority"), NAMES.index("run_at")
+def new_job_values(job: NewJob, now: float, paused: set, blockers: int = 0) -> dict:
+    """A new job's row: {column: value} over NEW_NAMES."""
+    values = {name: getattr(job, name) for name in _NEW_FIELDS}
+    for name in _JSON:
+        values[name] = _encoded(values[name])
+    values.update(updated_at=now, ready=ready_value(job.queue, job.run_at, now, paused, blockers),
+                  blockers=blockers)  # fmt: skip
+    return values
+
+
+def new_job_tuple(job: NewJob, now: float, paused: set) -> tuple:
+    """The same in NEW_NAMES order, for bulk inserts (executemany, COPY)."""
+    return tuple(new_job_values(job, now, paused).values())
+
+
+def import_values(record: ImportJob, now: float, paused: set, blockers: int) -> dict:
+    """An imported job's row: {column: value} over IMPORT_NAMES."""
+    job = record.job
+    values = {name: getattr(job, name) for name in IMPORT_NAMES if name != "ready"}
+    for name in _JSON:
+        values[name] = _encoded(values[name])
+    values["blockers"] = blockers
+    waiting = job.state in (State.PENDING.value, State.FAILED.value)
+    values["ready"] = (
+        ready_value(job.queue, job.run_at, now, paused, blockers) if waiting else NOT_READY
+    )
+    return values
+
+
+_PRIORITY, _RUN_AT = STORED.index("priority"), STORED.index("run_at")
 
 
 def claim_order(row) -> tuple:
     """Sort key of claimed rows (COLUMNS then seq): priority, then run_at, then seq."""
-    return (-row[_PRIORITY], row[_RUN_AT], row[len(NAMES)])
+    return (-row[_PRIORITY], row[_RUN_AT], row[len(STORED)])
 
 
 def job_from_row(row) -> Job:
-    fields = dict(zip(NAMES, row))
-    for name in ("env", "depends_on"):
-        if fields[name] is not None:
-            fields[name] = json.loads(fields[name])
-    fields["cancel_requested"] = bool(fields["cancel_requested"])
-    return Job(**fields)
+    values = dict(zip(STORED, row))
+    for name in _JSON:
+        if values[name] is not None:
+            values[name] = json.loads(values[name])
+    values["cancel_requested"] = bool(values["cancel_requested"])
+    return Job(**values)
 
 
-def workers_from_rows(rows, running) -> list:
-    """WorkerInfo objects from rows of (id, host, pid, slots, queues, started_at,
+def workers_from_rows(rows, running) -> list[WorkerInfo]:
+    """WorkerInfo records from rows of (id, host, pid, slots, queues, started_at,
     heartbeat_at, stop_requested) and (worker_id, job_id) rows of running jobs."""
-    from ..records import WorkerInfo
-
     jobs: dict[str, list[str]] = {}
     for worker_id, job_id in running:
         jobs.setdefault(worker_id, []).append(job_id)
@@ -81,14 +92,3 @@ def workers_from_rows(rows, running) -> list:
                    jobs=jobs.get(r[0], []))
         for r in rows
     ]  # fmt: skip
-
-
-def import_values(row: dict, now: float, paused: set, blockers: int) -> tuple:
-    """An import row (jobs.build_import_row) as values in IMPORT_COLUMNS order."""
-    values = dict(row, blockers=blockers)
-    for name in ("env", "depends_on"):
-        if values[name] is not None:
-            values[name] = json.dumps(values[name])
-    waiting = row["state"] in ("pending", "failed")
-    values["ready"] = ready_value(row, now, paused, blockers) if waiting else NOT_READY
-    return tuple(values[n] for n in IMPORT_NAMES)

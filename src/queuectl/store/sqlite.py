@@ -8,49 +8,24 @@ poll and idle pools do not spin.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import sqlite3
 import time
 from contextlib import contextmanager
 
-from ..errors import DuplicateJob, StoreUnavailable
-from ..jobs import Job
-from ..records import Heartbeat, Outcome, TurnResult, WorkerInfo
-from .base import Store
-from .control import READY_NOW, REAPED, RUN_COLUMNS, SharedControl, lost_run
-from .reads import SharedReads
-from .rows import (
-    COLUMNS,
-    IMPORT_COLUMNS,
-    NEW_COLUMNS,
-    claim_order,
-    import_values,
-    job_from_row,
-    new_job_values,
-    workers_from_rows,
-)
+from ..errors import StoreUnavailable
+from ..records import TurnResult
+from .control import ControlWrites
+from .dialect import SQLITE
+from .reads import Reads
+from .rows import NEW_NAMES, new_job_tuple
+from .writes import PoolWrites
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations", "sqlite")
-_INSERT = f"INSERT INTO jobs ({NEW_COLUMNS}) VALUES ({', '.join('?' * 15)})"
-# Scheduled jobs whose time has come become ready; runs inside every claim.
-# INDEXED BY: without statistics SQLite would pick jobs_state and read every pending job.
-_PROMOTE = (
-    f"UPDATE jobs INDEXED BY jobs_scheduled SET ready = {READY_NOW}"
-    " WHERE ready = 0 AND state IN ('pending', 'failed') AND blockers = 0 AND run_at <= ?"
+# Bulk inserts bind by position (executemany), the fastest way in.
+_INSERT_MANY = (
+    f"INSERT INTO jobs ({', '.join(NEW_NAMES)}) VALUES ({', '.join('?' * len(NEW_NAMES))})"
 )
-
-
-# A finished run into the history: (seq, attempts, queue, started_at, waited, state) as
-# the finish returns them, then worker, time, exit code and error.
-_RECORD_RUN = (
-    "INSERT INTO job_runs (job_seq, attempt, queue, started_at, waited, outcome, worker_id,"
-    " finished_at, exit_code, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-def _marks(values) -> str:
-    return ",".join("?" * len(values))
 
 
 def _statements(path: str):
@@ -64,10 +39,9 @@ def _statements(path: str):
                 statement = ""
 
 
-class SQLiteStore(SharedReads, SharedControl, Store):
-    # The clock in SQL, for statements shared with PostgreSQL (millisecond precision).
-    NOW = "((julianday('now') - 2440587.5) * 86400.0)"
-    INTEGRITY_ERRORS = (sqlite3.IntegrityError,)
+class SQLiteStore(PoolWrites, ControlWrites, Reads):
+    dialect = SQLITE
+    integrity_errors = (sqlite3.IntegrityError,)
 
     backend = "sqlite"
 
@@ -77,6 +51,7 @@ class SQLiteStore(SharedReads, SharedControl, Store):
         self.wake_dir = path + "-wake"
         self._listening: tuple[int, str] | None = None
         self._sent_turn: TurnResult | None = None
+        self._tx_now: float | None = None  # the clock of the transaction in progress
         self._conn = self._open(durable)
         if migrate:
             self.migrate()
@@ -151,17 +126,6 @@ class SQLiteStore(SharedReads, SharedControl, Store):
                     applied.append(version)
         return applied
 
-    @contextmanager
-    def batch(self):
-        with self._tx():
-            yield
-
-    def finish_and_claim(self, worker_id, outcomes, queues, limit, lease) -> TurnResult:
-        with self.batch():
-            done = self.finish(worker_id, outcomes) if outcomes else []
-            claimed = self.claim(worker_id, queues, limit, lease) if limit > 0 else []
-        return TurnResult(done, claimed)
-
     def send_finish_and_claim(self, worker_id, outcomes, queues, limit, lease) -> None:
         # Done at once: SQLite answers in-process.
         self._sent_turn = self.finish_and_claim(worker_id, outcomes, queues, limit, lease)
@@ -183,6 +147,7 @@ class SQLiteStore(SharedReads, SharedControl, Store):
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"database {self.path}: {exc}") from None
+        self._tx_now = time.time()  # one time for every statement of the transaction
         try:
             yield conn
         except sqlite3.IntegrityError:
@@ -201,11 +166,21 @@ class SQLiteStore(SharedReads, SharedControl, Store):
             conn.execute("ROLLBACK")
             raise StoreUnavailable(f"database {self.path}: {exc}") from None
 
-    def _read(self, sql: str, params=()) -> list:
+    def _read(self, sql: str, params: dict | None = None) -> list:
         try:
-            return self._conn.execute(sql, params).fetchall()
+            return self._conn.execute(sql, params or {}).fetchall()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"database {self.path}: {exc}") from None
+
+    def _params(self, params: dict) -> dict:
+        now = self._tx_now if self._conn.in_transaction else None
+        return {"now": now or time.time(), **SQLITE.params(params)}
+
+    def _insert_many(self, conn, jobs, now, paused) -> None:
+        conn.executemany(_INSERT_MANY, [new_job_tuple(job, now, paused) for job in jobs])
+
+    def _wake(self) -> None:
+        self._notify()
 
     def now(self) -> float:
         return time.time()
@@ -213,224 +188,6 @@ class SQLiteStore(SharedReads, SharedControl, Store):
     def close(self) -> None:
         self.unlisten()
         self._conn.close()
-
-    # ------------------------------------------------------------ jobs
-
-    def add(self, rows: list[dict]) -> list[str]:
-        now = time.time()
-        try:
-            with self._tx() as conn:
-                if any(r["depends_on"] or r["unique"] or r["unique_key"] for r in rows):
-                    ids = self._insert_rows(conn, rows, now, columns=NEW_COLUMNS,
-                                            values=new_job_values,
-                                            deps_of=lambda r: r["depends_on"])  # fmt: skip
-                else:
-                    paused = self._paused(conn)
-                    conn.executemany(_INSERT, [new_job_values(r, now, paused) for r in rows])
-                    ids = [r["id"] for r in rows]
-        except sqlite3.IntegrityError:
-            raise DuplicateJob(self._first_duplicate([r["id"] for r in rows])) from None
-        self._notify()
-        return ids
-
-    def _in(self, values) -> tuple[str, list]:
-        return f" IN ({_marks(values)})", list(values)
-
-    def _wake(self) -> None:
-        self._notify()
-
-    def _first_duplicate(self, ids: list[str]) -> str:
-        seen: set[str] = set()
-        for job_id in ids:
-            if job_id in seen:
-                return job_id
-            seen.add(job_id)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            found = self._read(f"SELECT id FROM jobs WHERE id IN ({_marks(chunk)})", chunk)
-            if found:
-                return found[0][0]
-        return ids[0]
-
-    def import_jobs(self, rows: list[dict]) -> None:
-        now = time.time()
-        try:
-            with self._tx() as conn:
-                self._insert_rows(conn, rows, now, columns=IMPORT_COLUMNS, values=import_values,
-                                  deps_of=lambda r: r["waits"], dedupe=False)  # fmt: skip
-                conn.executemany(
-                    "INSERT INTO job_output (job_seq, output) SELECT seq, ? FROM jobs WHERE id = ?",
-                    [(r["output"], r["id"]) for r in rows if r["output"]],
-                )
-        except sqlite3.IntegrityError:
-            raise DuplicateJob(self._first_duplicate([r["id"] for r in rows])) from None
-        self._notify()
-
-    def claim(self, worker_id, queues, limit, lease) -> list[Job]:
-        now = time.time()
-        in_queues = f" AND queue IN ({_marks(queues)})" if queues else ""
-        sql = (
-            "UPDATE jobs SET state = 'processing', attempts = attempts + 1, worker_id = ?,"
-            " cancel_requested = FALSE, lease_until = ?, started_at = ?, updated_at = ?,"
-            " waited = max(0, ? - run_at), finished_at = NULL, ready = 0"
-            f" WHERE seq IN (SELECT seq FROM jobs WHERE ready = 1{in_queues}"
-            " ORDER BY priority DESC, run_at, seq LIMIT ?)"
-            f" RETURNING {COLUMNS}, seq"
-        )
-        with self._tx() as conn:
-            conn.execute(_PROMOTE, (now,))
-            rows = conn.execute(
-                sql, (worker_id, now + lease, now, now, now, *(queues or ()), limit)
-            ).fetchall()
-        # RETURNING has no defined order; hand jobs out in claim order.
-        return [job_from_row(row) for row in sorted(rows, key=claim_order)]
-
-    def seconds_until_due(self, queues) -> float | None:
-        in_queues = f" AND queue IN ({_marks(queues)})" if queues else ""
-        if self._read(f"SELECT 1 FROM jobs WHERE ready = 1{in_queues} LIMIT 1", queues or ()):
-            return 0.0
-        rows = self._read(
-            "SELECT min(run_at) FROM jobs INDEXED BY jobs_scheduled"
-            " WHERE ready = 0 AND state IN ('pending', 'failed') AND blockers = 0" + in_queues,
-            queues or (),
-        )
-        return None if rows[0][0] is None else max(0.0, rows[0][0] - time.time())
-
-    def heartbeat(self, worker_id, lease):
-        now = time.time()
-        with self._tx() as conn:
-            worker = conn.execute(
-                "UPDATE workers SET heartbeat_at = ? WHERE id = ? RETURNING stop_requested",
-                (now, worker_id),
-            ).fetchone()
-            held = conn.execute(
-                "UPDATE jobs INDEXED BY jobs_running SET lease_until = ?"
-                " WHERE worker_id = ? AND state = 'processing'"
-                " RETURNING id, cancel_requested",
-                (now + lease, worker_id),
-            ).fetchall()
-        stop = None if worker is None else bool(worker[0])
-        return Heartbeat(stop, {row[0] for row in held}, {row[0] for row in held if row[1]})
-
-    def finish(self, worker_id, outcomes: list[Outcome]) -> list[str]:
-        now = time.time()
-        done = []
-        with self._tx() as conn:
-            for o in outcomes:
-                retry = o.state == "failed"
-                row = conn.execute(
-                    # a failed run of a job whose cancel was asked ends canceled
-                    "UPDATE jobs SET state = CASE WHEN ?2 IN ('failed', 'dead') AND"
-                    " cancel_requested THEN 'canceled' ELSE ?2 END, exit_code = ?3,"
-                    " last_error = ?4, run_at = ?5, updated_at = ?6,"
-                    " finished_at = CASE WHEN ?1 AND NOT cancel_requested THEN NULL ELSE ?6 END,"
-                    " lease_until = NULL"
-                    " WHERE id = ?7 AND state = 'processing' AND worker_id = ?8"
-                    " RETURNING seq, attempts, queue, started_at, waited, state,"
-                    # whether an earlier run left output (most jobs never had any)
-                    " EXISTS (SELECT 1 FROM job_output WHERE job_seq = jobs.seq)",
-                    (retry, o.state, o.exit_code, o.error, now + o.retry_delay if retry else now,
-                     now, o.job_id, worker_id),
-                ).fetchone()  # fmt: skip
-                if row is None:
-                    continue  # fenced off: the lease was lost and the job is someone else's
-                done.append(o.job_id)
-                conn.execute(_RECORD_RUN, (*row[:6], worker_id, now, o.exit_code, o.error))
-                if o.output:
-                    conn.execute(
-                        "INSERT OR REPLACE INTO job_output (job_seq, output) VALUES (?, ?)",
-                        (row[0], o.output),
-                    )
-                elif row[6]:  # this run printed nothing: the old output goes
-                    conn.execute("DELETE FROM job_output WHERE job_seq = ?", (row[0],))
-        return done
-
-    def release(self, worker_id, job_ids) -> list[str]:
-        now = time.time()
-        with self._tx() as conn:
-            rows = conn.execute(
-                "UPDATE jobs SET attempts = attempts - 1, state = CASE WHEN cancel_requested"
-                " THEN 'canceled' WHEN attempts > 1 THEN 'failed' ELSE 'pending' END,"
-                " finished_at = CASE WHEN cancel_requested THEN ?1 END,"
-                " run_at = ?1, updated_at = ?1, worker_id = NULL, lease_until = NULL,"
-                f" ready = CASE WHEN cancel_requested THEN 0 ELSE {READY_NOW} END"
-                f" WHERE state = 'processing' AND worker_id = ?2 AND id IN ({_marks(job_ids)})"
-                " RETURNING id",
-                (now, worker_id, *job_ids),
-            ).fetchall()
-        return [row[0] for row in rows]
-
-    def reap(self, forget_workers_after: float = 3600.0) -> list[str]:
-        now = time.time()
-        with self._tx() as conn:
-            conn.execute(
-                f"INSERT INTO job_runs ({RUN_COLUMNS}) SELECT {lost_run('?1')} FROM jobs"
-                " WHERE state = 'processing' AND lease_until < ?1",
-                (now,),
-            )
-            rows = conn.execute(
-                f"UPDATE jobs SET {REAPED},"
-                " finished_at = CASE WHEN cancel_requested OR attempts > max_retries THEN ?1 END,"
-                " run_at = ?1, updated_at = ?1"
-                " WHERE state = 'processing' AND lease_until < ?1 RETURNING id",
-                (now,),
-            ).fetchall()
-            conn.execute(
-                "DELETE FROM workers WHERE heartbeat_at < ?", (now - forget_workers_after,)
-            )
-        return [row[0] for row in rows]
-
-    # ------------------------------------------------------------ config
-
-    def config(self) -> dict[str, object]:
-        return {key: json.loads(value) for key, value in self._read("SELECT * FROM config")}
-
-    def set_config(self, key, value) -> None:
-        with self._tx() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO config (key, value) VALUES (?, ?)", (key, json.dumps(value))
-            )
-        self._notify()  # running pools reload their config when woken
-
-    def unset_config(self, key) -> None:
-        with self._tx() as conn:
-            conn.execute("DELETE FROM config WHERE key = ?", (key,))
-        self._notify()
-
-    # ------------------------------------------------------------ workers
-
-    def register_worker(self, worker_id, host, pid, slots, queues) -> None:
-        now = time.time()
-        with self._tx() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO workers (id, host, pid, slots, queues, started_at,"
-                " heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (worker_id, host, pid, slots, json.dumps(queues), now, now),
-            )
-
-    def unregister_worker(self, worker_id) -> None:
-        with self._tx() as conn:
-            conn.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
-
-    def workers(self, alive_within: float) -> list[WorkerInfo]:
-        since = time.time() - alive_within
-        rows = self._read(
-            "SELECT id, host, pid, slots, queues, started_at, heartbeat_at, stop_requested"
-            " FROM workers WHERE heartbeat_at >= ? ORDER BY started_at",
-            (since,),
-        )
-        running = self._read(
-            "SELECT worker_id, id FROM jobs WHERE state = 'processing' ORDER BY started_at"
-        )
-        return workers_from_rows(rows, running)
-
-    def request_stop(self, worker_ids) -> None:
-        with self._tx() as conn:
-            conn.execute(
-                f"UPDATE workers SET stop_requested = 1 WHERE id IN ({_marks(worker_ids)})",
-                worker_ids,
-            )
-        self._notify()
 
     # ------------------------------------------------------------ wake-ups
 

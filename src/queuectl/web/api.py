@@ -9,12 +9,12 @@ a path does not take gets a 405 naming the methods it does take.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_type_hints
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, create_model
 
-from ..jobs import STATES, run_record
+from ..jobs import FIELDS, STATES, TIME_FIELDS, Job, run_record
 from ..schedules import schedule_record
 from ..timeutil import iso
 
@@ -30,28 +30,21 @@ class Waiting(BaseModel):
     state: str
 
 
-class JobOut(BaseModel):
-    id: str
-    command: str
-    state: StateName
-    attempts: int
-    max_retries: int
-    priority: int
-    queue: str
-    run_at: str | None
-    timeout: float | None
-    cwd: str | None
-    env: dict[str, str] | None
-    created_at: str | None
-    updated_at: str | None
-    started_at: str | None
-    finished_at: str | None
-    exit_code: int | None
-    last_error: str | None
-    worker_id: str | None
-    depends_on: list[str] | None
-    unique_key: str | None
-    waiting_for: list[Waiting]
+def _job_model() -> type[BaseModel]:
+    """A job as the API shows it, derived from the fields `jobs.Job` declares: times
+    as ISO-8601 text, and the dependencies it waits for."""
+    hints = get_type_hints(Job)
+    shown: dict[str, Any] = {
+        name: (
+            str | None if name in TIME_FIELDS else StateName if name == "state" else hints[name],
+            ...,
+        )
+        for name in FIELDS
+    }
+    return create_model("JobOut", **shown, waiting_for=(list[Waiting], ...))
+
+
+JobOut = _job_model()
 
 
 class Run(BaseModel):
@@ -65,12 +58,12 @@ class Run(BaseModel):
     error: str | None
 
 
-class JobDetail(JobOut):
+class JobDetail(JobOut):  # type: ignore[misc,valid-type]
     runs: list[Run]
 
 
 class JobPage(BaseModel):
-    jobs: list[JobOut]
+    jobs: list[JobOut]  # type: ignore[valid-type]
     next: int | None  # pass as `after` for the next page; null on the last one
 
 

@@ -1,0 +1,457 @@
+-- Every query of both SQL stores, once. Written for PostgreSQL with named parameters
+-- (:name) and the store's clock as :now; dialect.py renders each for SQLite (lists as
+-- JSON, /*postgres: …*/ and /*sqlite: …*/ kept only by their dialect). A block
+-- `name.sqlite` replaces `name` on SQLite where the two truly differ. {READY},
+-- {NOT_READY} and {PAUSED} are the codes of jobs.ready (rows.py); {JOB_COLUMNS} what a
+-- Job is read from; {queue_filter} is empty or `AND queue = ANY(:queues)`.
+
+------------------------------------------------------------------ the pool's turn
+
+-- name: ready_now
+-- The `ready` of a job that may run now: paused if its queue is paused.
+CASE WHEN queue IN (SELECT queue FROM paused_queues) THEN {PAUSED} ELSE {READY} END
+
+-- name: promote
+-- Scheduled jobs whose time has come become ready (run before each claim).
+UPDATE jobs SET ready = {ready_now}
+WHERE seq = ANY(ARRAY(SELECT seq FROM jobs /*sqlite: INDEXED BY jobs_scheduled*/
+    WHERE ready = {NOT_READY} AND state IN ('pending', 'failed') AND blockers = 0
+    AND run_at <= :now /*postgres: FOR UPDATE SKIP LOCKED*/))
+
+-- name: claim
+-- Take up to :limit ready jobs, highest priority, then earliest run_at, then oldest:
+-- processing, attempts + 1, held by :worker until now + :lease. A job made ready while
+-- its queue was being paused is not taken. = ANY(ARRAY(…)) runs the SKIP LOCKED
+-- subquery once (IN (…) may run it again and take other rows).
+UPDATE jobs SET state = 'processing', attempts = attempts + 1, worker_id = :worker,
+    cancel_requested = FALSE, lease_until = :now + :lease, started_at = :now,
+    updated_at = :now, waited = greatest(0, :now - run_at), finished_at = NULL,
+    ready = {NOT_READY}
+WHERE seq = ANY(ARRAY(SELECT seq FROM jobs WHERE ready = {READY}{queue_filter}
+    AND queue NOT IN (SELECT queue FROM paused_queues)
+    ORDER BY priority DESC, run_at, seq LIMIT :limit /*postgres: FOR UPDATE SKIP LOCKED*/))
+RETURNING {JOB_COLUMNS}, seq
+
+-- name: outcomes
+-- The outcomes handed to finish as a table `o`, from arrays (one element per outcome).
+o AS (SELECT * FROM unnest(:ids::text[], :states::text[], :codes::int[], :errors::text[],
+    :delays::float8[], :outputs::bytea[]) AS o(id, state, code, error, delay, output))
+
+-- name: outcomes.sqlite
+-- One outcome as the table `o` (SQLite records outcomes one by one).
+o(id, state, code, error, delay, output) AS (VALUES (:id, :state, :code, :error, :delay,
+    :output))
+
+-- name: finish
+-- Record the outcomes in `o`, fenced: only jobs still processing and held by :worker.
+-- A failed run of a job whose cancel was asked ends canceled. Returns what `done`
+-- holds: the run for the history and whether an older output exists (SQLite's
+-- RETURNING may name only the updated table).
+UPDATE jobs SET state = CASE WHEN o.state IN ('failed', 'dead') AND jobs.cancel_requested
+        THEN 'canceled' ELSE o.state END,
+    exit_code = o.code, last_error = o.error, run_at = :now + o.delay, updated_at = :now,
+    finished_at = CASE WHEN o.state = 'failed' AND NOT jobs.cancel_requested THEN NULL
+        ELSE :now END,
+    lease_until = NULL
+FROM o
+WHERE jobs.id = o.id AND jobs.state = 'processing' AND jobs.worker_id = :worker
+RETURNING jobs.seq, jobs.id, jobs.attempts, jobs.queue, jobs.started_at, jobs.waited,
+    jobs.state, jobs.exit_code AS code, jobs.last_error AS error,
+    EXISTS (SELECT 1 FROM job_output WHERE job_seq = jobs.seq) AS had_output
+
+-- name: finish_one.sqlite
+-- Record one outcome (SQLite has no statements inside WITH; see turn for PostgreSQL).
+WITH {outcomes} {finish}
+
+-- name: record_run.sqlite
+-- One recorded run into the history.
+WITH {done} {record_runs}
+
+-- name: keep_one_output.sqlite
+-- One recorded run's output kept.
+WITH {outcomes}, {done} {keep_output}
+
+-- name: clear_one_output.sqlite
+-- One recorded run's older output cleared.
+WITH {outcomes}, {done} {clear_output}
+
+-- name: turn.postgres
+-- finish then claim in one statement, PostgreSQL's pipelined turn: the outcomes are
+-- recorded (fenced), their runs and output kept, then the next jobs claimed. One row at
+-- least, so the recorded ids arrive even when nothing is claimed.
+WITH {outcomes}, done AS ({finish}), runs AS ({record_runs}), kept AS ({keep_output}),
+    cleared AS ({clear_output}), claimed AS ({claim})
+SELECT c.*, d.ids FROM (SELECT array_agg(id) AS ids FROM done) d LEFT JOIN claimed c ON true
+
+-- name: done.sqlite
+-- One recorded run (a row of finish's RETURNING) as the table `done`.
+done(seq, id, attempts, queue, started_at, waited, state, code, error, had_output)
+AS (VALUES (:seq, :id, :attempts, :queue, :started_at, :waited, :state, :code, :error,
+    :had_output))
+
+-- name: record_runs
+-- The runs in `done` into the history.
+INSERT INTO job_runs (job_seq, attempt, queue, worker_id, started_at, finished_at, waited,
+    outcome, exit_code, error)
+SELECT seq, attempts, queue, :worker, started_at, :now, waited, state, code, error FROM done
+
+-- name: keep_output
+-- The output of the runs in `done` that printed something, over the previous run's.
+INSERT INTO job_output (job_seq, output)
+SELECT done.seq, o.output FROM done JOIN o ON o.id = done.id WHERE length(o.output) > 0
+ON CONFLICT (job_seq) DO UPDATE SET output = excluded.output
+
+-- name: clear_output
+-- An older run's output goes when this run printed nothing (most jobs never had any).
+DELETE FROM job_output WHERE job_seq IN
+    (SELECT done.seq FROM done JOIN o ON o.id = done.id WHERE length(o.output) = 0 AND had_output)
+
+-- name: seconds_until_due
+-- (0.0 or NULL, seconds until the earliest scheduled job or NULL): 0.0 when a job of
+-- the queues is ready. min() answered from the index (it stands alone).
+SELECT (SELECT 0.0 FROM jobs WHERE ready = {READY}{queue_filter} LIMIT 1),
+    (SELECT min(run_at) FROM jobs /*sqlite: INDEXED BY jobs_scheduled*/
+        WHERE ready = {NOT_READY} AND state IN ('pending', 'failed') AND blockers = 0
+        {queue_filter}) - :now
+
+-- name: heartbeat_worker
+-- The worker is alive; returns whether a stop was asked (no row: it was forgotten).
+UPDATE workers SET heartbeat_at = :now WHERE id = :worker RETURNING stop_requested
+
+-- name: heartbeat_jobs
+-- Extend the leases of the worker's jobs; returns them and whether a cancel was asked.
+UPDATE jobs /*sqlite: INDEXED BY jobs_running*/ SET lease_until = :now + :lease
+WHERE worker_id = :worker AND state = 'processing'
+RETURNING id, cancel_requested
+
+-- name: release
+-- Hand jobs back without spending an attempt (fenced): canceled if that was asked,
+-- else pending (failed if they had run before) and due now.
+UPDATE jobs SET attempts = attempts - 1,
+    state = CASE WHEN cancel_requested THEN 'canceled'
+        WHEN attempts > 1 THEN 'failed' ELSE 'pending' END,
+    finished_at = CASE WHEN cancel_requested THEN :now END,
+    run_at = :now, updated_at = :now, worker_id = NULL, lease_until = NULL,
+    ready = CASE WHEN cancel_requested THEN {NOT_READY} ELSE {ready_now} END
+WHERE state = 'processing' AND worker_id = :worker AND id = ANY(:ids)
+RETURNING id
+
+-- name: expired
+-- Jobs whose lease expired, locked until the reap commits.
+SELECT seq FROM jobs WHERE state = 'processing' AND lease_until < :now
+/*postgres: FOR UPDATE SKIP LOCKED*/
+
+-- name: record_lost_runs
+-- The expired runs into the history, read from their jobs before the reap changes them.
+INSERT INTO job_runs (job_seq, attempt, queue, worker_id, started_at, finished_at, waited,
+    outcome, error)
+SELECT seq, attempts, queue, worker_id, coalesce(started_at, :now), :now, waited, 'lost',
+    'lease expired: worker ' || worker_id || ' stopped heartbeating'
+FROM jobs WHERE seq = ANY(:seqs)
+
+-- name: reap
+-- The expired jobs: canceled if asked, dead if their attempts are spent, else failed and
+-- due now.
+UPDATE jobs SET
+    state = CASE WHEN cancel_requested THEN 'canceled'
+        WHEN attempts > max_retries THEN 'dead' ELSE 'failed' END,
+    ready = CASE WHEN cancel_requested OR attempts > max_retries THEN {NOT_READY}
+        ELSE {ready_now} END,
+    last_error = 'lease expired: worker ' || worker_id || ' stopped heartbeating',
+    exit_code = NULL, worker_id = NULL, lease_until = NULL,
+    finished_at = CASE WHEN cancel_requested OR attempts > max_retries THEN :now END,
+    run_at = :now, updated_at = :now
+WHERE seq = ANY(:seqs) AND state = 'processing'
+RETURNING id
+
+-- name: forget_workers
+-- Workers that stopped heartbeating long ago.
+DELETE FROM workers WHERE heartbeat_at < :now - :after
+
+-- name: save_output
+-- The output so far of a running job, while :worker still holds it.
+INSERT INTO job_output (job_seq, output)
+SELECT seq, :output FROM jobs WHERE id = :id AND state = 'processing' AND worker_id = :worker
+ON CONFLICT (job_seq) DO UPDATE SET output = excluded.output
+
+------------------------------------------------------------------ workers and config
+
+-- name: register_worker
+-- A pool starts (or registers again after it was forgotten).
+INSERT INTO workers (id, host, pid, slots, queues, started_at, heartbeat_at)
+VALUES (:worker, :host, :pid, :slots, :queues, :now, :now)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at
+
+-- name: unregister_worker
+-- A pool exits.
+DELETE FROM workers WHERE id = :worker
+
+-- name: workers
+-- Pools that heartbeated since :since.
+SELECT id, host, pid, slots, queues, started_at, heartbeat_at, stop_requested
+FROM workers WHERE heartbeat_at >= :since ORDER BY started_at
+
+-- name: running_jobs
+-- Which worker holds which job.
+SELECT worker_id, id FROM jobs WHERE state = 'processing' ORDER BY started_at
+
+-- name: request_stop
+-- Ask pools to drain and exit.
+UPDATE workers SET stop_requested = TRUE WHERE id = ANY(:ids)
+
+-- name: config
+-- Every stored config value (JSON text).
+SELECT key, value FROM config
+
+-- name: set_config
+-- Store one config value.
+INSERT INTO config (key, value) VALUES (:key, :value)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value
+
+-- name: unset_config
+-- Back to the default.
+DELETE FROM config WHERE key = :key
+
+------------------------------------------------------------------ adding jobs
+
+-- name: now
+-- The store's clock, as the transaction sees it.
+SELECT :now
+
+-- name: insert_job
+-- A new job.
+INSERT INTO jobs ({NEW_COLUMNS}) VALUES ({NEW_VALUES}) RETURNING seq
+
+-- name: import_job
+-- An exported job, complete.
+INSERT INTO jobs ({IMPORT_COLUMNS}) VALUES ({IMPORT_VALUES}) RETURNING seq
+
+-- name: paused_queues
+-- The paused queues (read in the caller's transaction).
+SELECT queue, paused_at FROM paused_queues ORDER BY queue
+
+-- name: unfinished_with_id
+-- A unique job's twin: the same id, not finished.
+SELECT id FROM jobs WHERE id = :id AND state = ANY(:unfinished)
+
+-- name: unfinished_with_key
+-- The unfinished job that holds a unique_key.
+SELECT id FROM jobs WHERE unique_key = :key AND state = ANY(:unfinished)
+
+-- name: mark_dependencies
+-- Mark (and so lock) a new job's dependencies: one that completes meanwhile waits for
+-- this commit and then unblocks the new job. Returns their states.
+UPDATE jobs SET has_dependents = TRUE WHERE id = ANY(:ids) RETURNING id, state
+
+-- name: add_dependencies
+-- The new job :seq waits for these jobs.
+INSERT INTO job_deps (job_seq, dep_seq) SELECT :seq, seq FROM jobs WHERE id = ANY(:ids)
+
+-- name: import_output
+-- An imported job's latest output.
+INSERT INTO job_output (job_seq, output) SELECT seq, :output FROM jobs WHERE id = :id
+
+-- name: existing_ids
+-- Which of these ids are taken (to name a duplicate).
+SELECT id FROM jobs WHERE id = ANY(:ids) LIMIT 1
+
+------------------------------------------------------------------ controlling jobs
+
+-- name: job_states
+-- The jobs' states, locked until the transaction ends.
+SELECT id, state FROM jobs WHERE id = ANY(:ids) /*postgres: FOR UPDATE*/
+
+-- name: cancel_waiting
+-- Waiting jobs canceled at once.
+UPDATE jobs SET state = 'canceled', ready = {NOT_READY}, finished_at = :now, updated_at = :now
+WHERE id = ANY(:ids)
+
+-- name: cancel_running
+-- Running jobs marked: their pool kills them at its next heartbeat.
+UPDATE jobs SET cancel_requested = TRUE, updated_at = :now WHERE id = ANY(:ids)
+
+-- name: retry_failed
+-- Failed jobs run now instead of after their backoff.
+UPDATE jobs SET run_at = :now, updated_at = :now, ready = {ready_now} WHERE id = ANY(:ids)
+
+-- name: revived
+-- A dead job back to pending, due now, its attempts reset.
+state = 'pending', attempts = 0, run_at = :now, updated_at = :now, finished_at = NULL,
+    worker_id = NULL, ready = {ready_now}
+
+-- name: revive
+-- These dead jobs back to pending.
+UPDATE jobs SET {revived} WHERE id = ANY(:ids)
+
+-- name: revive_all
+-- Every dead job back to pending.
+UPDATE jobs SET {revived} WHERE state = 'dead' RETURNING id
+
+-- name: requeue
+-- Completed or canceled jobs run again as new.
+UPDATE jobs SET state = 'pending', attempts = 0, run_at = :now, updated_at = :now,
+    finished_at = NULL, worker_id = NULL, cancel_requested = FALSE,
+    ready = CASE WHEN blockers > 0 THEN {NOT_READY} ELSE {ready_now} END
+WHERE id = ANY(:ids)
+
+-- name: purge
+-- Up to :limit jobs in :states finished before :before (any time when NULL), but none
+-- that another job waits for (it would wait forever) and none another transaction is
+-- changing; the outer condition is checked again on each row as it is now.
+DELETE FROM jobs WHERE seq = ANY(ARRAY(SELECT seq FROM jobs
+        WHERE state = ANY(:states){finished_before}
+        AND NOT EXISTS (SELECT 1 FROM job_deps d WHERE d.dep_seq = jobs.seq)
+        LIMIT :limit /*postgres: FOR UPDATE SKIP LOCKED*/))
+    AND state = ANY(:states){finished_before}
+RETURNING seq
+
+-- name: waiters
+-- Unfinished jobs that wait for any of these.
+SELECT d.id, w.id FROM jobs d JOIN job_deps x ON x.dep_seq = d.seq
+    JOIN jobs w ON w.seq = x.job_seq
+WHERE d.id = ANY(:ids) AND w.state = ANY(:unfinished) ORDER BY w.seq
+
+-- name: forget_dependents
+-- Finished jobs that once waited for these let go of them.
+DELETE FROM job_deps WHERE dep_seq IN (SELECT seq FROM jobs WHERE id = ANY(:ids))
+
+-- name: delete
+-- Delete jobs (their output and runs go with them: ON DELETE CASCADE).
+DELETE FROM jobs WHERE id = ANY(:ids)
+
+------------------------------------------------------------------ paused queues
+
+-- name: pause
+-- Record a paused queue.
+INSERT INTO paused_queues (queue, paused_at) VALUES (:queue, :now)
+ON CONFLICT (queue) DO NOTHING
+
+-- name: park_paused
+-- A paused queue's ready jobs leave the claim index.
+UPDATE jobs SET ready = {PAUSED} WHERE ready = {READY} AND queue = ANY(:queues)
+    AND queue IN (SELECT queue FROM paused_queues)
+
+-- name: resume
+-- Forget paused queues; returns those that were paused.
+DELETE FROM paused_queues WHERE queue = ANY(:queues) RETURNING queue
+
+-- name: unpark_resumed
+-- A resumed queue's jobs come back to the claim index.
+UPDATE jobs SET ready = {READY} WHERE ready = {PAUSED} AND queue = ANY(:queues)
+    AND queue NOT IN (SELECT queue FROM paused_queues)
+
+------------------------------------------------------------------ schedules
+
+-- name: add_schedule
+-- A new schedule; no row back when the name is taken.
+INSERT INTO schedules (name, cron, tz, spec, next_at, created_at)
+VALUES (:name, :cron, :tz, :spec, :next_at, :now)
+ON CONFLICT (name) DO NOTHING RETURNING name
+
+-- name: remove_schedule
+-- Forget a schedule.
+DELETE FROM schedules WHERE name = :name RETURNING name
+
+-- name: set_schedule_paused
+-- Pause or resume a schedule (resuming sets its next tick); no row when it was so already.
+UPDATE schedules SET paused = :paused, next_at = coalesce(:next_at, next_at)
+WHERE name = :name AND paused <> :paused RETURNING name
+
+-- name: move_schedule
+-- Take a schedule's tick: only if it is still :tick and the schedule is not paused.
+UPDATE schedules SET next_at = :next_at, last_at = :run_at, last_job = :job
+WHERE name = :name AND next_at = :tick AND NOT paused RETURNING name
+
+-- name: add_scheduled_job
+-- A schedule's run; its id names the schedule and tick, so no tick is enqueued twice.
+INSERT INTO jobs ({NEW_COLUMNS}) VALUES ({NEW_VALUES}) ON CONFLICT (id) DO NOTHING
+
+-- name: schedules
+-- Every schedule, by name.
+SELECT name, cron, tz, spec, next_at, paused, created_at, last_at, last_job
+FROM schedules ORDER BY name
+
+------------------------------------------------------------------ reads
+
+-- name: get
+-- One job.
+SELECT {JOB_COLUMNS} FROM jobs WHERE id = :id
+
+-- name: jobs
+-- Jobs in insertion order; {where} is empty or filters by :state and :queue, {limit}
+-- empty or `LIMIT :limit`.
+SELECT {JOB_COLUMNS} FROM jobs{where} ORDER BY seq{limit}
+
+-- name: page_part
+-- One range of an index for a page: jobs matching {where}, in seq order ({order}),
+-- after the cursor; the dashboard's pages merge one per state when a queue is chosen.
+SELECT * FROM (SELECT seq, {JOB_COLUMNS} FROM jobs{where} ORDER BY seq{order} LIMIT :limit) s
+
+-- name: waits
+-- The dependencies that jobs still wait for: (job id, dependency id, its state).
+SELECT w.id, d.id, d.state FROM job_deps x JOIN jobs w ON w.seq = x.job_seq
+    JOIN jobs d ON d.seq = x.dep_seq
+WHERE w.id = ANY(:ids) ORDER BY d.seq
+
+-- name: next_queue
+-- The first queue name after :after (one index probe each: no scan of all jobs).
+SELECT min(queue) FROM jobs WHERE queue > :after
+
+-- name: count
+-- Jobs in one state (one range of an index).
+SELECT count(*) FROM jobs WHERE state = :state
+
+-- name: counts
+-- Jobs per state.
+SELECT state, count(*) FROM jobs GROUP BY state
+
+-- name: queue_state_counts
+-- Jobs per queue and state in one pass (when there are many queues).
+SELECT queue, state, count(*) FROM jobs GROUP BY queue, state
+
+-- name: queue_state_count
+-- Jobs of queue :q{n} in state :s{n} (one range of the (queue, state) index); the
+-- dashboard unions one per pair.
+SELECT {n}, (SELECT count(*) FROM jobs WHERE queue = :q{n} AND state = :s{n})
+
+-- name: throughput
+-- Runs finished since :since per :step-second bucket and outcome.
+SELECT floor(finished_at / :step), outcome, count(*) FROM job_runs
+WHERE finished_at >= :since GROUP BY 1, 2 ORDER BY 1
+
+-- name: throughput.sqlite
+-- As above (SQLite may lack floor(); the times are positive, so a cast truncates).
+SELECT CAST(finished_at / :step AS INTEGER), outcome, count(*) FROM job_runs
+WHERE finished_at >= :since GROUP BY 1, 2 ORDER BY 1
+
+-- name: runs_finished_since
+-- Runs after (:finished_at, :id) in that order, for the metrics.
+SELECT id, queue, outcome, finished_at - started_at, waited, finished_at FROM job_runs
+WHERE finished_at >= :finished_at AND (finished_at > :finished_at OR id > :id)
+ORDER BY finished_at, id LIMIT :limit
+
+-- name: output
+-- A job's latest output (no row: no such job).
+SELECT o.output FROM jobs j LEFT JOIN job_output o ON o.job_seq = j.seq WHERE j.id = :id
+
+-- name: export
+-- Jobs with their output, in insertion order, a batch after :after.
+SELECT j.seq, o.output, {EXPORT_COLUMNS} FROM jobs j
+    LEFT JOIN job_output o ON o.job_seq = j.seq
+WHERE j.seq > :after ORDER BY j.seq LIMIT :limit
+
+-- name: runs
+-- A job's finished runs, oldest first.
+SELECT r.attempt, r.worker_id, r.started_at, r.finished_at, r.waited, r.outcome,
+    r.exit_code, r.error
+FROM job_runs r JOIN jobs j ON j.seq = r.job_seq WHERE j.id = :id ORDER BY r.id
+
+-- name: run_counts
+-- Runs finished since :since{queue}: per queue and outcome.
+SELECT queue, outcome, count(*) FROM job_runs WHERE finished_at >= :since{queue}
+GROUP BY queue, outcome
+
+-- name: latest_runs
+-- The latest :sample runs finished since :since{queue}: queue, run time, wait.
+SELECT queue, finished_at - started_at, waited FROM job_runs
+WHERE finished_at >= :since{queue} ORDER BY finished_at DESC LIMIT :sample

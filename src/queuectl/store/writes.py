@@ -1,0 +1,145 @@
+"""A pool's operations, written once for both SQL stores: claim, finish, heartbeat,
+release, reap, live output, workers and config. The queries are in queries.sql."""
+
+from __future__ import annotations
+
+import json
+
+from ..records import Heartbeat, Outcome, TurnResult, WorkerInfo
+from .database import Database, queue_filter
+from .rows import claim_order, job_from_row, workers_from_rows
+
+# The columns of a row of finish's RETURNING (the `done` table).
+DONE = ("seq", "id", "attempts", "queue", "started_at", "waited", "state", "code", "error",
+        "had_output")  # fmt: skip
+
+
+class PoolWrites(Database):
+    def claim(self, worker_id, queues, limit, lease):
+        with self._tx() as conn:
+            self._run(conn, "promote")
+            rows = self._run(
+                conn, "claim", {"worker": worker_id, "lease": lease, "limit": limit,
+                                "queues": queues}, queue_filter=queue_filter(queues),
+            ).fetchall()  # fmt: skip
+        # RETURNING has no defined order; hand jobs out in claim order.
+        return [job_from_row(row) for row in sorted(rows, key=claim_order)]
+
+    def finish(self, worker_id, outcomes: list[Outcome]) -> list[str]:
+        """Outcomes one by one: the fenced update, then the run into the history and its
+        output kept (or an older one cleared). PostgreSQL does all of it, and the claim,
+        in one statement (its turn); this is the same, statement by statement."""
+        done = []
+        with self._tx() as conn:
+            for o in outcomes:
+                outcome = {
+                    "worker": worker_id, "id": o.job_id, "state": o.state, "code": o.exit_code,
+                    "error": o.error, "output": bytes(o.output or b""),
+                    "delay": float(o.retry_delay) if o.state == "failed" else 0.0,
+                }  # fmt: skip
+                row = self._run(conn, "finish_one", outcome).fetchone()
+                if row is None:
+                    continue  # fenced off: the lease was lost and the job is someone else's
+                done.append(o.job_id)
+                run = {**outcome, **dict(zip(DONE, row))}  # the tables `o` and `done`
+                self._run(conn, "record_run", run)
+                if o.output:
+                    self._run(conn, "keep_one_output", run)
+                elif run["had_output"]:
+                    self._run(conn, "clear_one_output", run)
+        return done
+
+    def finish_and_claim(self, worker_id, outcomes, queues, limit, lease) -> TurnResult:
+        with self.batch():
+            done = self.finish(worker_id, outcomes) if outcomes else []
+            claimed = self.claim(worker_id, queues, limit, lease) if limit > 0 else []
+        return TurnResult(done, claimed)
+
+    def batch(self):
+        """Several operations in one transaction (a pool's turn commits once)."""
+        return self._tx()
+
+    def seconds_until_due(self, queues) -> float | None:
+        ready, until = self._fetch("seconds_until_due", {"queues": queues},
+                                   queue_filter=queue_filter(queues))[0]  # fmt: skip
+        if ready is not None:
+            return 0.0
+        return None if until is None else max(0.0, until)
+
+    def heartbeat(self, worker_id, lease) -> Heartbeat:
+        with self._tx() as conn:
+            worker = self._run(conn, "heartbeat_worker", {"worker": worker_id}).fetchone()
+            held = self._run(
+                conn, "heartbeat_jobs", {"worker": worker_id, "lease": lease}
+            ).fetchall()
+        stop = None if worker is None else bool(worker[0])
+        return Heartbeat(stop, {row[0] for row in held}, {row[0] for row in held if row[1]})
+
+    def release(self, worker_id, job_ids) -> list[str]:
+        with self._tx() as conn:
+            rows = self._run(conn, "release", {"worker": worker_id, "ids": list(job_ids)})
+            return [row[0] for row in rows.fetchall()]
+
+    def reap(self, forget_workers_after: float = 3600.0) -> list[str]:
+        with self._tx() as conn:
+            seqs = [seq for (seq,) in self._run(conn, "expired").fetchall()]
+            reaped = []
+            if seqs:
+                self._run(conn, "record_lost_runs", {"seqs": seqs})
+                reaped = [r[0] for r in self._run(conn, "reap", {"seqs": seqs}).fetchall()]
+            self._run(conn, "forget_workers", {"after": forget_workers_after})
+        return reaped
+
+    def save_output(self, worker_id: str, outputs: list[tuple[str, bytes]]) -> None:
+        """The output so far of running jobs (a pool sends it with its heartbeat, so it
+        can be followed live); fenced like `finish`: only jobs the worker still holds."""
+        with self._tx() as conn:
+            for job_id, output in outputs:
+                self._run(conn, "save_output",
+                          {"worker": worker_id, "id": job_id, "output": output})  # fmt: skip
+
+    # ------------------------------------------------------------ workers
+
+    def register_worker(self, worker_id, host, pid, slots, queues) -> None:
+        with self._tx() as conn:
+            self._run(
+                conn,
+                "register_worker",
+                {
+                    "worker": worker_id,
+                    "host": host,
+                    "pid": pid,
+                    "slots": slots,
+                    "queues": json.dumps(queues),
+                },
+            )
+
+    def unregister_worker(self, worker_id) -> None:
+        with self._tx() as conn:
+            self._run(conn, "unregister_worker", {"worker": worker_id})
+
+    def workers(self, alive_within: float) -> list[WorkerInfo]:
+        with self._tx() as conn:  # both reads from one snapshot
+            rows = self._run(conn, "workers", {"since": self.now() - alive_within}).fetchall()
+            running = self._run(conn, "running_jobs").fetchall()
+        return workers_from_rows(rows, running)
+
+    def request_stop(self, worker_ids) -> None:
+        with self._tx() as conn:
+            self._run(conn, "request_stop", {"ids": list(worker_ids)})
+        self._wake()
+
+    # ------------------------------------------------------------ config
+
+    def config(self) -> dict[str, object]:
+        return {key: json.loads(value) for key, value in self._fetch("config")}
+
+    def set_config(self, key, value) -> None:
+        with self._tx() as conn:
+            self._run(conn, "set_config", {"key": key, "value": json.dumps(value)})
+        self._wake()  # running pools reload their config when woken
+
+    def unset_config(self, key) -> None:
+        with self._tx() as conn:
+            self._run(conn, "unset_config", {"key": key})
+        self._wake()
