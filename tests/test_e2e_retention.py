@@ -3,13 +3,32 @@ and never dead, waiting or younger ones."""
 
 from __future__ import annotations
 
-import time
+from datetime import datetime
 
 from conftest import wait_for
+from queuectl.store import open_store
 
 
 def ids(cli):
     return sorted(job["id"] for job in cli.json("list"))
+
+
+def epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def store_now(cli) -> float:
+    store = open_store(str(cli.db))
+    try:
+        return store.now()
+    finally:
+        store.close()
+
+
+def heartbeat(cli) -> float:
+    """The pool's last heartbeat, on the store's clock."""
+    (worker,) = cli.json("worker", "list")
+    return epoch(worker["heartbeat_at"])
 
 
 def test_pools_prune_completed_and_canceled_jobs_past_retention(cli):
@@ -28,5 +47,10 @@ def test_pools_prune_completed_and_canceled_jobs_past_retention(cli):
     cli.enqueue(id="fresh", command="true")
     cli.wait_state("fresh", "completed")
     cli.config("completed-retention", "1h")
-    time.sleep(2)  # three heartbeats: a pool that prunes it would have done so
+    # A pool that pruned it anyway (old config, or the retention misread) would do so in
+    # the housekeeping after its first heartbeat past both the config change and the
+    # moment "fresh" turns 1 s old; the heartbeat after that shows that pass is done.
+    past = max(store_now(cli), epoch(cli.job("fresh")["finished_at"]) + 1.001)
+    first = wait_for(lambda: heartbeat(cli) > past, message="a heartbeat past retention")
+    wait_for(lambda: heartbeat(cli) > first, message="the next heartbeat")
     assert ids(cli) == ["dead", "fresh", "later"]  # younger than its retention: kept
