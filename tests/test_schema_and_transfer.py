@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
 import queuectl
+from conftest import wait_for
 from queuectl.store import open_store
 
 
@@ -75,7 +75,8 @@ def test_schema_upgrades_from_the_first_version(location):
         q.enqueue({"id": "new", "command": "true", "depends_on": ["old"]})
         assert q.work(burst=True, log=lambda line: None) == 2
         assert (q.get("old").state, q.get("new").state) == ("completed", "completed")
-        time.sleep(1)
+        due = q.get("later").run_at
+        wait_for(lambda: q.store.now() > due, timeout=5, message="'later' to become due")
         assert q.work(burst=True, log=lambda line: None) == 1
         assert q.get("later").state == "completed"
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
-from conftest import add, row
+from conftest import add, row, wait_for
 from queuectl.errors import Conflict, DuplicateJob, JobNotFound
 from queuectl.store.base import Outcome
 
@@ -59,7 +58,8 @@ def test_scheduled_job_becomes_due(store):
     add(store, "later", delay=0.3)
     assert store.claim("w", None, 1, 30) == []
     assert store.seconds_until_due(None) == pytest.approx(0.3, abs=0.2)
-    time.sleep(0.35)
+    due = store.get("later").run_at
+    wait_for(lambda: store.now() > due, timeout=5, message="the store's clock to pass run_at")
     assert [j.id for j in store.claim("w", None, 1, 30)] == ["later"]
 
 
@@ -134,8 +134,8 @@ def test_failed_outcome_schedules_retry(store):
 def test_reap_expired_lease_retries_or_buries(store):
     add(store, "retry", max_retries=1)
     add(store, "bury", max_retries=0)
-    store.claim("gone", None, 2, 0.05)
-    time.sleep(0.1)
+    leases = [job.lease_until for job in store.claim("gone", None, 2, 0.05)]
+    wait_for(lambda: store.now() > max(leases), timeout=5, message="the leases to expire")
     assert sorted(store.reap()) == ["bury", "retry"]
     assert store.get("retry").state == "failed"
     assert store.get("bury").state == "dead"
@@ -148,10 +148,10 @@ def test_reap_expired_lease_retries_or_buries(store):
 def test_heartbeat_extends_leases_and_reports_stop(store):
     add(store, "a")
     store.register_worker("w", "host", 1, 2, None)
-    store.claim("w", None, 1, 0.2)
+    (job,) = store.claim("w", None, 1, 0.2)
     stop, held, canceled = store.heartbeat("w", 30)
     assert (stop, held, canceled) == (False, {"a"}, set())
-    time.sleep(0.3)
+    wait_for(lambda: store.now() > job.lease_until, timeout=5, message="the first lease to run out")
     assert store.reap() == []  # the lease was extended
     store.request_stop(["w"])
     assert store.heartbeat("w", 30)[0] is True

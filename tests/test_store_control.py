@@ -4,11 +4,10 @@ unique jobs, retry/requeue, purge, schedules), run unchanged against every backe
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
-from conftest import add, row
+from conftest import add, row, wait_for
 from queuectl.errors import Conflict, DuplicateJob, JobNotFound, UnknownDependency
 from queuectl.schedules import Scheduler, build_schedule, latest_tick
 from queuectl.store.base import Outcome
@@ -121,11 +120,9 @@ def test_cancel_of_a_running_job_reaches_its_pool_and_is_not_retried(store):
 
 def test_a_canceled_job_whose_pool_died_ends_canceled(store):
     add(store, "run")
-    store.claim("w", None, 1, 0.01)
+    (job,) = store.claim("w", None, 1, 0.01)
     store.cancel(["run"])
-    import time
-
-    time.sleep(0.05)
+    wait_for(lambda: store.now() > job.lease_until, timeout=5, message="the lease to expire")
     assert store.reap() == ["run"]
     assert store.get("run").state == "canceled"
 
@@ -162,9 +159,8 @@ def test_jobs_that_become_due_in_a_paused_queue_wait_for_resume(store):
     now = store.now()
     add(store, "soon", queue="q", run_at=now + 0.05)
     store.pause(["q"])
-    import time
-
-    time.sleep(0.1)
+    due = store.get("soon").run_at
+    wait_for(lambda: store.now() > due, timeout=5, message="the job to become due")
     assert claim_ids(store) == []
     assert store.seconds_until_due(None) is None
     store.resume(["q"])
@@ -357,18 +353,32 @@ def test_a_retry_racing_pause_or_resume_ends_as_the_queue_is(location, monkeypat
         first.finish("w", [Outcome("a", "failed", 1, "exit code 1", retry_delay=3600)])
         if change == "resume":
             first.pause(["q"])
-        update = ControlWrites._update
+        # The retry's transaction stays open (it has read the paused queues) until the
+        # change has got as far as it can meanwhile. On PostgreSQL that is its first step
+        # committed and the change waiting for older transactions (`_settle`); on SQLite
+        # writers take turns, so it is the change starting its write transaction.
+        update, hook = ControlWrites._update, "_settle" if second.backend == "postgres" else "_tx"
+        inside, reached, missed = threading.Event(), threading.Event(), []
+        step = getattr(second, hook)
+
+        def reaching(*args, **kwargs):
+            reached.set()
+            return step(*args, **kwargs)
 
         def slow_update(self, conn, *args, **kwargs):
             update(self, conn, *args, **kwargs)
-            time.sleep(0.5)  # the retry's transaction stays open meanwhile
+            inside.set()
+            if not reached.wait(timeout=10):
+                missed.append(f"{change} never reached {hook}")
 
+        monkeypatch.setattr(second, hook, reaching)
         monkeypatch.setattr(ControlWrites, "_update", slow_update)
         retry = threading.Thread(target=first.retry, args=(["a"],))
         retry.start()
-        time.sleep(0.2)
+        assert inside.wait(timeout=10), "the retry never reached its update"
         getattr(second, change)(["q"])
         retry.join()
+        assert missed == []
         claimed = [job.id for job in second.claim("w2", None, 1, 30)]
         if change == "resume":
             assert claimed == ["a"]
