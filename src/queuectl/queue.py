@@ -48,6 +48,7 @@ class Queue:
     def __init__(self, db: str | None = None, *, store: Store | None = None):
         self.location = resolve_location(db)
         self.store = store or open_store(self.location)
+        self._store_given = store is not None  # `work` then runs its pool on that store
 
     def close(self) -> None:
         self.store.close()
@@ -399,8 +400,12 @@ class Queue:
         self, count: int = 1, queues: list[str] | None = None, *, burst: bool = False, log=None
     ) -> int:
         """Run a worker pool in this process until stopped (or, with burst, until no job is
-        due). Returns the number of jobs it finished."""
+        due). Returns the number of jobs it finished. A Queue built on a given store
+        runs the pool on that store; otherwise the pool opens a connection of its own."""
         from .worker.pool import Pool
 
-        pool = Pool(self.location, count=count, queues=queues, burst=burst, log=log)
+        if self._store_given:
+            pool = Pool(self.store, count=count, queues=queues, burst=burst, log=log)
+        else:
+            pool = Pool.open(self.location, count=count, queues=queues, burst=burst, log=log)
         return pool.run()

@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Callable
 
 from ..jobs import Job
 
@@ -60,10 +61,20 @@ def _chdir(directory: str) -> None:
 
 
 class Run:
-    """A job's child process and what is known about it while it runs."""
+    """A job's child process and what is known about it while it runs. `clock` gives
+    the monotonic seconds its start, deadline and kill time are kept in (the pool's
+    clock, so a test can hold it)."""
 
-    def __init__(self, job: Job, *, timeout: float | None, output_limit: int):
+    def __init__(
+        self,
+        job: Job,
+        *,
+        timeout: float | None,
+        output_limit: int,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.job = job
+        self.clock = clock
         self.timeout = timeout
         self.output_limit = output_limit
         self.output = bytearray()
@@ -105,7 +116,7 @@ class Run:
                 self.start_error = (None, f"cannot start in {job.cwd}: {exc.strerror}")
                 return
         read_fd, write_fd = os.pipe()
-        self.started = time.monotonic()
+        self.started = self.clock()
         # posix_spawn (vfork + exec) costs a fraction of subprocess.Popen, which matters
         # when jobs are short. The child gets its own session, so a timeout can kill its
         # whole process group; our descriptors are close-on-exec, so only 0-2 reach it.
@@ -169,7 +180,7 @@ class Run:
         """SIGTERM the whole process group now and SIGKILL it after `grace` seconds."""
         if self.stop_reason is None:
             self.stop_reason = reason
-            self.kill_at = time.monotonic() + grace
+            self.kill_at = self.clock() + grace
             self._signal_group(signal.SIGTERM)
 
     def kill(self) -> None:

@@ -1,0 +1,129 @@
+"""The pool's periodic duties, apart from running jobs.
+
+`Maintenance` runs with the turn, in its transaction, every third of a lease (at most
+2 s): the heartbeat that renews the leases and says whether a stop or a cancel was asked
+and which jobs the pool still holds; the consequences (stop the children whose lease was
+lost, drop the jobs held ahead that were reaped); live output; reaping the expired
+leases of any pool; reloading the config.
+
+`Housekeeping` runs after each heartbeat but outside the turn's transaction: enqueueing
+the due runs of schedules and deleting jobs past their retention, in batches of their
+own, so that claims never wait long behind a big delete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..errors import QueueError
+from ..jobs import Job
+from ..records import Outcome
+from ..schedules import Scheduler
+from ..settings import Config
+from ..store.base import PoolStore
+from .children import Children
+
+# Retention deletes at most this many jobs per transaction, this many times per heartbeat.
+PRUNE_BATCH = 500
+PRUNE_BATCHES = 10
+
+
+class Maintenance:
+    """Heartbeat, leases, stop and cancel requests, live output and reaping."""
+
+    def __init__(
+        self,
+        store: PoolStore,
+        children: Children,
+        *,
+        worker_id: str,
+        registration: tuple[str, int, int, list[str] | None],
+        log: Callable[[str], None],
+    ):
+        self.store = store
+        self.children = children
+        self.worker_id = worker_id
+        self.registration = registration  # host, pid, slots, queues
+        self.log = log
+        self.next_at = 0.0  # monotonic time of the next heartbeat (0: at once)
+
+    def register(self) -> None:
+        self.store.register_worker(self.worker_id, *self.registration)
+
+    def run(
+        self,
+        now: float,
+        config: Config,
+        ahead: list[Job],
+        unrecorded: list[Outcome],
+        draining: bool,
+    ) -> bool:
+        """Heartbeat and act on its answer: jobs held `ahead` that were reaped are
+        dropped, those canceled are recorded canceled (into `unrecorded`); running
+        children are stopped likewise. Returns True when a stop was requested and the
+        pool is not `draining` yet."""
+        lease = config["lease-timeout"]
+        # A third of the lease leaves two chances to renew before it expires; at most 2 s
+        # so that config changes and stop requests from other hosts arrive quickly.
+        self.next_at = now + min(2.0, lease / 3)
+        worker_id, children = self.worker_id, self.children
+        stop, held, canceled = self.store.heartbeat(worker_id, lease)
+        stopping = False
+        if stop is None:  # our registration was forgotten (we looked dead): register again
+            self.register()
+        elif stop and not draining:
+            self.log(f"worker {worker_id}: stop requested; finishing {len(children)} job(s)")
+            stopping = True
+        ahead[:] = [job for job in ahead if job.id in held]  # others were reaped
+        for job in [job for job in ahead if job.id in canceled]:
+            ahead.remove(job)
+            unrecorded.append(Outcome(job.id, "canceled", None, "canceled before it started"))
+            self.log(f"job {job.id}: canceled before it started")
+        children.follow_leases(held, canceled, config["kill-grace"])
+        live = children.live_output()
+        if live:
+            self.store.save_output(worker_id, live)
+        for job_id in self.store.reap(forget_workers_after=lease * 10):
+            self.log(f"job {job_id}: lease expired, handed back for another run")
+        return stopping
+
+
+class Housekeeping:
+    """Schedules and retention, once after each heartbeat (and at the start, so a burst
+    pool runs due schedules too)."""
+
+    def __init__(self, store: PoolStore, *, worker_id: str, log: Callable[[str], None]):
+        self.store = store
+        self.worker_id = worker_id
+        self.log = log
+        self.scheduler = Scheduler(store)
+        self.due = True
+
+    def run(self, config: Config) -> None:
+        """Enqueue due scheduled runs and delete jobs past their retention. A failure is
+        logged and skipped: a pool outlives a bad schedule or an odd row."""
+        self.due = False
+        try:
+            for job_id in self.scheduler.run_due(config["max-retries"]):
+                self.log(f"job {job_id}: enqueued by its schedule")
+            self._prune(config)
+        except QueueError as exc:
+            self.log(f"worker {self.worker_id}: housekeeping skipped: {exc.message}")
+        except Exception as exc:  # a pool outlives a bad schedule or an odd row
+            self.log(f"worker {self.worker_id}: housekeeping failed: {type(exc).__name__}: {exc}")
+
+    def _prune(self, config: Config) -> None:
+        now = None
+        for state in ("completed", "canceled"):
+            retention = config[f"{state}-retention"]
+            if not retention:
+                continue
+            now = now or self.store.now()
+            pruned = 0
+            for _ in range(PRUNE_BATCHES):
+                deleted = self.store.purge([state], now - retention, PRUNE_BATCH)
+                pruned += deleted
+                if deleted < PRUNE_BATCH:
+                    break
+            if pruned:
+                self.log(f"worker {self.worker_id}: deleted {pruned} {state} job(s) past retention")

@@ -1,0 +1,207 @@
+"""The pool's session with its store: what the store has yet to hear, and the turn.
+
+A pool talks to its store in turns: one `finish_and_claim` records the outcomes of the
+runs that ended (and hands back the jobs it gives up) and claims jobs for the free
+slots, in one transaction. `Session` keeps what the store has not acknowledged yet —
+outcomes not recorded, hand-backs not released — so that a database outage never stops
+the pool from reaping its children and nothing is forgotten: whatever a failed turn
+carried is sent again, and fencing makes that safe.
+
+Where the store talks to a server (PostgreSQL), the turn is sent and its answer taken on
+a later step (`send` returns None, `answer` gives it once the descriptor `turn_fd` is
+readable), so the loop goes on reaping and starting jobs while the database works.
+While the store is unreachable the session backs off (`retry_at`); the pool keeps
+serving its running jobs meanwhile.
+
+The session also holds the store's wake-up descriptor (new work, stop requests, config
+changes), and listens again when it breaks.
+"""
+
+from __future__ import annotations
+
+import select
+import selectors
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..errors import StoreUnavailable
+from ..jobs import Job
+from ..records import Outcome
+from ..store.base import PoolStore
+
+
+@dataclass(frozen=True, slots=True)
+class TurnAnswer:
+    """What a committed turn did.
+
+    `sent`: how many of the queued outcomes the turn carried (the first ones), of which
+    `recorded` are the ids the store recorded (the others' leases were lost); `released`:
+    how many queued hand-backs it released; `claimed`: the jobs it claimed, in claim
+    order; `got_all`: the claim got as many jobs as it asked for; if not, `next_due` is
+    the seconds until the next job is due by the store (None: nothing waits)."""
+
+    sent: int
+    recorded: set[str]
+    released: int
+    claimed: list[Job]
+    got_all: bool
+    next_due: float | None
+
+
+class _Turn:
+    """A turn sent and not answered yet: how much of the queues it carries, how many
+    jobs it asked for, and the descriptor its answer arrives on (None: answered at once)."""
+
+    __slots__ = ("sent", "releasing", "want", "fd")
+
+    def __init__(self, sent: int, releasing: int, want: int, fd: int | None):
+        self.sent = sent
+        self.releasing = releasing
+        self.want = want
+        self.fd = fd
+
+
+class Session:
+    def __init__(
+        self,
+        store: PoolStore,
+        selector: selectors.BaseSelector,
+        *,
+        worker_id: str,
+        queues: list[str] | None,
+        log: Callable[[str], None],
+        clock: Callable[[], float],
+    ):
+        self.store = store
+        self.selector = selector
+        self.worker_id = worker_id
+        self.queues = queues
+        self.log = log
+        self.clock = clock
+        # Outcomes of runs that ended and jobs to hand back (attempt unspent), kept
+        # until the store has them, in the order they came.
+        self.unrecorded: list[Outcome] = []
+        self.unreleased: list[str] = []
+        self.finished = 0  # outcomes the store recorded
+        self.turn: _Turn | None = None  # sent, not answered yet
+        self.failures = 0  # turns failed in a row (the store is unreachable)
+        self.retry_at = 0.0  # while the store is failing: when to try it again
+        self.wake_fd: int | None = None
+        self.listening_lost = False
+
+    # ------------------------------------------------------------ wake-ups
+
+    def listen(self) -> None:
+        """Subscribe to wake-ups (new work, stop requests, config changes)."""
+        if self.wake_fd is not None:
+            self.selector.unregister(self.wake_fd)
+            self.wake_fd = None
+        fd = self.store.listen(self.worker_id)
+        if fd is not None:
+            self.selector.register(fd, selectors.EVENT_READ, "wake")
+            self.wake_fd = fd
+
+    def relisten(self) -> None:
+        """Listen again if the wake-up descriptor broke (the database connection dropped)."""
+        if self.listening_lost:
+            self.listen()
+            self.listening_lost = False
+
+    def woken(self, fd: int) -> None:
+        """The wake-up descriptor is readable: clear it (or notice it broke)."""
+        if not self.store.drain_wakeups():  # the database connection dropped
+            self.selector.unregister(fd)
+            self.wake_fd = None
+            self.listening_lost = True
+
+    # ------------------------------------------------------------ the turn
+
+    @property
+    def turn_fd(self) -> int | None:
+        """The descriptor to wait on for the answer of the turn in flight, if any."""
+        turn = self.turn
+        return None if turn is None else turn.fd
+
+    def send(self, want: int, lease: float) -> TurnAnswer | None:
+        """Send a turn: the queued outcomes, then a claim of up to `want` jobs. Returns
+        its answer if the store gave it at once (in the caller's transaction, so it
+        counts only once that commits), else None: `answer` gives it later."""
+        fd = self.store.send_finish_and_claim(self.worker_id, self.unrecorded, self.queues,
+                                              want, lease)  # fmt: skip
+        self.turn = _Turn(len(self.unrecorded), len(self.unreleased), want, fd)
+        if fd is None:
+            return self.answer()
+        return None
+
+    def answer(self) -> TurnAnswer | None:
+        """The answer of the turn sent, or None while the store has not answered."""
+        turn = self.turn
+        assert turn is not None
+        store = self.store
+        result = store.finish_and_claim_result()
+        if result is None:
+            return None
+        self.turn = None
+        done, jobs = result
+        # The turn is committed: whatever fails below, its claimed jobs must be kept
+        # (dropping them would leave them processing under our renewed lease).
+        released = 0
+        got_all = True
+        next_due: float | None = None
+        try:
+            if turn.releasing:
+                store.release(self.worker_id, self.unreleased[: turn.releasing])
+                released = turn.releasing
+            if len(jobs) < turn.want:
+                got_all = False
+                next_due = store.seconds_until_due(self.queues)
+        except StoreUnavailable as exc:
+            self.log(f"worker {self.worker_id}: {exc.message}; will retry")
+            got_all, next_due = False, 0.0  # look again soon; hand-backs stay queued
+        return TurnAnswer(turn.sent, set(done), released, jobs, got_all, next_due)
+
+    def wait_answer(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for the answer of the turn in flight."""
+        fd = self.turn_fd
+        assert fd is not None  # None: answered at once
+        select.select([fd], [], [], timeout)
+
+    def settle(self, answer: TurnAnswer) -> None:
+        """A turn committed: forget the outcomes and hand-backs the store now has."""
+        self._forget(answer.sent, answer.recorded, answer.released)
+
+    def _forget(self, sent: int, done: set[str], released: int) -> None:
+        self.finished += len(done)
+        for outcome in self.unrecorded[:sent]:
+            if outcome.job_id not in done:
+                self.log(f"job {outcome.job_id}: outcome not recorded, the lease was lost")
+        del self.unrecorded[:sent]
+        del self.unreleased[:released]
+
+    def last_turn(self) -> None:
+        """Record what is left, hand back what is to be, and unregister, in one commit.
+        Raises StoreUnavailable (then the leases expire and another pool reruns those
+        jobs: at-least-once)."""
+        store = self.store
+        with store.batch():
+            done = set(store.finish(self.worker_id, self.unrecorded))
+            if self.unreleased:
+                store.release(self.worker_id, self.unreleased)
+            store.unregister_worker(self.worker_id)
+        self._forget(len(self.unrecorded), done, len(self.unreleased))
+
+    # ------------------------------------------------------------ outages
+
+    def unavailable(self, exc: StoreUnavailable) -> None:
+        """A turn failed: its outcomes stay queued and are sent again (fenced); try the
+        store again after a backoff that doubles up to 5 s."""
+        self.turn = None
+        self.failures += 1
+        delay = min(5.0, 0.1 * 2**self.failures)
+        self.retry_at = self.clock() + delay
+        self.log(f"worker {self.worker_id}: {exc.message}; retrying in {delay:.1f}s")
+
+    def recovered(self) -> None:
+        """A turn succeeded after failures."""
+        self.log(f"worker {self.worker_id}: the database is back")
+        self.failures = 0
