@@ -10,8 +10,9 @@ import time
 import click
 
 from ..errors import QueueError
-from .jobs_cmd import json_option, render_workers
+from .jobs_cmd import json_option
 from .render import emit_json
+from .worker_view import render_workers
 
 
 @click.group()

@@ -207,4 +207,4 @@ def create_app(location: str | None = None, token: str | None = None):
         return JSONResponse({"error": message}, status_code=exc.status_code, headers=headers)
 
     # The guard wraps everything, static files and errors included.
-    return Guard(_GiveBack(app, queues), token)
+    return Guard(_GiveBack(app, queues), token, pages.signin_page)
