@@ -57,10 +57,7 @@ def start(obj, count, queues, detach, burst):
 
 
 def _start_detached(queue, db, count, queues, burst) -> None:
-    from ..store import default_db_path
-
-    # Beside the SQLite file; for a database server, in the per-user data directory.
-    log_dir = os.path.join(os.path.dirname(queue.store.path or default_db_path()), "logs")
+    log_dir = queue.pool_log_dir()
     os.makedirs(log_dir, mode=0o700, exist_ok=True)
     log_path = os.path.join(log_dir, f"worker-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
     args = [

@@ -120,7 +120,7 @@ def create_app(location: str | None = None, token: str | None = None):
     # before the server starts.
     with Queue(location) as first:
         queues = QueuePool(first.location)
-        started = first.store.now()  # the metrics count the runs that finish from now on
+        started = first.now()  # the metrics count the runs that finish from now on
 
     @asynccontextmanager
     async def lifespan(app):
