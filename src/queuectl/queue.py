@@ -16,6 +16,7 @@ from .records import WorkerInfo
 from .settings import SETTINGS, Config, lookup
 from .store import open_store, resolve_location
 from .store.base import Store
+from .waiting import Waiting
 
 FINISHED = ("completed", "canceled", "dead")
 
@@ -36,9 +37,9 @@ def _could_exist(job_id: str) -> bool:
     return True
 
 
-class Queue(Admin):
-    """A handle on one queue database. Its operations on the whole database (`schema`,
-    `migrate`, `export`, ...) are in `admin`.
+class Queue(Waiting, Admin):
+    """A handle on one queue database. Its waits (`wait`, ...) are in `waiting`, its
+    operations on the whole database (`schema`, `migrate`, `export`, ...) in `admin`.
 
     >>> q = Queue("/tmp/demo.db")
     >>> job = q.enqueue({"id": "job1", "command": "echo hi"})

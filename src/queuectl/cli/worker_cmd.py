@@ -79,14 +79,11 @@ def _start_detached(queue, db, count, queues, burst) -> None:
         child = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
         )
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if any(w.pid == child.pid for w in queue.workers()):
-            click.echo(f"worker pool started: pid {child.pid}, {count} slot(s); log: {log_path}")
-            return
-        if child.poll() is not None:
-            raise QueueError(f"worker exited with code {child.returncode}; see {log_path}")
-        time.sleep(0.02)
+    if queue.wait_for_worker(child.pid, 15, exited=lambda: child.poll() is not None):
+        click.echo(f"worker pool started: pid {child.pid}, {count} slot(s); log: {log_path}")
+        return
+    if child.poll() is not None:
+        raise QueueError(f"worker exited with code {child.returncode}; see {log_path}")
     raise QueueError(f"worker did not register within 15 s; see {log_path}")
 
 
@@ -107,19 +104,13 @@ def stop(obj, timeout, host):
     if not pools:
         click.echo("no running worker pools" + (f" on {host}" if host else ""))
         return
-    ids = {w.id for w in pools}
-    deadline = time.monotonic() + timeout
-    while True:
-        left = ids & {w.id for w in queue.workers()}
-        if not left:
-            click.echo(f"stopped {len(ids)} worker pool(s)")
-            return
-        if time.monotonic() >= deadline:
-            raise QueueError(
-                f"{len(left)} of {len(ids)} worker pool(s) still finishing jobs"
-                f" after {timeout:g}s; they will exit when their jobs end"
-            )
-        time.sleep(0.05)
+    left = queue.wait_workers_gone([w.id for w in pools], timeout)
+    if left:
+        raise QueueError(
+            f"{len(left)} of {len(pools)} worker pool(s) still finishing jobs"
+            f" after {timeout:g}s; they will exit when their jobs end"
+        )
+    click.echo(f"stopped {len(pools)} worker pool(s)")
 
 
 @worker.command("list")
