@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import os
 
+from .admin import Admin
 from .errors import InvalidInput, JobNotFound, ScheduleNotFound
 from .jobs import STATES, Job, NewJob, build_row, check_id, check_name, check_queue, parse_state
 from .records import WorkerInfo
 from .settings import SETTINGS, Config, lookup
 from .store import open_store, resolve_location
 from .store.base import Store
+from .waiting import Waiting
 
 FINISHED = ("completed", "canceled", "dead")
 
@@ -35,8 +37,9 @@ def _could_exist(job_id: str) -> bool:
     return True
 
 
-class Queue:
-    """A handle on one queue database.
+class Queue(Waiting, Admin):
+    """A handle on one queue database. Its waits (`wait`, ...) are in `waiting`, its
+    operations on the whole database (`schema`, `migrate`, `export`, ...) in `admin`.
 
     >>> q = Queue("/tmp/demo.db")
     >>> job = q.enqueue({"id": "job1", "command": "echo hi"})
@@ -45,9 +48,10 @@ class Queue:
     'completed'
     """
 
-    def __init__(self, db: str | None = None, *, store: Store | None = None):
+    def __init__(self, db: str | None = None, *, store: Store | None = None, migrate: bool = True):
+        # migrate=False: open the database as it is (`db status` changes nothing)
         self.location = resolve_location(db)
-        self.store = store or open_store(self.location)
+        self.store = store or open_store(self.location, migrate=migrate)
         self._store_given = store is not None  # `work` then runs its pool on that store
 
     def close(self) -> None:
@@ -58,6 +62,11 @@ class Queue:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def now(self) -> float:
+        """The store's clock in epoch seconds (PostgreSQL's server clock, which every host
+        shares): job and pool times compare with this, not with the local clock."""
+        return self.store.now()
 
     # ------------------------------------------------------------ enqueue
 
@@ -119,38 +128,6 @@ class Queue:
                 except InvalidInput as culprit:
                     raise InvalidInput(f"{label} {number}: {culprit.message}") from None
             raise exc from None
-
-    # ------------------------------------------------------------ moving jobs between stores
-
-    def export(self):
-        """Every job as a record for `import_lines` (fields, state, attempts, output)."""
-        from .jobs import export_record
-
-        for job, output in self.store.export():
-            yield export_record(job, output)
-
-    def import_lines(self, lines) -> int:
-        """Insert exported job records (JSON Lines) keeping ids, states, attempts and
-        history: all or nothing, an error names the line. Returns the number imported."""
-        from .jobs import build_import_row
-
-        now = self.store.now()
-        rows = []
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError as exc:
-                raise InvalidInput(f"line {number}: invalid JSON: {exc}") from None
-            try:
-                rows.append(build_import_row(record, now=now))
-            except InvalidInput as exc:
-                raise InvalidInput(f"line {number}: {exc.message}") from None
-        if not rows:
-            raise InvalidInput("no jobs given (the input is empty)")
-        self.store.import_jobs(rows)
-        return len(rows)
 
     # ------------------------------------------------------------ reading
 
@@ -222,6 +199,15 @@ class Queue:
         """Jobs per state; every state is present, zeros included."""
         found = self.store.counts()
         return {state: found.get(state, 0) for state in STATES}
+
+    def count(self, state: str) -> int:
+        """Jobs in one state."""
+        return self.store.count(parse_state(state))
+
+    def runs_finished_since(self, after: tuple[float, int], limit: int) -> list[tuple]:
+        """(run id, queue, outcome, run seconds, waited, finished_at) of up to `limit` runs
+        that finished after `after` = (finished_at, run id), in that order (/metrics)."""
+        return self.store.runs_finished_since(after, limit)
 
     def runs(self, job_id: str) -> list[dict]:
         """The job's finished runs (attempt, worker, times, outcome, exit code, error);

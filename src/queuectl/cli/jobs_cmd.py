@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-import time
 
 import click
 
 from ..jobs import CLAIMABLE, STATES, run_record
 from ..timeutil import iso
-from .render import ago, emit_json, short_time, table
+from .render import emit_json, short_time, table
+from .worker_view import render_workers
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
@@ -44,28 +44,6 @@ def status(obj, as_json, watch, interval):
         click.echo("Workers: none running (start one with: queuectl worker start)")
         return
     render_workers(workers)
-
-
-def render_workers(workers) -> None:
-    table(WORKER_HEADERS, worker_rows(workers), title="Workers")
-
-
-WORKER_HEADERS = ["host", "pid", "busy", "jobs", "heartbeat", "worker id"]
-
-
-def worker_rows(workers) -> list[tuple]:
-    now = time.time()
-    return [
-        (
-            w.host,
-            w.pid,
-            f"{min(len(w.jobs), w.slots)}/{w.slots}",
-            ", ".join(w.jobs) or "-",
-            ago(now - w.heartbeat_at) + (" (stopping)" if w.stop_requested else ""),
-            w.id,
-        )
-        for w in workers
-    ]
 
 
 @click.command("list")

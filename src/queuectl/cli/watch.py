@@ -7,8 +7,8 @@ import time
 from ..errors import InvalidInput
 from ..jobs import STATES
 from ..timeutil import parse_duration
-from .jobs_cmd import WORKER_HEADERS, worker_rows
 from .render import console, is_terminal, rich_table
+from .worker_view import WORKER_HEADERS, worker_rows
 
 
 def watch_status(queue, interval: str, as_json: bool) -> None:

@@ -10,8 +10,9 @@ import time
 import click
 
 from ..errors import QueueError
-from .jobs_cmd import json_option, render_workers
+from .jobs_cmd import json_option
 from .render import emit_json
+from .worker_view import render_workers
 
 
 @click.group()
@@ -56,10 +57,7 @@ def start(obj, count, queues, detach, burst):
 
 
 def _start_detached(queue, db, count, queues, burst) -> None:
-    from ..store import default_db_path
-
-    # Beside the SQLite file; for a database server, in the per-user data directory.
-    log_dir = os.path.join(os.path.dirname(queue.store.path or default_db_path()), "logs")
+    log_dir = queue.pool_log_dir()
     os.makedirs(log_dir, mode=0o700, exist_ok=True)
     log_path = os.path.join(log_dir, f"worker-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
     args = [
@@ -81,14 +79,11 @@ def _start_detached(queue, db, count, queues, burst) -> None:
         child = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
         )
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if any(w.pid == child.pid for w in queue.workers()):
-            click.echo(f"worker pool started: pid {child.pid}, {count} slot(s); log: {log_path}")
-            return
-        if child.poll() is not None:
-            raise QueueError(f"worker exited with code {child.returncode}; see {log_path}")
-        time.sleep(0.02)
+    if queue.wait_for_worker(child.pid, 15, exited=lambda: child.poll() is not None):
+        click.echo(f"worker pool started: pid {child.pid}, {count} slot(s); log: {log_path}")
+        return
+    if child.poll() is not None:
+        raise QueueError(f"worker exited with code {child.returncode}; see {log_path}")
     raise QueueError(f"worker did not register within 15 s; see {log_path}")
 
 
@@ -109,19 +104,13 @@ def stop(obj, timeout, host):
     if not pools:
         click.echo("no running worker pools" + (f" on {host}" if host else ""))
         return
-    ids = {w.id for w in pools}
-    deadline = time.monotonic() + timeout
-    while True:
-        left = ids & {w.id for w in queue.workers()}
-        if not left:
-            click.echo(f"stopped {len(ids)} worker pool(s)")
-            return
-        if time.monotonic() >= deadline:
-            raise QueueError(
-                f"{len(left)} of {len(ids)} worker pool(s) still finishing jobs"
-                f" after {timeout:g}s; they will exit when their jobs end"
-            )
-        time.sleep(0.05)
+    left = queue.wait_workers_gone([w.id for w in pools], timeout)
+    if left:
+        raise QueueError(
+            f"{len(left)} of {len(pools)} worker pool(s) still finishing jobs"
+            f" after {timeout:g}s; they will exit when their jobs end"
+        )
+    click.echo(f"stopped {len(pools)} worker pool(s)")
 
 
 @worker.command("list")

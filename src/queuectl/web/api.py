@@ -161,7 +161,7 @@ def counts_of(request: Request) -> dict[str, dict[str, int]]:
 def status(queue, per_queue: dict[str, dict[str, int]]) -> dict:
     """Everything the overview shows, given the jobs per queue and state."""
     paused = queue.paused_queues()
-    now = queue.store.now()
+    now = queue.now()
     return {
         "counts": {state: sum(c[state] for c in per_queue.values()) for state in STATES},
         "queues": [{"name": q, "paused": q in paused, "counts": c} for q, c in per_queue.items()],
@@ -263,7 +263,7 @@ def purge_dead(request: Request):
 @router.get("/workers", response_model=list[Worker], summary="Worker pools alive")
 def list_workers(request: Request):
     queue = queue_of(request)
-    now = queue.store.now()
+    now = queue.now()
     return [worker_out(w, now) for w in queue.workers()]
 
 

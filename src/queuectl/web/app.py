@@ -120,7 +120,7 @@ def create_app(location: str | None = None, token: str | None = None):
     # before the server starts.
     with Queue(location) as first:
         queues = QueuePool(first.location)
-        started = first.store.now()  # the metrics count the runs that finish from now on
+        started = first.now()  # the metrics count the runs that finish from now on
 
     @asynccontextmanager
     async def lifespan(app):
@@ -207,4 +207,4 @@ def create_app(location: str | None = None, token: str | None = None):
         return JSONResponse({"error": message}, status_code=exc.status_code, headers=headers)
 
     # The guard wraps everything, static files and errors included.
-    return Guard(_GiveBack(app, queues), token)
+    return Guard(_GiveBack(app, queues), token, pages.signin_page)

@@ -52,7 +52,7 @@ class QueueMetrics:
         starts OVERLAP seconds back (runs seen there are skipped) and pages forward."""
         after: tuple[float, int] = (self.since - OVERLAP, -1)
         while True:
-            rows = self.queue.store.runs_finished_since(after, BATCH)
+            rows = self.queue.runs_finished_since(after, BATCH)
             # runs that finished before this process started are not counted
             fresh = [row for row in rows if row[0] not in self.seen and row[5] >= self.started]
             for run_id, queue, outcome, seconds, waited, finished_at in fresh:

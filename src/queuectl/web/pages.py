@@ -133,7 +133,7 @@ def jobs(
     queues = [] if partial_wanted(request) else api.queue_of(request).queue_names()
     return live(
         request, "jobs.html", "_jobs.html", jobs=found, filters=filters, queues=queues,
-        now=api.queue_of(request).store.now(),
+        now=api.queue_of(request).now(),
         next_url=f"/jobs?{urlencode({**filters, 'after': cursor})}" if cursor else None,
         first_url=f"/jobs?{urlencode(filters)}" if after is not None else None,
     )  # fmt: skip
@@ -170,7 +170,7 @@ def job_action(request: Request, job_id: str, action: str, next: str | None = Fo
 def dlq(request: Request, after: int | None = Query(None, ge=0, le=2**62)):
     queue = api.queue_of(request)
     dead, cursor = queue.page("dead", after=after)
-    return live(request, "dlq.html", "_dlq.html", jobs=dead, total=queue.store.count("dead"),
+    return live(request, "dlq.html", "_dlq.html", jobs=dead, total=queue.count("dead"),
                 next_url=f"/dlq?after={cursor}" if cursor else None,
                 first_url="/dlq" if after is not None else None)  # fmt: skip
 
@@ -190,7 +190,7 @@ def dlq_purge(request: Request):
 @router.get("/workers", response_class=HTMLResponse)
 def workers(request: Request):
     queue = api.queue_of(request)
-    now = queue.store.now()
+    now = queue.now()
     return live(request, "workers.html", "_workers.html",
                 workers=[api.worker_out(w, now) for w in queue.workers()])  # fmt: skip
 

@@ -23,6 +23,7 @@ import hmac
 import ipaddress
 import re
 import secrets
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.datastructures import Headers
@@ -66,11 +67,15 @@ def valid_csrf_token(value: str | None) -> bool:
 
 
 class Guard:
-    """ASGI middleware: checks the token (if any) and the CSRF rules before the app."""
+    """ASGI middleware: checks the token (if any) and the CSRF rules before the app.
 
-    def __init__(self, app, token: str | None):
+    `signin_page(scope, status=, next_path=)` answers a browser that is not signed in:
+    the pages hand it in, so this module needs nothing of theirs."""
+
+    def __init__(self, app, token: str | None, signin_page: Callable[..., Response]):
         self.app = app
         self.token = token
+        self.signin_page = signin_page
         self.cookie_value = auth_cookie_value(token) if token else None
 
     def bearer(self, headers: Headers) -> bool:
@@ -96,17 +101,17 @@ class Guard:
             # name that resolves here (DNS rebinding) would make a hostile page "same
             # origin" and let it read the queue and act on it.
             message = "without a token the dashboard answers only to localhost names"
-            return await _refuse(scope, receive, send, 403, message)
+            return await self._refuse(scope, receive, send, 403, message)
         cookies = _cookies(headers)
         path = scope["path"]
         if path not in OPEN_PATHS and not self.signed_in(headers, cookies):
-            return await _refuse(
+            return await self._refuse(
                 scope, receive, send, 401, "sign in: this dashboard needs its token"
             )
         unsafe = scope["method"] not in SAFE_METHODS
         if unsafe and _from_browser(headers) and not self.bearer(headers):
             if not _same_origin(headers):
-                return await _refuse(scope, receive, send, 403, "cross-site request refused")
+                return await self._refuse(scope, receive, send, 403, "cross-site request refused")
             expected = cookies.get(CSRF_COOKIE, "")
             expected = expected if valid_csrf_token(expected) else ""
             given = headers.get("x-csrf-token")
@@ -115,11 +120,25 @@ class Guard:
             ):
                 body, receive = await _buffered(receive)
                 if body is None:
-                    return await _refuse(scope, receive, send, 413, "form too large")
+                    return await self._refuse(scope, receive, send, 413, "form too large")
                 given = (parse_qs(body.decode("latin-1")).get("csrf") or [""])[0]
             if not expected or not hmac.compare_digest((given or "").encode(), expected.encode()):
-                return await _refuse(scope, receive, send, 403, "missing or wrong CSRF token")
+                return await self._refuse(scope, receive, send, 403, "missing or wrong CSRF token")
         return await self.app(scope, receive, send)
+
+    async def _refuse(self, scope, receive, send, status: int, message: str):
+        path = scope["path"]
+        accept = Headers(scope=scope).get("accept", "")
+        response: Response
+        if path.startswith("/api/") or path == "/openapi.json" or "application/json" in accept:
+            response = JSONResponse({"error": message}, status_code=status)
+        elif status == 401 and scope["method"] in SAFE_METHODS and path != "/metrics":
+            response = self.signin_page(scope, status=401, next_path=path)
+        else:
+            response = PlainTextResponse(message + "\n", status_code=status)
+        if status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="queuectl"'
+        await response(scope, receive, send)
 
 
 def _cookies(headers: Headers) -> dict[str, str]:
@@ -172,20 +191,3 @@ async def _buffered(receive):
         return await receive()
 
     return body, replay
-
-
-async def _refuse(scope, receive, send, status: int, message: str):
-    path = scope["path"]
-    accept = Headers(scope=scope).get("accept", "")
-    response: Response
-    if path.startswith("/api/") or path == "/openapi.json" or "application/json" in accept:
-        response = JSONResponse({"error": message}, status_code=status)
-    elif status == 401 and scope["method"] in SAFE_METHODS and path != "/metrics":
-        from .pages import signin_page
-
-        response = signin_page(scope, status=401, next_path=path)
-    else:
-        response = PlainTextResponse(message + "\n", status_code=status)
-    if status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="queuectl"'
-    await response(scope, receive, send)

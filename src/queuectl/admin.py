@@ -1,0 +1,89 @@
+"""Queue's operations on the database as a whole: its schema (status, migrations), moving
+every job to another database (export, import), and where detached pools write logs."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from .errors import InvalidInput
+from .store import default_db_path
+from .store.base import Store
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    """What `db status` shows: the backend ("sqlite" or "postgres"), where the database
+    is (a server's URL without its password) and its schema version against the latest."""
+
+    backend: str
+    location: str
+    version: int
+    latest: int
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.version >= self.latest
+
+    def to_dict(self) -> dict:
+        return {"backend": self.backend, "location": self.location,
+                "schema_version": self.version, "latest_version": self.latest,
+                "up_to_date": self.up_to_date}  # fmt: skip
+
+
+class Admin:
+    """Queue's operations on the database as a whole (Queue is an Admin)."""
+
+    location: str  # as given (a server's URL with its password, to open it again)
+    store: Store
+
+    def schema(self) -> SchemaStatus:
+        """Backend, location and schema version; changes nothing (open the Queue with
+        `migrate=False` to see a database that is not upgraded yet)."""
+        # a SQLite path as it was given; a server's URL without its password
+        shown = self.location if self.store.backend == "sqlite" else self.store.location
+        latest = self.store.migrations()[-1][0]
+        return SchemaStatus(self.store.backend, shown, self.store.schema_version(), latest)
+
+    def migrate(self) -> list[int]:
+        """Apply the pending migrations (safe from several hosts at once); returns the
+        versions applied (none when up to date)."""
+        return self.store.migrate()
+
+    def pool_log_dir(self) -> str:
+        """Where detached pools write their logs: beside the SQLite file; for a database
+        server, in the per-user data directory."""
+        beside = self.store.location if self.store.backend == "sqlite" else default_db_path()
+        return os.path.join(os.path.dirname(beside), "logs")
+
+    def export(self) -> Iterator[dict]:
+        """Every job as a record for `import_lines` (fields, state, attempts, output)."""
+        from .jobs import export_record
+
+        for job, output in self.store.export():
+            yield export_record(job, output)
+
+    def import_lines(self, lines: Iterable[str]) -> int:
+        """Insert exported job records (JSON Lines) keeping ids, states, attempts and
+        history: all or nothing, an error names the line. Returns the number imported."""
+        from .jobs import build_import_row
+
+        now = self.store.now()
+        rows = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                raise InvalidInput(f"line {number}: invalid JSON: {exc}") from None
+            try:
+                rows.append(build_import_row(record, now=now))
+            except InvalidInput as exc:
+                raise InvalidInput(f"line {number}: {exc.message}") from None
+        if not rows:
+            raise InvalidInput("no jobs given (the input is empty)")
+        self.store.import_jobs(rows)
+        return len(rows)

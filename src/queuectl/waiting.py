@@ -1,0 +1,169 @@
+"""Waiting for the queue to reach a condition: jobs finished, a pool registered, pools gone.
+
+One core serves every wait (`wait_until`): check the condition; if it does not hold,
+sleep until the store's wake-up descriptor fires (work added, a job canceled or retried,
+config changed, a stop asked), another given descriptor fires (a child's exit), or POLL
+seconds pass, and check again. Finishes, registrations and exits of pools do not wake
+anyone, so the poll is the floor: 4 checks a second, whatever is waited for; and as a
+busy queue wakes waiters at every enqueue, checks are at least GAP apart.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from .errors import InvalidInput
+from .jobs import UNFINISHED, Job
+from .records import WorkerInfo
+from .store.base import ReadStore
+
+POLL = 0.25  # seconds between checks when nothing wakes the waiter
+GAP = 0.05  # at least this between checks: a busy queue wakes waiters at every enqueue
+
+
+@dataclass(frozen=True)
+class WaitResult:
+    """How a wait for jobs ended: the jobs that finished, each with the state it finished
+    in (completed, dead or canceled), and those that had not when the time ran out, each
+    with its state then. Both in the order the ids were given."""
+
+    finished: dict[str, str]
+    unfinished: dict[str, str]
+
+    @property
+    def done(self) -> bool:
+        """Every job finished (in whatever state)."""
+        return not self.unfinished
+
+    @property
+    def completed(self) -> bool:
+        """Every job finished and completed (none dead or canceled)."""
+        return self.done and all(state == "completed" for state in self.finished.values())
+
+    def to_dict(self) -> dict:
+        return {"finished": dict(self.finished), "unfinished": dict(self.unfinished)}
+
+
+def wait_until(
+    store: ReadStore,
+    condition: Callable[[], bool],
+    timeout: float | None,
+    fds: Sequence[int] = (),
+) -> bool:
+    """Call `condition` until it is true (True) or `timeout` seconds have passed (False;
+    None waits for ever). The first check is at once, so a timeout of 0 checks once.
+    Between checks: woken by the store, or once by each of `fds` (the condition reads
+    what its event means), else after POLL seconds."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    # Listening starts before the first check, so what happens between a check and the
+    # sleep still wakes it; a wait that may not sleep (timeout 0) does not listen.
+    wake = None if timeout == 0 else store.listen(f"wait-{os.getpid()}-{os.urandom(4).hex()}")
+    try:
+        while True:
+            if condition():
+                return True
+            checked = time.monotonic()
+            left = POLL if deadline is None else min(POLL, deadline - checked)
+            if left <= 0:
+                return False
+            ready, _, _ = select.select([*fds] if wake is None else [wake, *fds], [], [], left)
+            if wake is not None and wake in ready:
+                if not store.drain_wakeups():
+                    store.unlisten()  # the wake-ups broke: poll from here on
+                    wake = None
+                until = checked + GAP if deadline is None else min(checked + GAP, deadline)
+                time.sleep(max(0.0, until - time.monotonic()))
+            # a given descriptor wakes once: it may stay readable (a pidfd after the exit)
+            fds = [fd for fd in fds if fd not in ready]
+    finally:
+        if wake is not None:
+            store.unlisten()
+
+
+class _Reads(Protocol):
+    """What the waits read of the Queue they are part of."""
+
+    store: ReadStore
+
+    def get(self, job_id: str) -> Job: ...
+
+    def workers(self) -> list[WorkerInfo]: ...
+
+
+class Waiting:
+    """Queue's waits (Queue is a Waiting): for jobs to finish, for pools."""
+
+    def wait(
+        self: _Reads,
+        job_ids: list[str],
+        timeout: float | None = None,
+        *,
+        on_check: Callable[[WaitResult], None] | None = None,
+    ) -> WaitResult:
+        """Block until every named job has finished (completed, dead or canceled) or
+        `timeout` seconds pass (None: no limit); the result says which finished in which
+        state and which did not. An unknown id (or a job deleted meanwhile) raises
+        JobNotFound. `on_check` gets the result so far after each check (at most 4 a
+        second, at once when a job is canceled): for progress, or to follow a log."""
+        if not job_ids:
+            raise InvalidInput("give at least one job id")
+        ids = list(dict.fromkeys(job_ids))  # an id no job can have is not found, as by `get`
+        if timeout is not None and not timeout >= 0:
+            raise InvalidInput(f"timeout must be >= 0 seconds, got {timeout:g}")
+        finished: dict[str, str] = {}  # once seen finished, a job is not read again
+        result = WaitResult({}, {})
+
+        def check() -> bool:
+            nonlocal result
+            states = {i: finished.get(i) or self.get(i).state for i in ids}
+            finished.update((i, s) for i, s in states.items() if s not in UNFINISHED)
+            result = WaitResult(
+                {i: s for i, s in states.items() if i in finished},
+                {i: s for i, s in states.items() if i not in finished},
+            )
+            if on_check is not None:
+                on_check(result)
+            return result.done
+
+        wait_until(self.store, check, timeout)
+        return result
+
+    def wait_for_worker(
+        self: _Reads, pid: int, timeout: float, exited: Callable[[], bool] = lambda: False
+    ) -> WorkerInfo | None:
+        """The pool of process `pid` once it has registered; None if `exited()` (the
+        process is gone) comes true first, or after `timeout` seconds."""
+        found: list[WorkerInfo] = []
+
+        def check() -> bool:
+            found[:] = [w for w in self.workers() if w.pid == pid]
+            return bool(found) or exited()
+
+        try:  # the process's exit wakes the wait at once
+            fds = [os.pidfd_open(pid)]
+        except (AttributeError, OSError):
+            fds = []
+        try:
+            wait_until(self.store, check, timeout, fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return found[0] if found else None
+
+    def wait_workers_gone(self: _Reads, worker_ids: list[str], timeout: float) -> list[str]:
+        """Block until none of these pools is alive any more (each has exited, or stopped
+        heartbeating), or `timeout` seconds pass. Returns the ids of those still alive,
+        sorted (none: all gone)."""
+        left = set(worker_ids)
+
+        def check() -> bool:
+            left.intersection_update(w.id for w in self.workers())
+            return not left
+
+        wait_until(self.store, check, timeout)
+        return sorted(left)
