@@ -62,6 +62,8 @@ class _Turn:
 
 
 class Session:
+    """One pool's side of its conversation with the store (see the module docstring)."""
+
     def __init__(
         self,
         store: PoolStore,
