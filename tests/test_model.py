@@ -119,3 +119,47 @@ def test_time_formats():
 )
 def test_simple_commands_skip_the_shell(command, direct):
     assert (argv_for(command)[0] != "/bin/sh") is direct
+
+
+def test_a_new_jobs_fields_are_the_jobs_own():
+    """NewJob repeats a subset of Job's declarations (a spec has no state yet): each must
+    be a Job field of the same type, or the store's columns would drift apart."""
+    from typing import get_type_hints
+
+    from queuectl.jobs import Job, NewJob
+    from queuectl.record import field_names
+
+    job, new = get_type_hints(Job), get_type_hints(NewJob)
+    assert list(new) == list(field_names(NewJob))
+    for name in field_names(NewJob):
+        if name != "unique":  # steers the insert; not a column
+            assert new[name] == job[name], name
+
+
+def test_records_are_built_checked_and_frozen_as_dataclasses_would_be():
+    from queuectl.record import field_names, record, replace
+
+    @record(frozen=True)
+    class Point:
+        x: int
+        y: int = 0
+
+    p = Point(1)
+    assert (p.x, p.y) == (1, 0) and p == Point(x=1, y=0) and hash(p) == hash(Point(1, 0))
+    assert field_names(Point) == ("x", "y") and replace(p, y=5) == Point(1, 5)
+    with pytest.raises(AttributeError):
+        p.x = 2  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Point()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        Point(1, 2, z=3)  # type: ignore[call-arg]
+
+    @record(eq=False)
+    class Box:
+        items: list
+        label: str | None = None
+
+    box = Box([1])
+    box.label = "a"  # a mutable record takes assignment
+    assert (box.items, box.label) == ([1], "a") and box != Box([1], "a")
+    assert "Box(items=[1], label='a')" == repr(box)

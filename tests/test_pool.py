@@ -16,7 +16,6 @@ import pytest
 
 from queuectl.errors import StoreUnavailable
 from queuectl.queue import Queue
-from queuectl.store import open_store
 from queuectl.worker.pool import Pool
 
 STEP_WAIT = 0.01  # the most one step sleeps in select: a child's exit wakes it sooner
@@ -36,15 +35,15 @@ class FakeClock:
 
 
 @pytest.fixture
-def path(tmp_path):
+def location(tmp_path):
+    """SQLite only: the pool's logic is under test here, not a backend (conftest's
+    `store` opens this location)."""
     return str(tmp_path / "q.db")
 
 
 @pytest.fixture
-def store(path):
-    s = open_store(path)
-    yield s
-    s.close()
+def path(location):
+    return location
 
 
 @pytest.fixture

@@ -3,17 +3,19 @@ every job to another database (export, import), and where detached pools write l
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 from .errors import InvalidInput
+from .record import record
 from .store import default_db_path
-from .store.base import Store
+
+TYPE_CHECKING = False  # no typing import on the enqueue path
+if TYPE_CHECKING:
+    from .store.base import Store
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SchemaStatus:
     """What `db status` shows: the backend ("sqlite" or "postgres"), where the database
     is (a server's URL without its password) and its schema version against the latest."""
@@ -60,7 +62,7 @@ class Admin:
 
     def export(self) -> Iterator[dict]:
         """Every job as a record for `import_lines` (fields, state, attempts, output)."""
-        from .jobs import export_record
+        from .transfer import export_record
 
         for job, output in self.store.export():
             yield export_record(job, output)
@@ -68,22 +70,16 @@ class Admin:
     def import_lines(self, lines: Iterable[str]) -> int:
         """Insert exported job records (JSON Lines) keeping ids, states, attempts and
         history: all or nothing, an error names the line. Returns the number imported."""
-        from .jobs import build_import_row
+        from .jobs import parse_json_lines
+        from .transfer import build_import_row
 
+        numbers, records = parse_json_lines(lines)
         now = self.store.now()
         rows = []
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
+        for number, exported in zip(numbers, records):
             try:
-                record = json.loads(line)
-            except ValueError as exc:
-                raise InvalidInput(f"line {number}: invalid JSON: {exc}") from None
-            try:
-                rows.append(build_import_row(record, now=now))
+                rows.append(build_import_row(exported, now=now))
             except InvalidInput as exc:
                 raise InvalidInput(f"line {number}: {exc.message}") from None
-        if not rows:
-            raise InvalidInput("no jobs given (the input is empty)")
         self.store.import_jobs(rows)
         return len(rows)

@@ -7,11 +7,11 @@ web API reject the same bad input with the same message.
 from __future__ import annotations
 
 import enum
+import json
 import os
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
 
 from .errors import InvalidInput
+from .record import field_names, record
 from .timeutil import iso, parse_duration, parse_timestamp
 
 
@@ -40,11 +40,12 @@ def parse_state(value: str) -> str:
     return value
 
 
-_INTERNAL = {"public": False}  # kept and read by the store, not shown
-_DERIVED = {"public": False, "stored": False}  # computed when read
+# Fields the store keeps and reads but that are not shown, and one computed when read.
+INTERNAL = ("lease_until", "blockers", "cancel_requested")
+DERIVED = ("waiting_for",)
 
 
-@dataclass(slots=True, eq=False)
+@record(eq=False)
 class Job:
     """One job as read from the store. Times are epoch seconds; `to_dict` renders ISO-8601.
 
@@ -72,11 +73,11 @@ class Job:
     worker_id: str | None
     depends_on: list[str] | None
     unique_key: str | None
-    lease_until: float | None = field(default=None, metadata=_INTERNAL)
-    blockers: int = field(default=0, metadata=_INTERNAL)  # dependencies not completed yet
-    cancel_requested: bool = field(default=False, metadata=_INTERNAL)
+    lease_until: float | None = None
+    blockers: int = 0  # dependencies not completed yet
+    cancel_requested: bool = False
     # (id, state) of each dependency it still waits for; read only when blockers > 0
-    waiting_for: list[tuple[str, str]] | None = field(default=None, metadata=_DERIVED)
+    waiting_for: list[tuple[str, str]] | None = None
 
     def to_dict(self) -> dict:
         out = {}
@@ -97,12 +98,12 @@ class Job:
 
 
 # The fields shown (JSON, `show`, the API), and those the store keeps, in order.
-FIELDS = tuple(f.name for f in fields(Job) if f.metadata.get("public", True))
-STORED = tuple(f.name for f in fields(Job) if f.metadata.get("stored", True))
+FIELDS = tuple(n for n in field_names(Job) if n not in INTERNAL and n not in DERIVED)
+STORED = tuple(n for n in field_names(Job) if n not in DERIVED)
 TIME_FIELDS = frozenset({"run_at", "created_at", "updated_at", "started_at", "finished_at"})
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class NewJob:
     """A validated job spec, as `build_row` hands it to the store's `add`."""
 
@@ -121,7 +122,7 @@ class NewJob:
     unique: bool = False  # not inserted when its id exists unfinished (not a column)
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class ImportJob:
     """A validated exported record (`build_import_row`): every stored field of the job,
     its latest output, and the ids of the dependencies it still waits for."""
@@ -217,52 +218,44 @@ def build_row(spec: object, *, now: float, cwd: str, max_retries: int) -> NewJob
         raise InvalidInput("command must be a non-empty string")
     if "\0" in command:
         raise InvalidInput("command must not contain NUL characters")
-    row: dict[str, Any] = {
-        "id": check_id(spec["id"]) if "id" in spec else new_id(),
-        "command": command,
-        "max_retries": max_retries,
-        "priority": 0,
-        "queue": check_queue(spec["queue"]) if "queue" in spec else "default",
-        "run_at": now,
-        "timeout": None,
-        "cwd": cwd,
-        "env": None,
-        "created_at": now,
-    }
+    # checked in this order: with several faults, the first named is always the same
+    job_id = check_id(spec["id"]) if "id" in spec else new_id()
+    queue = check_queue(spec["queue"]) if "queue" in spec else "default"
     if "max_retries" in spec:
-        row["max_retries"] = _int(spec, "max_retries", 0, MAX_RETRIES)
-    if "priority" in spec:
-        row["priority"] = _int(spec, "priority", -MAX_PRIORITY, MAX_PRIORITY)
+        max_retries = _int(spec, "max_retries", 0, MAX_RETRIES)
+    priority = _int(spec, "priority", -MAX_PRIORITY, MAX_PRIORITY) if "priority" in spec else 0
+    run_at = now
     if "run_at" in spec and "delay" in spec:
         raise InvalidInput("give run_at or delay, not both")
     if "run_at" in spec:
-        row["run_at"] = parse_timestamp(spec["run_at"])
+        run_at = parse_timestamp(spec["run_at"])
     elif "delay" in spec:
         delay = parse_duration(spec["delay"], "delay")
         if delay < 0:
             raise InvalidInput(f"delay must be >= 0, got {spec['delay']!r}")
-        row["run_at"] = now + delay
+        run_at = now + delay
+    timeout = None
     if spec.get("timeout") is not None:
         timeout = parse_duration(spec["timeout"], "timeout")
         if timeout <= 0:
             raise InvalidInput(f"timeout must be > 0 seconds, got {spec['timeout']!r}")
-        row["timeout"] = timeout
     if "cwd" in spec:
-        if not isinstance(spec["cwd"], str) or not os.path.isabs(spec["cwd"]):
-            raise InvalidInput(f"cwd must be an absolute path, got {spec['cwd']!r}")
-        row["cwd"] = spec["cwd"]
+        cwd = spec["cwd"]
+        if not isinstance(cwd, str) or not os.path.isabs(cwd):
+            raise InvalidInput(f"cwd must be an absolute path, got {cwd!r}")
     env = spec.get("env")
-    if env is not None:
-        if not isinstance(env, dict) or not all(
+    if env is not None and (
+        not isinstance(env, dict)
+        or not all(
             isinstance(k, str) and k and "=" not in k and isinstance(v, str) for k, v in env.items()
-        ):
-            raise InvalidInput("env must be an object of string names to string values")
-        row["env"] = env
-    row["depends_on"] = _dependencies(spec.get("depends_on"), str(row["id"]))
-    if not isinstance(spec.get("unique", False), bool):
-        raise InvalidInput(f"unique must be true or false, got {spec['unique']!r}")
-    row["unique"] = spec.get("unique", False)
-    if row["unique"] and "id" not in spec:
+        )
+    ):
+        raise InvalidInput("env must be an object of string names to string values")
+    depends_on = _dependencies(spec.get("depends_on"), job_id)
+    unique = spec.get("unique", False)
+    if not isinstance(unique, bool):
+        raise InvalidInput(f"unique must be true or false, got {unique!r}")
+    if unique and "id" not in spec:
         raise InvalidInput("unique needs the job's id (or give a unique_key)")
     key = spec.get("unique_key")
     if key is not None:
@@ -272,8 +265,9 @@ def build_row(spec: object, *, now: float, cwd: str, max_retries: int) -> NewJob
             raise InvalidInput(
                 f"unique_key must be 1-{MAX_ID_LENGTH} printable characters, got {key!r}"
             ) from None
-    row["unique_key"] = key
-    return NewJob(**row)
+    return NewJob(id=job_id, command=command, max_retries=max_retries, priority=priority,
+                  queue=queue, run_at=run_at, timeout=timeout, cwd=cwd, env=env, created_at=now,
+                  depends_on=depends_on, unique_key=key, unique=unique)  # fmt: skip
 
 
 def _dependencies(value: object, job_id: str) -> list[str] | None:
@@ -293,107 +287,23 @@ def _dependencies(value: object, job_id: str) -> list[str] | None:
     return list(dict.fromkeys(value))  # duplicates named once
 
 
-# ---------------------------------------------------------------- import records
-
-IMPORT_KEYS = frozenset(FIELDS) | {"output", "waiting_for"}  # waiting_for is recomputed
-
-
-def _optional(record: dict, key: str, check):
-    value = record.get(key)
-    return None if value is None else check(value)
-
-
-def _nonnegative(key: str):
-    def check(value):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise InvalidInput(f"{key} must be an integer >= 0, got {value!r}")
-        return value
-
-    return check
-
-
-def _text(key: str):
-    def check(value):
-        if not isinstance(value, str):
-            raise InvalidInput(f"{key} must be a string, got {value!r}")
-        return value
-
-    return check
-
-
-def build_import_row(record: object, *, now: float) -> ImportJob:
-    """Validate one exported job record (as `queuectl export` writes it) and return the
-    complete job to insert. A job that was processing when exported held a lease that
-    means nothing here: it comes back failed and due now, its attempt counted."""
-    if not isinstance(record, dict):
-        raise InvalidInput(f"a job must be a JSON object, got {type(record).__name__}")
-    unknown = record.keys() - IMPORT_KEYS
-    if unknown:
-        raise InvalidInput(f"unknown key {sorted(unknown)[0]!r} in an exported job")
-    new = build_row(
-        {key: record[key] for key in ("id", "command", "priority", "queue", "cwd", "env",
-                                      "depends_on", "unique_key")
-         if record.get(key) is not None},
-        now=now, cwd=record.get("cwd") or "/", max_retries=0,
-    )  # fmt: skip
-    if "id" not in record:
-        raise InvalidInput("an exported job needs its id")
-    times = {
-        key: _optional(record, key, lambda v, key=key: parse_timestamp(v, key))
-        for key in TIME_FIELDS
-    }
-    exit_code = record.get("exit_code")
-    if exit_code is not None and (isinstance(exit_code, bool) or not isinstance(exit_code, int)):
-        raise InvalidInput(f"exit_code must be an integer, got {exit_code!r}")
-    job = Job(
-        id=new.id,
-        command=new.command,
-        state=parse_state(record.get("state", "pending")),
-        attempts=_optional(record, "attempts", _nonnegative("attempts")) or 0,
-        max_retries=_nonnegative("max_retries")(record.get("max_retries")),
-        priority=new.priority,
-        queue=new.queue,
-        run_at=times["run_at"] if times["run_at"] is not None else now,
-        timeout=_optional(record, "timeout", lambda v: parse_duration(v, "timeout")),
-        cwd=record.get("cwd"),
-        env=new.env,
-        created_at=times["created_at"] or now,
-        updated_at=times["updated_at"] or now,
-        started_at=times["started_at"],
-        finished_at=times["finished_at"],
-        exit_code=exit_code,
-        last_error=_optional(record, "last_error", _text("last_error")),
-        worker_id=_optional(record, "worker_id", _text("worker_id")),
-        depends_on=new.depends_on,
-        unique_key=new.unique_key,
-    )
-    output = _optional(record, "output", _text("output"))
-    waits = _waits(record.get("waiting_for")) if job.state in CLAIMABLE else []
-    if job.state == State.PROCESSING.value:
-        job = replace(job, state=State.FAILED.value, run_at=now, worker_id=None,
-                      last_error="imported while processing; run again")  # fmt: skip
-    return ImportJob(job, output.encode("utf-8", "surrogateescape") if output else b"", waits)
-
-
-def _waits(value: object) -> list[str]:
-    """The ids of an exported job's `waiting_for` (its unmet dependencies)."""
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(
-        isinstance(w, dict) and isinstance(w.get("id"), str) for w in value
-    ):
-        raise InvalidInput('waiting_for must be a list of {"id": ..., "state": ...}')
-    return [check_id(w["id"]) for w in value]
+def parse_json_lines(lines) -> tuple[list[int], list[object]]:
+    """JSON Lines (blank lines skipped) as the line numbers and the decoded values; an
+    error names the line; no values at all is an error too."""
+    numbers, values = [], []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            values.append(json.loads(line))
+        except ValueError as exc:
+            raise InvalidInput(f"line {number}: invalid JSON: {exc}") from None
+        numbers.append(number)
+    if not values:
+        raise InvalidInput("no jobs given (the input is empty)")
+    return numbers, values
 
 
 def run_record(run: dict) -> dict:
     """A run (store.runs) as JSON: its times as ISO 8601 (`show --json`, the API)."""
     return {**run, "started_at": iso(run["started_at"]), "finished_at": iso(run["finished_at"])}
-
-
-def export_record(job: Job, output: bytes) -> dict:
-    """A job as `queuectl export` writes it: every field, and its output as text
-    (bytes that are not UTF-8 survive the round trip as escaped surrogates)."""
-    record = job.to_dict()
-    record["output"] = output.decode("utf-8", "surrogateescape") if output else None
-    return record

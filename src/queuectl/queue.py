@@ -11,12 +11,25 @@ import os
 
 from .admin import Admin
 from .errors import InvalidInput, JobNotFound, ScheduleNotFound
-from .jobs import STATES, Job, NewJob, build_row, check_id, check_name, check_queue, parse_state
-from .records import WorkerInfo
+from .jobs import (
+    STATES,
+    Job,
+    NewJob,
+    build_row,
+    check_id,
+    check_name,
+    check_queue,
+    parse_json_lines,
+    parse_state,
+)
 from .settings import SETTINGS, Config, lookup
 from .store import open_store, resolve_location
-from .store.base import Store
 from .waiting import Waiting
+
+TYPE_CHECKING = False  # no typing import on the enqueue path
+if TYPE_CHECKING:
+    from .records import WorkerInfo
+    from .store.base import Store
 
 FINISHED = ("completed", "canceled", "dead")
 
@@ -98,17 +111,7 @@ class Queue(Waiting, Admin):
     def enqueue_lines(self, lines, *, cwd: str | None = None) -> list[str]:
         """Enqueue JSON Lines (one object per line, blank lines skipped): all or nothing.
         An error names the line."""
-        specs, numbers = [], []
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                specs.append(json.loads(line))
-            except ValueError as exc:
-                raise InvalidInput(f"line {number}: invalid JSON: {exc}") from None
-            numbers.append(number)
-        if not specs:
-            raise InvalidInput("no jobs given (the input is empty)")
+        numbers, specs = parse_json_lines(lines)
         rows = self._build_rows(specs, cwd, numbers, "line")
         return self.store.add(rows)
 

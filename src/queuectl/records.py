@@ -1,19 +1,18 @@
 """The typed records that cross the store boundary, besides `jobs.Job`.
 
 They are immutable: a record is a value handed from one layer to the next, never a
-place to keep state. The two answers that callers unpack (`TurnResult`, `Heartbeat`)
-are named tuples, so `done, jobs = store.finish_and_claim(...)` keeps working.
+place to keep state. They are `record`s (record.py): frozen dataclasses to the type
+checker, named tuples at run time, so they cost nothing to import or build (a pool
+makes a few per turn), and an answer unpacks: `done, jobs = store.finish_and_claim(...)`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import NamedTuple
-
 from .jobs import Job
+from .record import record
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Outcome:
     """What became of one run, as the pool hands it to `finish`.
 
@@ -28,7 +27,8 @@ class Outcome:
     retry_delay: float = 0.0
 
 
-class TurnResult(NamedTuple):
+@record(frozen=True)
+class TurnResult:
     """The answer of `finish_and_claim`: the ids whose outcomes were recorded (fenced:
     only jobs the worker still held), in the order they were sent, and the jobs claimed,
     in claim order."""
@@ -37,7 +37,8 @@ class TurnResult(NamedTuple):
     claimed: list[Job]
 
 
-class Heartbeat(NamedTuple):
+@record(frozen=True)
+class Heartbeat:
     """The answer of `heartbeat`: whether a stop was asked (None: the worker is not
     registered, it was forgotten after looking dead), the ids of the jobs it still
     holds, and those of them whose cancel was asked."""
@@ -47,7 +48,7 @@ class Heartbeat(NamedTuple):
     canceled: set[str]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class WorkerInfo:
     """A registered pool: one `worker start` process, with the jobs it holds."""
 
@@ -58,8 +59,8 @@ class WorkerInfo:
     queues: list[str] | None
     started_at: float
     heartbeat_at: float
-    stop_requested: bool = False
-    jobs: list[str] = field(default_factory=list)
+    stop_requested: bool
+    jobs: list[str]  # ids of the jobs it holds
 
     @property
     def busy(self) -> int:

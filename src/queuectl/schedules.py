@@ -10,11 +10,11 @@ The job's id names the schedule and the tick, a second guard.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from datetime import datetime, timezone
 
 from .errors import InvalidInput
 from .jobs import build_row, check_name
+from .record import replace
 from .timeutil import iso
 
 # The @-aliases of Vixie cron, as the 5-field expressions they stand for.

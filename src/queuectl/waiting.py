@@ -14,19 +14,34 @@ import os
 import select
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
 
 from .errors import InvalidInput
-from .jobs import UNFINISHED, Job
-from .records import WorkerInfo
-from .store.base import ReadStore
+from .jobs import UNFINISHED
+from .record import record
+
+TYPE_CHECKING = False  # no typing import on the enqueue path
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from .jobs import Job
+    from .records import WorkerInfo
+    from .store.base import ReadStore
+
+    class _Reads(Protocol):
+        """What the waits read of the Queue they are part of."""
+
+        store: ReadStore
+
+        def get(self, job_id: str) -> Job: ...
+
+        def workers(self) -> list[WorkerInfo]: ...
+
 
 POLL = 0.25  # seconds between checks when nothing wakes the waiter
 GAP = 0.05  # at least this between checks: a busy queue wakes waiters at every enqueue
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class WaitResult:
     """How a wait for jobs ended: the jobs that finished, each with the state it finished
     in (completed, dead or canceled), and those that had not when the time ran out, each
@@ -83,16 +98,6 @@ def wait_until(
     finally:
         if wake is not None:
             store.unlisten()
-
-
-class _Reads(Protocol):
-    """What the waits read of the Queue they are part of."""
-
-    store: ReadStore
-
-    def get(self, job_id: str) -> Job: ...
-
-    def workers(self) -> list[WorkerInfo]: ...
 
 
 class Waiting:

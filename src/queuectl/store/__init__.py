@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
-from .base import Store
+TYPE_CHECKING = False  # no typing import on the enqueue path
+if TYPE_CHECKING:
+    from .base import Store
 
 
 def default_db_path() -> str:

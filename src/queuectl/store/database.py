@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import abc
 from contextlib import AbstractContextManager
-from typing import Any
 
-from ..jobs import NewJob
 from .dialect import Dialect
+
+TYPE_CHECKING = False  # no typing import on the enqueue path
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..jobs import NewJob
+
+
+# dialect name -> (query name, fragment values) -> its SQL
+_RENDERED: dict[str, dict[object, str]] = {}
 
 
 class Database(abc.ABC):
@@ -53,7 +61,14 @@ class Database(abc.ABC):
     # ---- helpers every operation uses
 
     def _q(self, name: str, **fragments: str) -> str:
-        return self.dialect.query(name, **fragments)
+        """A named query rendered for this backend (kept: a pool asks thousands of times)."""
+        key = (name, *fragments.items()) if fragments else name
+        try:
+            return _RENDERED[self.dialect.name][key]
+        except KeyError:
+            sql = self.dialect.query(name, **fragments)
+            _RENDERED.setdefault(self.dialect.name, {})[key] = sql
+            return sql
 
     def _run(self, conn, name: str, params: dict | None = None, **fragments: str):
         """Execute a named query in the caller's transaction; returns the cursor."""

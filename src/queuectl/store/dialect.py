@@ -25,9 +25,9 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
 from functools import cache
 
+from ..record import record
 from .rows import COLUMNS, IMPORT_NAMES, NEW_NAMES, NOT_READY, PAUSED, READY
 
 QUERIES = os.path.join(os.path.dirname(__file__), "queries.sql")
@@ -45,7 +45,7 @@ _ONLY = re.compile(r"/\*(sqlite|postgres): (.*?)\*/", re.S)
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Query:
     name: str
     description: str
@@ -90,7 +90,7 @@ def _replace_call(sql: str, opening: str, before: str, after: str) -> str:
     return sql
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Dialect:
     name: str  # "sqlite" or "postgres"
 
@@ -106,10 +106,13 @@ class Dialect:
         return sql.replace("greatest(", "max(").replace("ILIKE", "LIKE")
 
     def params(self, params: dict) -> dict:
-        """Parameters as the driver takes them: lists go to SQLite as JSON text."""
+        """Parameters as the driver takes them (a copy): lists go to SQLite as JSON."""
+        values = dict(params)
         if self.name == "sqlite":
-            return {k: json.dumps(v) if isinstance(v, list) else v for k, v in params.items()}
-        return params
+            for key, value in params.items():
+                if type(value) is list:
+                    values[key] = json.dumps(value)
+        return values
 
     @cache  # noqa: B019 -- two dialect objects live for the life of the process
     def query(self, name: str, **fragments: str) -> str:

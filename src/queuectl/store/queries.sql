@@ -20,15 +20,16 @@ WHERE seq = ANY(ARRAY(SELECT seq FROM jobs /*sqlite: INDEXED BY jobs_scheduled*/
 
 -- name: claim
 -- Take up to :limit ready jobs, highest priority, then earliest run_at, then oldest:
--- processing, attempts + 1, held by :worker until now + :lease. A job made ready while
--- its queue was being paused is not taken. = ANY(ARRAY(…)) runs the SKIP LOCKED
--- subquery once (IN (…) may run it again and take other rows).
+-- processing, attempts + 1, held by :worker until now + :lease. On PostgreSQL a job
+-- made ready while its queue was being paused is not taken (SQLite's writers take
+-- turns: no job is made ready while a pause commits). = ANY(ARRAY(…)) runs the SKIP
+-- LOCKED subquery once (IN (…) may run it again and take other rows).
 UPDATE jobs SET state = 'processing', attempts = attempts + 1, worker_id = :worker,
     cancel_requested = FALSE, lease_until = :now + :lease, started_at = :now,
     updated_at = :now, waited = greatest(0, :now - run_at), finished_at = NULL,
     ready = {NOT_READY}
 WHERE seq = ANY(ARRAY(SELECT seq FROM jobs WHERE ready = {READY}{queue_filter}
-    AND queue NOT IN (SELECT queue FROM paused_queues)
+    /*postgres: AND queue NOT IN (SELECT queue FROM paused_queues)*/
     ORDER BY priority DESC, run_at, seq LIMIT :limit /*postgres: FOR UPDATE SKIP LOCKED*/))
 RETURNING {JOB_COLUMNS}, seq
 
@@ -37,43 +38,49 @@ RETURNING {JOB_COLUMNS}, seq
 o AS (SELECT * FROM unnest(:ids::text[], :states::text[], :codes::int[], :errors::text[],
     :delays::float8[], :outputs::bytea[]) AS o(id, state, code, error, delay, output))
 
--- name: outcomes.sqlite
--- One outcome as the table `o` (SQLite records outcomes one by one).
-o(id, state, code, error, delay, output) AS (VALUES (:id, :state, :code, :error, :delay,
-    :output))
+-- name: o
+-- How finish and the statements after it name a value of the outcome, {o}state: a
+-- column of the table `o` on PostgreSQL, which records every outcome of a turn at once.
+o.
+
+-- name: o.sqlite
+-- SQLite records outcomes one by one (no statements inside WITH, and a join to a
+-- one-row table costs a quarter more than binding): the outcome's values are parameters.
+:
+
+-- name: from_o
+-- Where finish reads the outcomes from.
+FROM o
+
+-- name: from_o.sqlite
+-- (nothing: they are parameters)
+
+
+-- name: d
+-- How record_runs names a value of finish's RETURNING, {d}seq: a column of the table
+-- `done`.
+
+
+-- name: d.sqlite
+-- On SQLite, a parameter (the one row is handed back in).
+:
 
 -- name: finish
--- Record the outcomes in `o`, fenced: only jobs still processing and held by :worker.
--- A failed run of a job whose cancel was asked ends canceled. Returns what `done`
--- holds: the run for the history and whether an older output exists (SQLite's
--- RETURNING may name only the updated table).
-UPDATE jobs SET state = CASE WHEN o.state IN ('failed', 'dead') AND jobs.cancel_requested
-        THEN 'canceled' ELSE o.state END,
-    exit_code = o.code, last_error = o.error, run_at = :now + o.delay, updated_at = :now,
-    finished_at = CASE WHEN o.state = 'failed' AND NOT jobs.cancel_requested THEN NULL
+-- Record the outcomes, fenced: only jobs still processing and held by :worker. A failed
+-- run of a job whose cancel was asked ends canceled. Returns what `done` holds: the run
+-- for the history and whether an older output exists (SQLite's RETURNING may name only
+-- the updated table).
+UPDATE jobs SET state = CASE WHEN {o}state IN ('failed', 'dead') AND jobs.cancel_requested
+        THEN 'canceled' ELSE {o}state END,
+    exit_code = {o}code, last_error = {o}error, run_at = :now + {o}delay, updated_at = :now,
+    finished_at = CASE WHEN {o}state = 'failed' AND NOT jobs.cancel_requested THEN NULL
         ELSE :now END,
     lease_until = NULL
-FROM o
-WHERE jobs.id = o.id AND jobs.state = 'processing' AND jobs.worker_id = :worker
+{from_o}
+WHERE jobs.id = {o}id AND jobs.state = 'processing' AND jobs.worker_id = :worker
 RETURNING jobs.seq, jobs.id, jobs.attempts, jobs.queue, jobs.started_at, jobs.waited,
     jobs.state, jobs.exit_code AS code, jobs.last_error AS error,
     EXISTS (SELECT 1 FROM job_output WHERE job_seq = jobs.seq) AS had_output
-
--- name: finish_one.sqlite
--- Record one outcome (SQLite has no statements inside WITH; see turn for PostgreSQL).
-WITH {outcomes} {finish}
-
--- name: record_run.sqlite
--- One recorded run into the history.
-WITH {done} {record_runs}
-
--- name: keep_one_output.sqlite
--- One recorded run's output kept.
-WITH {outcomes}, {done} {keep_output}
-
--- name: clear_one_output.sqlite
--- One recorded run's older output cleared.
-WITH {outcomes}, {done} {clear_output}
 
 -- name: turn.postgres
 -- finish then claim in one statement, PostgreSQL's pipelined turn: the outcomes are
@@ -83,28 +90,43 @@ WITH {outcomes}, done AS ({finish}), runs AS ({record_runs}), kept AS ({keep_out
     cleared AS ({clear_output}), claimed AS ({claim})
 SELECT c.*, d.ids FROM (SELECT array_agg(id) AS ids FROM done) d LEFT JOIN claimed c ON true
 
--- name: done.sqlite
--- One recorded run (a row of finish's RETURNING) as the table `done`.
-done(seq, id, attempts, queue, started_at, waited, state, code, error, had_output)
-AS (VALUES (:seq, :id, :attempts, :queue, :started_at, :waited, :state, :code, :error,
-    :had_output))
+-- name: run_columns
+-- A run in the history, as recorded with its outcome.
+job_runs (job_seq, attempt, queue, worker_id, started_at, finished_at, waited, outcome,
+    exit_code, error)
+
+-- name: run_values
+-- The history row of a run finish recorded.
+{d}seq, {d}attempts, {d}queue, :worker, {d}started_at, :now, {d}waited, {d}state, {d}code,
+    {d}error
 
 -- name: record_runs
--- The runs in `done` into the history.
-INSERT INTO job_runs (job_seq, attempt, queue, worker_id, started_at, finished_at, waited,
-    outcome, exit_code, error)
-SELECT seq, attempts, queue, :worker, started_at, :now, waited, state, code, error FROM done
+-- The recorded runs into the history.
+INSERT INTO {run_columns} SELECT {run_values} FROM done
+
+-- name: record_runs.sqlite
+-- The recorded run into the history (VALUES: an INSERT … SELECT costs SQLite twice as much).
+INSERT INTO {run_columns} VALUES ({run_values})
 
 -- name: keep_output
--- The output of the runs in `done` that printed something, over the previous run's.
+-- The output of the recorded runs that printed something, over the previous run's.
 INSERT INTO job_output (job_seq, output)
-SELECT done.seq, o.output FROM done JOIN o ON o.id = done.id WHERE length(o.output) > 0
+SELECT seq, o.output FROM done JOIN o ON o.id = done.id WHERE length(o.output) > 0
+ON CONFLICT (job_seq) DO UPDATE SET output = excluded.output
+
+-- name: keep_output.sqlite
+-- The recorded run's output (it printed something), over the previous run's.
+INSERT INTO job_output (job_seq, output) VALUES (:seq, :output)
 ON CONFLICT (job_seq) DO UPDATE SET output = excluded.output
 
 -- name: clear_output
 -- An older run's output goes when this run printed nothing (most jobs never had any).
 DELETE FROM job_output WHERE job_seq IN
-    (SELECT done.seq FROM done JOIN o ON o.id = done.id WHERE length(o.output) = 0 AND had_output)
+    (SELECT seq FROM done JOIN o ON o.id = done.id WHERE length(o.output) = 0 AND had_output)
+
+-- name: clear_output.sqlite
+-- The older run's output goes (this run printed nothing, and one exists).
+DELETE FROM job_output WHERE job_seq = :seq
 
 -- name: seconds_until_due
 -- (0.0 or NULL, seconds until the earliest scheduled job or NULL): 0.0 when a job of
@@ -187,9 +209,9 @@ ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at
 DELETE FROM workers WHERE id = :worker
 
 -- name: workers
--- Pools that heartbeated since :since.
+-- Pools that heartbeated within the last :within seconds.
 SELECT id, host, pid, slots, queues, started_at, heartbeat_at, stop_requested
-FROM workers WHERE heartbeat_at >= :since ORDER BY started_at
+FROM workers WHERE heartbeat_at >= :now - :within ORDER BY started_at
 
 -- name: running_jobs
 -- Which worker holds which job.

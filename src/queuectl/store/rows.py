@@ -4,9 +4,10 @@ from the fields `jobs.Job` and `jobs.NewJob` declare."""
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+import operator
 
 from ..jobs import STORED, ImportJob, Job, NewJob, State
+from ..record import field_names
 from ..records import WorkerInfo
 
 # The values of jobs.ready. Claims read only READY rows; a paused queue's due jobs are
@@ -17,7 +18,7 @@ NOT_READY, READY, PAUSED = 0, 1, 2
 COLUMNS = ", ".join(STORED)
 _JSON = ("env", "depends_on")  # kept as JSON text
 # What a new job writes: its fields (but `unique`, which only steers the insert) and these.
-_NEW_FIELDS = tuple(f.name for f in fields(NewJob) if f.name != "unique")
+_NEW_FIELDS = tuple(n for n in field_names(NewJob) if n != "unique")
 NEW_NAMES = (*_NEW_FIELDS, "updated_at", "ready", "blockers")
 # What an imported (complete) job writes.
 IMPORT_NAMES = (*(n for n in STORED if n not in ("lease_until", "cancel_requested")), "ready")
@@ -44,9 +45,19 @@ def new_job_values(job: NewJob, now: float, paused: set, blockers: int = 0) -> d
     return values
 
 
-def new_job_tuple(job: NewJob, now: float, paused: set) -> tuple:
-    """The same in NEW_NAMES order, for bulk inserts (executemany, COPY)."""
-    return tuple(new_job_values(job, now, paused).values())
+_new_fields = operator.attrgetter(*_NEW_FIELDS)
+_ENCODED_AT = [_NEW_FIELDS.index(name) for name in _JSON]
+
+
+def new_job_tuple(job: NewJob, now: float, paused: set) -> list:
+    """The same in NEW_NAMES order, for bulk inserts (executemany, COPY): built by
+    position, as bulk enqueue makes one per job."""
+    values = list(_new_fields(job))
+    for at in _ENCODED_AT:
+        if values[at] is not None:
+            values[at] = json.dumps(values[at])
+    values += (now, ready_value(job.queue, job.run_at, now, paused), 0)
+    return values
 
 
 def import_values(record: ImportJob, now: float, paused: set, blockers: int) -> dict:

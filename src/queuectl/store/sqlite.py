@@ -174,7 +174,9 @@ class SQLiteStore(PoolWrites, ControlWrites, Reads):
 
     def _params(self, params: dict) -> dict:
         now = self._tx_now if self._conn.in_transaction else None
-        return {"now": now or time.time(), **SQLITE.params(params)}
+        values = SQLITE.params(params)
+        values["now"] = now or time.time()
+        return values
 
     def _insert_many(self, conn, jobs, now, paused) -> None:
         conn.executemany(_INSERT_MANY, [new_job_tuple(job, now, paused) for job in jobs])

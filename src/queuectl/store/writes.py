@@ -27,26 +27,30 @@ class PoolWrites(Database):
 
     def finish(self, worker_id, outcomes: list[Outcome]) -> list[str]:
         """Outcomes one by one: the fenced update, then the run into the history and its
-        output kept (or an older one cleared). PostgreSQL does all of it, and the claim,
-        in one statement (its turn); this is the same, statement by statement."""
+        output kept (or an older one cleared), each outcome's values bound as parameters.
+        PostgreSQL does all of it, and the claim, in one statement (its turn): the same
+        queries over the table of outcomes."""
+        finish, record = self._q("finish"), self._q("record_runs")
         done = []
         with self._tx() as conn:
             for o in outcomes:
-                outcome = {
+                # one set of parameters serves the outcome's statements (what finish
+                # returned is added for the others)
+                params = self._params({
                     "worker": worker_id, "id": o.job_id, "state": o.state, "code": o.exit_code,
                     "error": o.error, "output": bytes(o.output or b""),
                     "delay": float(o.retry_delay) if o.state == "failed" else 0.0,
-                }  # fmt: skip
-                row = self._run(conn, "finish_one", outcome).fetchone()
+                })  # fmt: skip
+                row = conn.execute(finish, params).fetchone()
                 if row is None:
                     continue  # fenced off: the lease was lost and the job is someone else's
                 done.append(o.job_id)
-                run = {**outcome, **dict(zip(DONE, row))}  # the tables `o` and `done`
-                self._run(conn, "record_run", run)
+                params.update(zip(DONE, row))
+                conn.execute(record, params)
                 if o.output:
-                    self._run(conn, "keep_one_output", run)
-                elif run["had_output"]:
-                    self._run(conn, "clear_one_output", run)
+                    conn.execute(self._q("keep_output"), params)
+                elif params["had_output"]:
+                    conn.execute(self._q("clear_output"), params)
         return done
 
     def finish_and_claim(self, worker_id, outcomes, queues, limit, lease) -> TurnResult:
@@ -120,7 +124,7 @@ class PoolWrites(Database):
 
     def workers(self, alive_within: float) -> list[WorkerInfo]:
         with self._tx() as conn:  # both reads from one snapshot
-            rows = self._run(conn, "workers", {"since": self.now() - alive_within}).fetchall()
+            rows = self._run(conn, "workers", {"within": alive_within}).fetchall()
             running = self._run(conn, "running_jobs").fetchall()
         return workers_from_rows(rows, running)
 

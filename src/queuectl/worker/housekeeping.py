@@ -67,7 +67,8 @@ class Maintenance:
         # so that config changes and stop requests from other hosts arrive quickly.
         self.next_at = now + min(2.0, lease / 3)
         worker_id, children = self.worker_id, self.children
-        stop, held, canceled = self.store.heartbeat(worker_id, lease)
+        beat = self.store.heartbeat(worker_id, lease)
+        stop, held, canceled = beat.stop, beat.held, beat.canceled
         stopping = False
         if stop is None:  # our registration was forgotten (we looked dead): register again
             self.register()

@@ -29,6 +29,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ..errors import StoreUnavailable
 from ..jobs import Job
@@ -104,20 +105,11 @@ class Pool:
         self.housekeeping = Housekeeping(store, worker_id=self.id, log=log)
 
     @classmethod
-    def open(
-        cls,
-        location: str,
-        *,
-        count: int = 1,
-        queues: list[str] | None = None,
-        burst: bool = False,
-        log: Callable[[str], None] | None = None,
-        host: str | None = None,
-    ) -> Pool:
-        """A pool on a store of its own at `location`, closed when the pool stops. Its
-        connection commits with durable=False: a lost claim or finish only causes a rerun."""
-        pool = cls(open_store(location, durable=False), count=count, queues=queues,
-                   burst=burst, log=log, host=host)  # fmt: skip
+    def open(cls, location: str, **options: Any) -> Pool:
+        """A pool (`options` as for Pool) on a store of its own at `location`, closed when
+        the pool stops. Its connection commits with durable=False: a lost claim or finish
+        only causes a rerun."""
+        pool = cls(open_store(location, durable=False), **options)
         pool.owns_store = True
         return pool
 

@@ -22,15 +22,15 @@ from __future__ import annotations
 import select
 import selectors
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ..errors import StoreUnavailable
 from ..jobs import Job
+from ..record import record
 from ..records import Outcome
 from ..store.base import PoolStore
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class TurnAnswer:
     """What a committed turn did.
 
@@ -144,7 +144,7 @@ class Session:
         if result is None:
             return None
         self.turn = None
-        done, jobs = result
+        done, jobs = result.recorded, result.claimed
         # The turn is committed: whatever fails below, its claimed jobs must be kept
         # (dropping them would leave them processing under our renewed lease).
         released = 0
