@@ -153,6 +153,8 @@ def test_records_are_built_checked_and_frozen_as_dataclasses_would_be():
         Point()  # type: ignore[call-arg]
     with pytest.raises(TypeError):
         Point(1, 2, z=3)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        Point(1, 2, 3)  # type: ignore[call-arg]
 
     @record(eq=False)
     class Box:
@@ -162,4 +164,4 @@ def test_records_are_built_checked_and_frozen_as_dataclasses_would_be():
     box = Box([1])
     box.label = "a"  # a mutable record takes assignment
     assert (box.items, box.label) == ([1], "a") and box != Box([1], "a")
-    assert "Box(items=[1], label='a')" == repr(box)
+    assert repr(box) == "Box(items=[1], label='a')"

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from queuectl.jobs import STATES
-from queuectl.store.dialect import POSTGRES, SQLITE, load_queries
+from queuectl.store.sql import POSTGRES, SQLITE, load_queries
 
 FRAGMENTS = {"queue_filter": "", "where": "", "limit": "", "order": "", "queue": "",
              "finished_before": "", "n": "0"}  # fmt: skip

@@ -13,8 +13,7 @@ import pytest
 from queuectl import waiting
 from queuectl.errors import InvalidInput, JobNotFound
 from queuectl.queue import Queue
-from queuectl.records import Outcome
-from queuectl.waiting import WaitResult
+from queuectl.records import Outcome, WaitResult
 
 
 @pytest.fixture

@@ -7,32 +7,12 @@ import os
 from collections.abc import Iterable, Iterator
 
 from .errors import InvalidInput
-from .record import record
 from .store import default_db_path
 
 TYPE_CHECKING = False  # no typing import on the enqueue path
 if TYPE_CHECKING:
+    from .records import SchemaStatus
     from .store.base import Store
-
-
-@record(frozen=True)
-class SchemaStatus:
-    """What `db status` shows: the backend ("sqlite" or "postgres"), where the database
-    is (a server's URL without its password) and its schema version against the latest."""
-
-    backend: str
-    location: str
-    version: int
-    latest: int
-
-    @property
-    def up_to_date(self) -> bool:
-        return self.version >= self.latest
-
-    def to_dict(self) -> dict:
-        return {"backend": self.backend, "location": self.location,
-                "schema_version": self.version, "latest_version": self.latest,
-                "up_to_date": self.up_to_date}  # fmt: skip
 
 
 class Admin:
@@ -44,6 +24,8 @@ class Admin:
     def schema(self) -> SchemaStatus:
         """Backend, location and schema version; changes nothing (open the Queue with
         `migrate=False` to see a database that is not upgraded yet)."""
+        from .records import SchemaStatus  # records are not on the enqueue path
+
         # a SQLite path as it was given; a server's URL without its password
         shown = self.location if self.store.backend == "sqlite" else self.store.location
         latest = self.store.migrations()[-1][0]

@@ -122,16 +122,6 @@ class NewJob:
     unique: bool = False  # not inserted when its id exists unfinished (not a column)
 
 
-@record(frozen=True)
-class ImportJob:
-    """A validated exported record (`build_import_row`): every stored field of the job,
-    its latest output, and the ids of the dependencies it still waits for."""
-
-    job: Job
-    output: bytes
-    waits: list[str]
-
-
 # ---------------------------------------------------------------- job specs
 
 SPEC_KEYS = frozenset(

@@ -1,18 +1,24 @@
 """`@record`: the model's typed records at no import cost.
 
-The records of `jobs.py` are on the enqueue path, where importing `dataclasses` (which
-imports inspect, ast, dis and tokenize) and `typing` doubled the start-up of `queuectl
-enqueue` (measured: 40 ms to 80 ms). To the type checker `record` is
-`dataclasses.dataclass`, so construction and fields are checked as for one. At run time
-a frozen record is a named tuple underneath (immutable, hashable, built in C); a mutable
-one gets a generated `__init__` (positional or keyword arguments, defaults), `__eq__`
-(unless eq=False) and `__repr__`. Fields are the class's own annotations, in order;
-defaults are plain values (immutable ones).
+The records are on the enqueue path, where importing `dataclasses` (which imports
+inspect, ast, dis and tokenize) and `typing` doubled the start-up of `queuectl enqueue`
+(measured: 40 ms to 80 ms), and where even generating code per class (as dataclasses
+and namedtuple do, with exec) costs a few hundred microseconds each. To the type checker
+`record` is `dataclasses.dataclass`, so construction and fields are checked as for one.
+At run time nothing is generated:
+
+- a frozen record is a tuple: immutable, hashable, compared by value, its fields read by
+  index in C (`operator.itemgetter`); built from positional or keyword arguments with
+  defaults, at C speed when all are given in order (as `build_row` does for each job);
+- a mutable record (`frozen=False`, like `jobs.Job`) keeps its values as attributes,
+  with `__eq__` unless eq=False.
+
+Fields are the class's own annotations, in order; defaults are plain (immutable) values.
 """
 
 from __future__ import annotations
 
-from collections import namedtuple
+from operator import itemgetter
 
 TYPE_CHECKING = False  # the type checker takes the branch below as true
 if TYPE_CHECKING:
@@ -26,6 +32,9 @@ else:
         return _build(cls, frozen, eq)
 
 
+_MISSING = object()
+
+
 def field_names(cls) -> tuple[str, ...]:
     """The record's fields, in declaration order."""
     return cls.__record_fields__
@@ -37,50 +46,72 @@ def replace(obj, **changes):
                         for name in obj.__record_fields__})  # fmt: skip
 
 
+def _values(cls_name: str, names, defaults, args, kwargs) -> list:
+    """The values of every field from positional and keyword arguments and defaults."""
+    if len(args) > len(names):
+        raise TypeError(f"{cls_name} takes {len(names)} arguments, got {len(args)}")
+    values = [*args, *[_MISSING] * (len(names) - len(args))]
+    for key, value in kwargs.items():
+        if key not in names:
+            raise TypeError(f"{cls_name} has no field {key!r}")
+        at = names.index(key)
+        if values[at] is not _MISSING:
+            raise TypeError(f"{cls_name} got {key!r} twice")
+        values[at] = value
+    for at, value in enumerate(values):
+        if value is _MISSING:
+            if names[at] not in defaults:
+                raise TypeError(f"{cls_name} needs {names[at]!r}")
+            values[at] = defaults[names[at]]
+    return values
+
+
+def _repr(self) -> str:
+    values = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__record_fields__)
+    return f"{type(self).__name__}({values})"
+
+
 def _build(cls, frozen: bool, eq: bool):
-    """A mutable record (frozen=False) keeps its values in the instance's dict."""
     names = tuple(cls.__annotations__)  # the class's own (inspect costs its import)
     defaults = {n: cls.__dict__[n] for n in names if n in cls.__dict__}
-    if frozen:
-        return _frozen(cls, names, defaults)
-    for name in defaults:
-        delattr(cls, name)  # instances hold every value
-    # A generated __init__, as dataclasses makes: a loop of setattr costs several times
-    # as much, and bulk enqueue builds one record per job.
-    params = ", ".join(f"{n}=_d_{n}" if n in defaults else n for n in names)
-    # straight into the instance's dict: past a frozen __setattr__, and the fastest way
-    body = " d = self.__dict__\n" + "\n".join(f" d[{n!r}] = {n}" for n in names)
-    namespace: dict = {f"_d_{n}": v for n, v in defaults.items()}
-    exec(f"def __init__(self, {params}):\n{body}", namespace)
-    cls.__init__ = namespace["__init__"]
-    cls.__record_fields__ = names
-
-    def __repr__(self) -> str:
-        values = ", ".join(f"{n}={getattr(self, n)!r}" for n in names)
-        return f"{type(self).__name__}({values})"
-
-    if "__repr__" not in cls.__dict__:
-        cls.__repr__ = __repr__
-    if eq:
-
-        def __eq__(self, other):
-            if type(other) is not type(self):
-                return NotImplemented
-            return all(getattr(self, n) == getattr(other, n) for n in names)
-
-        cls.__eq__ = __eq__
-        cls.__hash__ = (
-            (lambda self: hash(tuple(getattr(self, n) for n in names))) if frozen else None
-        )
-    return cls
-
-
-def _frozen(cls, names, defaults):
-    """A frozen record is a named tuple underneath: immutable, hashable, built in C and
-    read by index (bulk enqueue makes one per job and reads it back by position)."""
-    base = namedtuple(cls.__name__, names, defaults=[defaults[n] for n in names if n in defaults])
     body = {k: v for k, v in cls.__dict__.items()
             if k not in names and k not in ("__dict__", "__weakref__")}  # fmt: skip
-    built = type(cls.__name__, (base,), {**body, "__slots__": (), "__record_fields__": names})
+    body.setdefault("__repr__", _repr)
+    body["__record_fields__"] = names
+    name = cls.__name__
+    if frozen:
+
+        tail = [defaults.get(n, _MISSING) for n in names]  # the defaults, by position
+
+        def __new__(klass, *args, **kwargs):
+            if not kwargs and len(args) <= len(names):  # positional, the rest defaults
+                rest = tail[len(args) :]
+                if _MISSING not in rest:
+                    return tuple.__new__(klass, (*args, *rest))
+            elif not args and tuple(kwargs) == names:  # every field by name, in order
+                return tuple.__new__(klass, kwargs.values())
+            return tuple.__new__(klass, _values(name, names, defaults, args, kwargs))
+
+        body.update({n: property(itemgetter(i)) for i, n in enumerate(names)})
+        body.update(__new__=__new__, __slots__=())
+        built = type(name, (tuple,), body)
+    else:
+        known, required = frozenset(names), frozenset(names) - defaults.keys()
+
+        def __init__(self, *args, **kwargs):
+            if args or not (known.issuperset(kwargs) and required.issubset(kwargs)):
+                kwargs = dict(zip(names, _values(name, names, defaults, args, kwargs)))
+            values = self.__dict__  # (set operations and dict updates run in C)
+            values.update(defaults)
+            values.update(kwargs)
+
+        body["__init__"] = __init__
+        if eq:
+            body["__eq__"] = lambda self, other: (
+                type(other) is type(self)
+                and all(getattr(self, n) == getattr(other, n) for n in names)
+            )
+            body["__hash__"] = None  # mutable: not hashable
+        built = type(name, cls.__bases__, body)
     built.__qualname__ = cls.__qualname__
     return built

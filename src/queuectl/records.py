@@ -1,4 +1,5 @@
-"""The typed records that cross the store boundary, besides `jobs.Job`.
+"""The typed records that cross the store boundary (besides `jobs.Job` and `NewJob`),
+and the answers of `Queue.wait` and `Queue.schema`.
 
 They are immutable: a record is a value handed from one layer to the next, never a
 place to keep state. They are `record`s (record.py): frozen dataclasses to the type
@@ -82,3 +83,46 @@ class WorkerInfo:
             "heartbeat_at": iso(self.heartbeat_at),
             "stopping": self.stop_requested,
         }
+
+
+@record(frozen=True)
+class WaitResult:
+    """How a wait for jobs ended: the jobs that finished, each with the state it finished
+    in (completed, dead or canceled), and those that had not when the time ran out, each
+    with its state then. Both in the order the ids were given."""
+
+    finished: dict[str, str]
+    unfinished: dict[str, str]
+
+    @property
+    def done(self) -> bool:
+        """Every job finished (in whatever state)."""
+        return not self.unfinished
+
+    @property
+    def completed(self) -> bool:
+        """Every job finished and completed (none dead or canceled)."""
+        return self.done and all(state == "completed" for state in self.finished.values())
+
+    def to_dict(self) -> dict:
+        return {"finished": dict(self.finished), "unfinished": dict(self.unfinished)}
+
+
+@record(frozen=True)
+class SchemaStatus:
+    """What `db status` shows: the backend ("sqlite" or "postgres"), where the database
+    is (a server's URL without its password) and its schema version against the latest."""
+
+    backend: str
+    location: str
+    version: int
+    latest: int
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.version >= self.latest
+
+    def to_dict(self) -> dict:
+        return {"backend": self.backend, "location": self.location,
+                "schema_version": self.version, "latest_version": self.latest,
+                "up_to_date": self.up_to_date}  # fmt: skip

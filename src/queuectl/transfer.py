@@ -12,15 +12,25 @@ from .jobs import (
     CLAIMABLE,
     FIELDS,
     TIME_FIELDS,
-    ImportJob,
     Job,
     State,
     build_row,
     check_id,
     parse_state,
 )
-from .record import replace
+from .record import record, replace
 from .timeutil import parse_duration, parse_timestamp
+
+
+@record(frozen=True)
+class ImportJob:
+    """A validated exported record (`build_import_row`): every stored field of the job,
+    its latest output, and the ids of the dependencies it still waits for."""
+
+    job: Job
+    output: bytes
+    waits: list[str]
+
 
 IMPORT_KEYS = frozenset(FIELDS) | {"output", "waiting_for"}  # waiting_for is recomputed
 

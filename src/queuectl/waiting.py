@@ -11,20 +11,18 @@ busy queue wakes waiters at every enqueue, checks are at least GAP apart.
 from __future__ import annotations
 
 import os
-import select
 import time
 from collections.abc import Callable, Sequence
 
 from .errors import InvalidInput
 from .jobs import UNFINISHED
-from .record import record
 
 TYPE_CHECKING = False  # no typing import on the enqueue path
 if TYPE_CHECKING:
     from typing import Protocol
 
     from .jobs import Job
-    from .records import WorkerInfo
+    from .records import WaitResult, WorkerInfo
     from .store.base import ReadStore
 
     class _Reads(Protocol):
@@ -41,29 +39,6 @@ POLL = 0.25  # seconds between checks when nothing wakes the waiter
 GAP = 0.05  # at least this between checks: a busy queue wakes waiters at every enqueue
 
 
-@record(frozen=True)
-class WaitResult:
-    """How a wait for jobs ended: the jobs that finished, each with the state it finished
-    in (completed, dead or canceled), and those that had not when the time ran out, each
-    with its state then. Both in the order the ids were given."""
-
-    finished: dict[str, str]
-    unfinished: dict[str, str]
-
-    @property
-    def done(self) -> bool:
-        """Every job finished (in whatever state)."""
-        return not self.unfinished
-
-    @property
-    def completed(self) -> bool:
-        """Every job finished and completed (none dead or canceled)."""
-        return self.done and all(state == "completed" for state in self.finished.values())
-
-    def to_dict(self) -> dict:
-        return {"finished": dict(self.finished), "unfinished": dict(self.unfinished)}
-
-
 def wait_until(
     store: ReadStore,
     condition: Callable[[], bool],
@@ -74,6 +49,8 @@ def wait_until(
     None waits for ever). The first check is at once, so a timeout of 0 checks once.
     Between checks: woken by the store, or once by each of `fds` (the condition reads
     what its event means), else after POLL seconds."""
+    import select  # not on the enqueue path: an extension module costs its load
+
     deadline = None if timeout is None else time.monotonic() + timeout
     # Listening starts before the first check, so what happens between a check and the
     # sleep still wakes it; a wait that may not sleep (timeout 0) does not listen.
@@ -120,6 +97,8 @@ class Waiting:
         ids = list(dict.fromkeys(job_ids))  # an id no job can have is not found, as by `get`
         if timeout is not None and not timeout >= 0:
             raise InvalidInput(f"timeout must be >= 0 seconds, got {timeout:g}")
+        from .records import WaitResult  # records are not on the enqueue path
+
         finished: dict[str, str] = {}  # once seen finished, a job is not read again
         result = WaitResult({}, {})
 

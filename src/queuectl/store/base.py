@@ -22,8 +22,9 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from ..jobs import ImportJob, Job, NewJob
+from ..jobs import Job, NewJob
 from ..records import Heartbeat, Outcome, TurnResult, WorkerInfo
+from ..transfer import ImportJob
 
 __all__ = ["AdminStore", "ControlStore", "Outcome", "PoolStore", "ReadStore", "Store"]
 

@@ -8,9 +8,13 @@ import json
 from contextlib import contextmanager
 
 from ..errors import Conflict, DuplicateJob, JobNotFound, UnknownDependency
-from ..jobs import UNFINISHED, ImportJob, NewJob, State
-from .database import Database
+from ..jobs import UNFINISHED, NewJob, State
 from .rows import import_values, new_job_values
+from .sql import Database
+
+TYPE_CHECKING = False  # records are not on the enqueue path (see record.py)
+if TYPE_CHECKING:
+    from ..transfer import ImportJob
 
 _WAITING, _RUNNING = (State.PENDING.value, State.FAILED.value), State.PROCESSING.value
 _NOT_RUNNING = (*_WAITING, State.COMPLETED.value, State.DEAD.value, State.CANCELED.value)
@@ -60,8 +64,8 @@ class ControlWrites(Database):
         self._wake()
 
     def _store_now(self, conn) -> float:
-        """The store's clock as the transaction sees it."""
-        return self._run(conn, "now").fetchone()[0]
+        """The store's clock as the transaction sees it (the `now` its statements use)."""
+        return self._params({}).get("now") or self._run(conn, "now").fetchone()[0]
 
     def _paused(self, conn) -> set[str]:
         return {queue for queue, _ in self._run(conn, "paused_queues").fetchall()}

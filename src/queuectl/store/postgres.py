@@ -23,10 +23,9 @@ from psycopg.pq import ExecStatus
 from ..errors import StoreUnavailable
 from ..records import TurnResult
 from .control import ControlWrites
-from .database import queue_filter
-from .dialect import POSTGRES
 from .reads import Reads
 from .rows import NEW_NAMES, claim_order, job_from_row, new_job_tuple
+from .sql import POSTGRES, queue_filter
 from .writes import PoolWrites
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations", "postgres")

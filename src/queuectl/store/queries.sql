@@ -1,5 +1,5 @@
 -- Every query of both SQL stores, once. Written for PostgreSQL with named parameters
--- (:name) and the store's clock as :now; dialect.py renders each for SQLite (lists as
+-- (:name) and the store's clock as :now; sql.py renders each for SQLite (lists as
 -- JSON, /*postgres: …*/ and /*sqlite: …*/ kept only by their dialect). A block
 -- `name.sqlite` replaces `name` on SQLite where the two truly differ. {READY},
 -- {NOT_READY} and {PAUSED} are the codes of jobs.ready (rows.py); {JOB_COLUMNS} what a

@@ -7,8 +7,8 @@ import json
 import re
 
 from ..jobs import STATES, Job
-from .database import Database
 from .rows import job_from_row
+from .sql import Database
 
 _LIKE_SPECIAL = re.compile(r"[\\%_]")  # matched literally in a search, escaped by a backslash
 RUN_FIELDS = ("attempt", "worker_id", "started_at", "finished_at", "waited", "outcome",

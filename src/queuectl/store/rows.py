@@ -6,9 +6,13 @@ from __future__ import annotations
 import json
 import operator
 
-from ..jobs import STORED, ImportJob, Job, NewJob, State
+from ..jobs import STORED, Job, NewJob, State
 from ..record import field_names
-from ..records import WorkerInfo
+
+TYPE_CHECKING = False  # records are not on the enqueue path (see record.py)
+if TYPE_CHECKING:
+    from ..records import WorkerInfo
+    from ..transfer import ImportJob
 
 # The values of jobs.ready. Claims read only READY rows; a paused queue's due jobs are
 # PAUSED so they leave the claim index; NOT_READY: not due, blocked or not waiting.
@@ -94,6 +98,8 @@ def job_from_row(row) -> Job:
 def workers_from_rows(rows, running) -> list[WorkerInfo]:
     """WorkerInfo records from rows of (id, host, pid, slots, queues, started_at,
     heartbeat_at, stop_requested) and (worker_id, job_id) rows of running jobs."""
+    from ..records import WorkerInfo
+
     jobs: dict[str, list[str]] = {}
     for worker_id, job_id in running:
         jobs.setdefault(worker_id, []).append(job_id)

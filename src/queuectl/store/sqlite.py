@@ -14,12 +14,15 @@ import time
 from contextlib import contextmanager
 
 from ..errors import StoreUnavailable
-from ..records import TurnResult
 from .control import ControlWrites
-from .dialect import SQLITE
 from .reads import Reads
 from .rows import NEW_NAMES, new_job_tuple
+from .sql import SQLITE
 from .writes import PoolWrites
+
+TYPE_CHECKING = False  # records are not on the enqueue path (see record.py)
+if TYPE_CHECKING:
+    from ..records import TurnResult
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations", "sqlite")
 # Bulk inserts bind by position (executemany), the fastest way in.

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 
-from ..records import Heartbeat, Outcome, TurnResult, WorkerInfo
-from .database import Database, queue_filter
 from .rows import claim_order, job_from_row, workers_from_rows
+from .sql import Database, queue_filter
+
+TYPE_CHECKING = False  # records are not on the enqueue path (see record.py)
+if TYPE_CHECKING:
+    from ..records import Heartbeat, Outcome, TurnResult, WorkerInfo
 
 # The columns of a row of finish's RETURNING (the `done` table).
 DONE = ("seq", "id", "attempts", "queue", "started_at", "waited", "state", "code", "error",
@@ -54,6 +57,8 @@ class PoolWrites(Database):
         return done
 
     def finish_and_claim(self, worker_id, outcomes, queues, limit, lease) -> TurnResult:
+        from ..records import TurnResult  # loaded once; a dictionary lookup after
+
         with self.batch():
             done = self.finish(worker_id, outcomes) if outcomes else []
             claimed = self.claim(worker_id, queues, limit, lease) if limit > 0 else []
@@ -71,6 +76,8 @@ class PoolWrites(Database):
         return None if until is None else max(0.0, until)
 
     def heartbeat(self, worker_id, lease) -> Heartbeat:
+        from ..records import Heartbeat
+
         with self._tx() as conn:
             worker = self._run(conn, "heartbeat_worker", {"worker": worker_id}).fetchone()
             held = self._run(

@@ -1,0 +1,247 @@
+"""SQL for both backends: every named query (`queries.sql`), its rendering per dialect,
+and the hooks an SQL backend provides, against which the operations (`writes.py`,
+`control.py`, `reads.py`) are written once.
+
+Every query lives once in `queries.sql`, written for PostgreSQL, with named parameters
+(`:name`) and the store's clock as `:now`. A `Dialect` renders it for its backend:
+
+- placeholders: SQLite takes `:name` as it is; psycopg wants `%(name)s`;
+- the clock: PostgreSQL reads its own (`now()`, the same for a whole transaction, so
+  hosts whose clocks differ agree); SQLite gets the caller's `time.time()` as `:now`;
+- lists: `= ANY(:ids)` is an array on PostgreSQL and `IN (SELECT value FROM
+  json_each(:ids))` on SQLite (the list sent as JSON); `= ANY(ARRAY(SELECT …))` (a
+  subquery run once) is `IN (SELECT …)` on SQLite;
+- `greatest(` is SQLite's scalar `max(`, `ILIKE` its (ASCII case-insensitive) `LIKE`;
+- what only one dialect has is written in a comment naming it: `/*postgres: FOR UPDATE
+  SKIP LOCKED*/` (row locks; SQLite writers take turns) or `/*sqlite: INDEXED BY x*/`
+  (a planner hint SQLite needs without statistics). Each dialect keeps its own and drops
+  the others'.
+
+Where the dialects truly differ a query has a variant, `-- name: x.sqlite`, which that
+dialect uses instead of `x`. Upserts (`ON CONFLICT … DO UPDATE`) and `RETURNING` are
+written the same in both.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import os
+import re
+from contextlib import AbstractContextManager
+from functools import cache
+
+from ..record import record
+from .rows import COLUMNS, IMPORT_NAMES, NEW_NAMES, NOT_READY, PAUSED, READY
+
+TYPE_CHECKING = False  # no typing import on the enqueue path
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..jobs import NewJob
+
+QUERIES = os.path.join(os.path.dirname(__file__), "queries.sql")
+# Named values the queries use by name, so no bare code is written in them.
+CONSTANTS = {
+    "{READY}": str(READY), "{NOT_READY}": str(NOT_READY), "{PAUSED}": str(PAUSED),
+    "{JOB_COLUMNS}": COLUMNS, "{NEW_COLUMNS}": ", ".join(NEW_NAMES),
+    "{NEW_VALUES}": ", ".join(":" + name for name in NEW_NAMES),
+    "{IMPORT_COLUMNS}": ", ".join(IMPORT_NAMES),
+    "{EXPORT_COLUMNS}": ", ".join("j." + name for name in COLUMNS.split(", ")),
+    "{IMPORT_VALUES}": ", ".join(":" + name for name in IMPORT_NAMES),
+}  # fmt: skip
+
+
+@record(frozen=True)
+class Query:
+    name: str
+    description: str
+    sql: str  # as written in queries.sql
+
+
+_BLOCK = "\n-- name: "
+_ONLY = r"/\*(sqlite|postgres): (.*?)\*/"  # what only one dialect has
+
+
+@cache
+def _blocks() -> dict[str, str]:
+    """queries.sql as {name: its block's text}: one str.split, as every start of the CLI
+    reads it and needs only a few of the queries."""
+    with open(QUERIES) as f:
+        blocks = f.read().split(_BLOCK)[1:]
+    return {name: rest for name, _, rest in (block.partition("\n") for block in blocks)}
+
+
+@cache
+def _parsed(name: str) -> Query:
+    """One block: `--` lines describing it, then the statement (section rules after it
+    are not part of it)."""
+    lines = _blocks()[name].splitlines()
+    described = 0
+    while described < len(lines) and lines[described].startswith("--"):
+        described += 1
+    statement = lines[described:]
+    while statement and (statement[-1].startswith("--") or not statement[-1].strip()):
+        statement.pop()
+    description = " ".join(line[2:].strip() for line in lines[:described])
+    return Query(name, description, "\n".join(statement).strip())
+
+
+def load_queries() -> dict[str, Query]:
+    """Every query of queries.sql by name (its description and statement)."""
+    return {name: _parsed(name) for name in _blocks()}
+
+
+def _replace_call(sql: str, opening: str, before: str, after: str) -> str:
+    """Each `opening…)` as `before…after`. `opening` opens parentheses (`= ANY(ARRAY(`)
+    that close together; what the innermost encloses is kept."""
+    opened = opening.count("(")
+    while (start := sql.find(opening)) >= 0:
+        body = i = start + len(opening)
+        depth, inner_end = opened, body
+        while depth:
+            if sql[i] == "(":
+                depth += 1
+            elif sql[i] == ")":
+                depth -= 1
+                if depth == opened - 1:
+                    inner_end = i  # the innermost opening parenthesis closes here
+            i += 1
+        sql = sql[:start] + before + sql[body:inner_end] + after + sql[i:]
+    return sql
+
+
+class Dialect:
+    """One of the two; its `query` renders and keeps the named queries."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        self.name = name  # "sqlite" or "postgres"
+
+    def render(self, sql: str) -> str:
+        # (each rule only where it applies: compiling a pattern costs a CLI start)
+        if "{" in sql:
+            for name, value in CONSTANTS.items():
+                sql = sql.replace(name, value)
+        if "/*" in sql:
+            sql = re.sub(_ONLY, lambda m: " " + m[2] if m[1] == self.name else "", sql, flags=re.S)
+        if self.name == "postgres":
+            sql = sql.replace(":now", "extract(epoch from now())::double precision")
+            return re.sub(r"(?<![:\w]):([A-Za-z_]\w*)", r"%(\1)s", sql)
+        if "ANY(" in sql:
+            sql = _replace_call(sql, "= ANY(ARRAY(", "IN (", ")")
+            sql = re.sub(r"= ANY\((:\w+)\)", r"IN (SELECT value FROM json_each(\1))", sql)
+        return sql.replace("greatest(", "max(").replace("ILIKE", "LIKE")
+
+    def params(self, params: dict) -> dict:
+        """Parameters as the driver takes them (a copy): lists go to SQLite as JSON."""
+        values = dict(params)
+        if self.name == "sqlite":
+            for key, value in params.items():
+                if type(value) is list:
+                    values[key] = json.dumps(value)
+        return values
+
+    @cache  # noqa: B019 -- two dialect objects live for the life of the process
+    def query(self, name: str, **fragments: str) -> str:
+        """A named query rendered for this dialect, with the optional `fragments` ({name}
+        in the text) filled in; {other_query} stands for that query's text."""
+        sql = self._expanded(name, fragments)
+        if "{" in sql and (left := re.search(r"\{\w+\}", sql)) is not None:
+            raise KeyError(f"query {name}: nothing fills {left[0]}")
+        return self.render(sql)
+
+    def _expanded(self, name: str, fragments: dict[str, str]) -> str:
+        blocks = _blocks()
+        own = f"{name}.{self.name}"
+        sql = _parsed(own if own in blocks else name).sql
+        if "{" not in sql:
+            return sql
+
+        def fill(match: re.Match) -> str:
+            key = match[1]
+            if key in fragments:
+                return fragments[key]
+            if match[0] in CONSTANTS:
+                return CONSTANTS[match[0]]
+            if key in blocks or f"{key}.{self.name}" in blocks:
+                return self._expanded(key, fragments)
+            return match[0]
+
+        return re.sub(r"\{(\w+)\}", fill, sql)
+
+
+SQLITE = Dialect("sqlite")
+POSTGRES = Dialect("postgres")
+
+
+# ---------------------------------------------------------------- what a backend provides
+
+# The operations need of a backend: a dialect, a transaction, a read, a wake-up and a
+# bulk insert; `sqlite.py` and `postgres.py` provide them. A backend that leaves one out
+# cannot be instantiated (abstract methods), so no default silently makes broken SQL.
+
+# dialect name -> (query name, fragment values) -> its SQL
+_RENDERED: dict[str, dict[object, str]] = {}
+
+
+class Database(abc.ABC):
+    dialect: Dialect
+    # the driver's error for a violated constraint (a duplicate id or unique_key)
+    integrity_errors: tuple[type[Exception], ...]
+
+    @abc.abstractmethod
+    def _tx(self) -> AbstractContextManager[Any]:
+        """One transaction, yielding a connection whose `execute(sql, params)` returns a
+        cursor; nested inside `batch()` it joins the batch's transaction."""
+
+    @abc.abstractmethod
+    def _read(self, sql: str, params: dict | None = None) -> list:
+        """The rows of one statement, atomic on its own (no transaction around it)."""
+
+    @abc.abstractmethod
+    def _wake(self) -> None:
+        """Wake idle pools (after a commit that gave them work or news)."""
+
+    @abc.abstractmethod
+    def _insert_many(self, conn, jobs: list[NewJob], now: float, paused: set[str]) -> None:
+        """Insert new jobs without dependencies or uniqueness, as fast as the backend can."""
+
+    @abc.abstractmethod
+    def _params(self, params: dict) -> dict:
+        """Parameters for the driver, with the store's clock as `now` where the dialect
+        needs it as a value."""
+
+    @abc.abstractmethod
+    def now(self) -> float:
+        """The store's clock, in epoch seconds."""
+
+    def _settle(self) -> None:  # noqa: B027 -- a no-op unless the backend overrides it
+        """Wait until writers that may have read the paused queues before a change are
+        done. Nothing to wait for where writers take turns (SQLite)."""
+
+    # ---- helpers every operation uses
+
+    def _q(self, name: str, **fragments: str) -> str:
+        """A named query rendered for this backend (kept: a pool asks thousands of times)."""
+        key = (name, *fragments.items()) if fragments else name
+        try:
+            return _RENDERED[self.dialect.name][key]
+        except KeyError:
+            sql = self.dialect.query(name, **fragments)
+            _RENDERED.setdefault(self.dialect.name, {})[key] = sql
+            return sql
+
+    def _run(self, conn, name: str, params: dict | None = None, **fragments: str):
+        """Execute a named query in the caller's transaction; returns the cursor."""
+        return conn.execute(self._q(name, **fragments), self._params(params or {}))
+
+    def _fetch(self, name: str, params: dict | None = None, **fragments: str) -> list:
+        """The rows of a named query run on its own."""
+        return self._read(self._q(name, **fragments), self._params(params or {}))
+
+
+def queue_filter(queues: list[str] | None) -> str:
+    """The {queue_filter} fragment: only these queues (all when None)."""
+    return " AND queue = ANY(:queues)" if queues else ""
