@@ -80,7 +80,6 @@ def _build(cls, frozen: bool, eq: bool):
     body["__record_fields__"] = names
     name = cls.__name__
     if frozen:
-
         tail = [defaults.get(n, _MISSING) for n in names]  # the defaults, by position
 
         def __new__(klass, *args, **kwargs):
