@@ -36,6 +36,7 @@ from .rows import COLUMNS, IMPORT_NAMES, NEW_NAMES, NOT_READY, PAUSED, READY
 
 TYPE_CHECKING = False  # no typing import on the enqueue path
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from ..jobs import NewJob
@@ -134,6 +135,22 @@ class Dialect:
             sql = re.sub(r"= ANY\((:\w+)\)", r"IN (SELECT value FROM json_each(\1))", sql)
         return sql.replace("greatest(", "max(").replace("ILIKE", "LIKE")
 
+    def positional(self, sql: str) -> tuple[str, tuple[str, ...] | None]:
+        """SQLite's statements bind by position, `?N` (a tenth faster than by name; a
+        name used twice is one number); psycopg's by name."""
+        if self.name != "sqlite":
+            return sql, None
+        if ":" not in sql:
+            return sql, ()  # (no pattern compiled for the queries an enqueue reads)
+        names: list[str] = []
+
+        def number(match: re.Match) -> str:
+            if match[1] not in names:
+                names.append(match[1])
+            return f"?{names.index(match[1]) + 1}"
+
+        return re.sub(r"(?<![:\w]):([A-Za-z_]\w*)", number, sql), tuple(names)
+
     def params(self, params: dict) -> dict:
         """Parameters as the driver takes them (a copy): lists go to SQLite as JSON."""
         values = dict(params)
@@ -182,7 +199,7 @@ POSTGRES = Dialect("postgres")
 # bulk insert; `sqlite.py` and `postgres.py` provide them. A backend that leaves one out
 # cannot be instantiated (abstract methods), so no default silently makes broken SQL.
 
-# dialect name -> (query name, fragment values) -> its SQL
+# dialect name -> (query name, fragments) -> its SQL
 _RENDERED: dict[str, dict[object, str]] = {}
 
 
@@ -233,13 +250,33 @@ class Database(abc.ABC):
             _RENDERED.setdefault(self.dialect.name, {})[key] = sql
             return sql
 
+    def _statement(self, name: str, **fragments: str) -> tuple[str, Callable[[dict], Any]]:
+        """A named query as the driver runs it: its SQL, and what turns a dict of
+        parameters into the driver's (made once per query: a pool runs thousands)."""
+        key = (name, *fragments.items()) if fragments else name
+        try:
+            return self._statements[key]
+        except AttributeError:  # the first statement of this store
+            self._statements: dict[object, tuple[str, Callable[[dict], Any]]] = {}
+        except KeyError:
+            pass
+        sql, names = self.dialect.positional(self._q(name, **fragments))
+        statement = self._statements[key] = (sql, self._binder(sql, names))
+        return statement
+
+    def _binder(self, sql: str, names: tuple[str, ...] | None) -> Callable[[dict], Any]:
+        """What binds a statement's parameters: by name by default."""
+        return self._params
+
     def _run(self, conn, name: str, params: dict | None = None, **fragments: str):
         """Execute a named query in the caller's transaction; returns the cursor."""
-        return conn.execute(self._q(name, **fragments), self._params(params or {}))
+        sql, bind = self._statement(name, **fragments)
+        return conn.execute(sql, bind(params or {}))
 
     def _fetch(self, name: str, params: dict | None = None, **fragments: str) -> list:
         """The rows of a named query run on its own."""
-        return self._read(self._q(name, **fragments), self._params(params or {}))
+        sql, bind = self._statement(name, **fragments)
+        return self._read(sql, bind(params or {}))
 
 
 def queue_filter(queues: list[str] | None) -> str:

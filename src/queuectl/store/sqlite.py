@@ -8,10 +8,13 @@ poll and idle pools do not spin.
 from __future__ import annotations
 
 import errno
+import json
 import os
+import re
 import sqlite3
 import time
 from contextlib import contextmanager
+from operator import itemgetter
 
 from ..errors import StoreUnavailable
 from .control import ControlWrites
@@ -176,10 +179,39 @@ class SQLiteStore(PoolWrites, ControlWrites, Reads):
             raise StoreUnavailable(f"database {self.path}: {exc}") from None
 
     def _params(self, params: dict) -> dict:
-        now = self._tx_now if self._conn.in_transaction else None
         values = SQLITE.params(params)
-        values["now"] = now or time.time()
+        values["now"] = self._clock()
         return values
+
+    def _binder(self, sql, names):
+        """By position (?N): a tenth faster than by name. The clock goes in as `now`;
+        lists (read with json_each) as JSON."""
+        if names is None:
+            return self._params
+        if len(names) > 1:
+            get = itemgetter(*names)  # a tuple, in C
+        else:
+            get = (lambda params: (params[names[0]],)) if names else (lambda params: ())
+        listed = []  # the positions of lists (no pattern compiled where there are none)
+        if "json_each" in sql:
+            listed = [int(at) - 1 for at in re.findall(r"json_each\(\?(\d+)\)", sql)]
+        clock = self._clock
+
+        def bind(params: dict):
+            params["now"] = clock()  # (the caller's dict: each is made for its statement)
+            values = get(params)
+            if listed:
+                values = list(values)
+                for at in listed:
+                    if type(values[at]) is list:
+                        values[at] = json.dumps(values[at])
+            return values
+
+        return bind
+
+    def _clock(self) -> float:
+        """The transaction's time (one for all its statements), else the time now."""
+        return (self._tx_now if self._conn.in_transaction else None) or time.time()
 
     def _insert_many(self, conn, jobs, now, paused) -> None:
         conn.executemany(_INSERT_MANY, [new_job_tuple(job, now, paused) for job in jobs])

@@ -17,14 +17,32 @@ DONE = ("seq", "id", "attempts", "queue", "started_at", "waited", "state", "code
         "had_output")  # fmt: skip
 
 
+def _records():
+    """records.py, imported at the first turn (not on the enqueue path, where its
+    import would cost every `queuectl enqueue`; a function-level import statement costs
+    each turn 2 us more than this)."""
+    global _RECORDS
+    if _RECORDS is None:
+        from .. import records
+
+        _RECORDS = records
+    return _RECORDS
+
+
+_RECORDS = None
+
+
 class PoolWrites(Database):
     def claim(self, worker_id, queues, limit, lease):
         with self._tx() as conn:
-            self._run(conn, "promote")
-            rows = self._run(
-                conn, "claim", {"worker": worker_id, "lease": lease, "limit": limit,
-                                "queues": queues}, queue_filter=queue_filter(queues),
-            ).fetchall()  # fmt: skip
+            return self._claim(conn, worker_id, queues, limit, lease)
+
+    def _claim(self, conn, worker_id, queues, limit, lease):
+        self._run(conn, "promote")
+        rows = self._run(
+            conn, "claim", {"worker": worker_id, "lease": lease, "limit": limit,
+                            "queues": queues}, queue_filter=queue_filter(queues),
+        ).fetchall()  # fmt: skip
         # RETURNING has no defined order; hand jobs out in claim order.
         return [job_from_row(row) for row in sorted(rows, key=claim_order)]
 
@@ -33,36 +51,36 @@ class PoolWrites(Database):
         output kept (or an older one cleared), each outcome's values bound as parameters.
         PostgreSQL does all of it, and the claim, in one statement (its turn): the same
         queries over the table of outcomes."""
-        finish, record = self._q("finish"), self._q("record_runs")
-        done = []
         with self._tx() as conn:
-            for o in outcomes:
-                # one set of parameters serves the outcome's statements (what finish
-                # returned is added for the others)
-                params = self._params({
-                    "worker": worker_id, "id": o.job_id, "state": o.state, "code": o.exit_code,
-                    "error": o.error, "output": bytes(o.output or b""),
-                    "delay": float(o.retry_delay) if o.state == "failed" else 0.0,
-                })  # fmt: skip
-                row = conn.execute(finish, params).fetchone()
-                if row is None:
-                    continue  # fenced off: the lease was lost and the job is someone else's
-                done.append(o.job_id)
-                params.update(zip(DONE, row))
-                conn.execute(record, params)
-                if o.output:
-                    conn.execute(self._q("keep_output"), params)
-                elif params["had_output"]:
-                    conn.execute(self._q("clear_output"), params)
+            return self._finish(conn, worker_id, outcomes)
+
+    def _finish(self, conn, worker_id, outcomes: list[Outcome]) -> list[str]:
+        done = []
+        for o in outcomes:
+            # one set of parameters serves the outcome's statements (what finish returned
+            # is added for the others)
+            params = {
+                "worker": worker_id, "id": o.job_id, "state": o.state, "code": o.exit_code,
+                "error": o.error, "output": bytes(o.output or b""),
+                "delay": float(o.retry_delay) if o.state == "failed" else 0.0,
+            }  # fmt: skip
+            row = self._run(conn, "finish", params).fetchone()
+            if row is None:
+                continue  # fenced off: the lease was lost and the job is someone else's
+            done.append(o.job_id)
+            params.update(zip(DONE, row))
+            self._run(conn, "record_runs", params)
+            if o.output:
+                self._run(conn, "keep_output", params)
+            elif params["had_output"]:
+                self._run(conn, "clear_output", params)
         return done
 
     def finish_and_claim(self, worker_id, outcomes, queues, limit, lease) -> TurnResult:
-        from ..records import TurnResult  # loaded once; a dictionary lookup after
-
-        with self.batch():
-            done = self.finish(worker_id, outcomes) if outcomes else []
-            claimed = self.claim(worker_id, queues, limit, lease) if limit > 0 else []
-        return TurnResult(done, claimed)
+        with self._tx() as conn:  # one commit for the turn
+            done = self._finish(conn, worker_id, outcomes) if outcomes else []
+            claimed = self._claim(conn, worker_id, queues, limit, lease) if limit > 0 else []
+        return _records().TurnResult(done, claimed)
 
     def batch(self):
         """Several operations in one transaction (a pool's turn commits once)."""
@@ -76,15 +94,15 @@ class PoolWrites(Database):
         return None if until is None else max(0.0, until)
 
     def heartbeat(self, worker_id, lease) -> Heartbeat:
-        from ..records import Heartbeat
-
         with self._tx() as conn:
             worker = self._run(conn, "heartbeat_worker", {"worker": worker_id}).fetchone()
             held = self._run(
                 conn, "heartbeat_jobs", {"worker": worker_id, "lease": lease}
             ).fetchall()
         stop = None if worker is None else bool(worker[0])
-        return Heartbeat(stop, {row[0] for row in held}, {row[0] for row in held if row[1]})
+        return _records().Heartbeat(
+            stop, {row[0] for row in held}, {row[0] for row in held if row[1]}
+        )
 
     def release(self, worker_id, job_ids) -> list[str]:
         with self._tx() as conn:
