@@ -4,7 +4,6 @@ from the fields `jobs.Job` and `jobs.NewJob` declare."""
 from __future__ import annotations
 
 import json
-import operator
 
 from ..jobs import STORED, Job, NewJob, State
 from ..record import field_names
@@ -49,14 +48,15 @@ def new_job_values(job: NewJob, now: float, paused: set, blockers: int = 0) -> d
     return values
 
 
-_new_fields = operator.attrgetter(*_NEW_FIELDS)
+# NewJob is a tuple whose first fields are the columns: a slice reads them in C.
+assert field_names(NewJob)[: len(_NEW_FIELDS)] == _NEW_FIELDS
 _ENCODED_AT = [_NEW_FIELDS.index(name) for name in _JSON]
 
 
 def new_job_tuple(job: NewJob, now: float, paused: set) -> list:
     """The same in NEW_NAMES order, for bulk inserts (executemany, COPY): built by
     position, as bulk enqueue makes one per job."""
-    values = list(_new_fields(job))
+    values = list(job[: len(_NEW_FIELDS)])  # type: ignore[index]
     for at in _ENCODED_AT:
         if values[at] is not None:
             values[at] = json.dumps(values[at])
