@@ -16,6 +16,7 @@ import pytest
 
 from queuectl.errors import StoreUnavailable
 from queuectl.queue import Queue
+from queuectl.records import Selector
 from queuectl.worker.pool import Pool
 
 STEP_WAIT = 0.01  # the most one step sleeps in select: a child's exit wakes it sooner
@@ -230,7 +231,8 @@ def test_cancel_stops_a_running_job(queue, store, make_pool, clock):
 
 
 def held(store, pool: Pool) -> list[str]:
-    return [job.id for job in store.jobs(state="processing") if job.worker_id == pool.id]
+    running = store.jobs(Selector(states=("processing",)))
+    return [job.id for job in running if job.worker_id == pool.id]
 
 
 def test_short_jobs_are_claimed_one_ahead_per_slot_never_more(queue, store, make_pool):

@@ -8,6 +8,7 @@ import pytest
 
 from conftest import add, row, wait_for
 from queuectl.errors import Conflict, DuplicateJob, JobNotFound
+from queuectl.records import Selector
 from queuectl.store.base import Outcome
 
 
@@ -180,7 +181,7 @@ def test_revive_dead_jobs_all_or_nothing(store):
     assert store.revive(["dead1"]) == ["dead1"]
     job = store.get("dead1")
     assert (job.state, job.attempts) == ("pending", 0)
-    assert store.revive(None) == []
+    assert store.revive(Selector(states=("dead",))) == []
 
 
 def test_counts_list_and_workers(store):
@@ -189,8 +190,8 @@ def test_counts_list_and_workers(store):
     store.register_worker("w", "hostA", 42, 2, ["default"])
     store.claim("w", ["default"], 1, 30)
     assert store.counts() == {"pending": 3, "processing": 1}
-    assert [j.id for j in store.jobs(state="pending")] == ["b", "c", "m"]
-    assert [j.id for j in store.jobs(queue="mail")] == ["m"]
+    assert [j.id for j in store.jobs(Selector(states=("pending",)))] == ["b", "c", "m"]
+    assert [j.id for j in store.jobs(Selector(queues=("mail",)))] == ["m"]
     assert [j.id for j in store.jobs(limit=2)] == ["a", "b"]
     (w,) = store.workers(alive_within=60)
     assert (w.host, w.pid, w.slots, w.jobs, w.queues) == ("hostA", 42, 2, ["a"], ["default"])

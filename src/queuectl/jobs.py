@@ -76,6 +76,7 @@ class Job:
     lease_until: float | None = None
     blockers: int = 0  # dependencies not completed yet
     cancel_requested: bool = False
+    tags: list[str] | None = None  # none: an empty list in JSON
     # (id, state) of each dependency it still waits for; read only when blockers > 0
     waiting_for: list[tuple[str, str]] | None = None
 
@@ -84,6 +85,7 @@ class Job:
         for name in FIELDS:
             value = getattr(self, name)
             out[name] = iso(value) if name in TIME_FIELDS else value
+        out["tags"] = self.tags or []
         out["waiting_for"] = [{"id": i, "state": s} for i, s in self.waiting_for or ()]
         return out
 
@@ -119,6 +121,7 @@ class NewJob:
     created_at: float
     depends_on: list[str] | None
     unique_key: str | None
+    tags: list[str] | None = None
     unique: bool = False  # not inserted when its id exists unfinished (not a column)
 
 
@@ -139,9 +142,11 @@ SPEC_KEYS = frozenset(
         "depends_on",
         "unique",
         "unique_key",
+        "tags",
     }
 )
 MAX_DEPENDENCIES = 100
+MAX_TAGS = 20
 MAX_RETRIES = 1000  # as the max-retries setting
 MAX_PRIORITY = 1_000_000_000  # both stores keep priorities as 32-bit integers
 MAX_ID_LENGTH = 200
@@ -255,9 +260,20 @@ def build_row(spec: object, *, now: float, cwd: str, max_retries: int) -> NewJob
             raise InvalidInput(
                 f"unique_key must be 1-{MAX_ID_LENGTH} printable characters, got {key!r}"
             ) from None
+    tags = check_tags(spec["tags"]) if "tags" in spec else None
     return NewJob(id=job_id, command=command, max_retries=max_retries, priority=priority,
                   queue=queue, run_at=run_at, timeout=timeout, cwd=cwd, env=env, created_at=now,
-                  depends_on=depends_on, unique_key=key, unique=unique)  # fmt: skip
+                  depends_on=depends_on, unique_key=key, tags=tags or None,
+                  unique=unique)  # fmt: skip
+
+
+def check_tags(value: object) -> list[str]:
+    """A job's tags: a list of names (as queue names), each once, in the order given."""
+    if not isinstance(value, list):
+        raise InvalidInput(f"tags must be a list of names, got {value!r}")
+    if len(value) > MAX_TAGS:
+        raise InvalidInput(f"a job may have at most {MAX_TAGS} tags, got {len(value)}")
+    return list(dict.fromkeys(check_name(tag, "tag") for tag in value))
 
 
 def _dependencies(value: object, job_id: str) -> list[str] | None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 
-from .actions import Actions
+from .actions import Actions, select
 from .admin import Admin
 from .errors import InvalidInput, JobNotFound, ScheduleNotFound
 from .jobs import (
@@ -135,17 +136,22 @@ class Queue(Actions, Waiting, Admin):
         return job
 
     def jobs(
-        self, state: str | None = None, queue: str | None = None, limit: int | None = None
+        self,
+        state: str | Sequence[str] | None = None,
+        queue: str | Sequence[str] | None = None,
+        limit: int | None = None,
+        *,
+        tag: str | Sequence[str] | None = None,
+        newest_first: bool = False,
     ) -> list[Job]:
-        if state is not None:
-            parse_state(state)
-        if queue is not None:
-            check_queue(queue)
+        """Jobs in any of these states, queues and tags (each one or a list; none: any),
+        in the order they were enqueued (or newest first)."""
+        selector = select(state, queue, tag)
         if limit is not None and (
             isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
         ):
             raise InvalidInput(f"limit must be a positive integer, got {limit!r}")
-        return self.store.jobs(state=state, queue=queue, limit=limit)
+        return self.store.jobs(selector, limit, newest_first)
 
     def page(
         self,
@@ -155,18 +161,17 @@ class Queue(Actions, Waiting, Admin):
         newest_first: bool = True,
         after: int | None = None,
         limit: int = 50,
+        tag: str | None = None,
     ) -> tuple[list[Job], int | None]:
-        """One page of jobs (the dashboard's table): filtered by state and queue, `search`
-        a substring of the id or command; returns the jobs and the next page's cursor."""
-        if state is not None:
-            parse_state(state)
-        if queue is not None:
-            check_queue(queue)
+        """One page of jobs (the dashboard's table): filtered by state, queue and tag,
+        `search` a substring of the id or command; returns the jobs and the next page's
+        cursor."""
+        select(state, queue, tag)  # each checked
         if search is not None and (len(search) > 200 or "\x00" in search):
             raise InvalidInput("search must be at most 200 characters, without NUL")
         if not 1 <= limit <= 500:
             raise InvalidInput(f"limit must be between 1 and 500, got {limit}")
-        return self.store.page(state, queue, search or None, newest_first, after, limit)
+        return self.store.page(state, queue, search or None, newest_first, after, limit, tag)
 
     def queue_counts(self) -> dict[str, dict[str, int]]:
         """Jobs per state of each queue that has jobs or is paused, every state present."""

@@ -14,6 +14,25 @@ from .record import record
 
 
 @record(frozen=True)
+class Selector:
+    """Which jobs a listing or a bulk change takes: those in any of `states`, of any of
+    `queues` and with any of `tags` (each a union; empty: any); the three combine."""
+
+    states: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+@record(frozen=True)
+class Deleted:
+    """What `delete` removed, in order, and how many it kept because unfinished jobs
+    wait for them (a selector keeps those; named ids are refused instead)."""
+
+    ids: list[str]
+    kept: int = 0
+
+
+@record(frozen=True)
 class Outcome:
     """What became of one run, as the pool hands it to `finish`.
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from ..errors import InvalidInput
+from ..timeutil import parse_duration
+from .control_cmd import report, selection_options, targets
 from .jobs_cmd import json_option, render_jobs
 
 
@@ -23,21 +25,34 @@ def dlq_list(obj, limit, as_json):
 
 
 @dlq.command("retry")
-@click.argument("job_ids", nargs=-1, metavar="ID...")
+@selection_options(["dead"])
 @click.option("--all", "retry_all", is_flag=True, help="Retry every dead job.")
 @click.pass_obj
-def dlq_retry(obj, job_ids, retry_all):
+def dlq_retry(obj, job_ids, queues, states, tags, dry_run, as_json, retry_all):
     """Run dead jobs again (attempts start over).
 
-    All named jobs or none; --all retries every dead job.
+    Named jobs (all or none), a selection (--queue, --tag) or --all, in one transaction.
     """
-    if retry_all == bool(job_ids):
-        raise InvalidInput("give job ids or --all (not both)")
-    revived = obj.queue.retry_dead(None if retry_all else list(job_ids))
-    for job_id in revived:
-        click.echo(job_id)
-    if retry_all:
-        click.echo(f"{len(revived)} job(s) moved back to pending", err=True)
+    if retry_all == bool(job_ids or queues or states or tags):
+        raise InvalidInput("give job IDs, a selection (--queue, --tag) or --all")
+    selecting = retry_all or queues or tags
+    named = targets(obj, job_ids, queues, states or (("dead",) if selecting else ()), tags)
+    revived = obj.queue.retry_dead(**named, dry_run=dry_run)
+    if "job_ids" in named and not (dry_run or as_json):
+        for job_id in revived:
+            click.echo(job_id)
+        return
+    report("retry", revived, dry_run, as_json)
+
+
+@dlq.command("purge")
+@click.option("--older-than", metavar="DURATION", help="Only jobs dead this long (7d, 12h).")
+@click.pass_obj
+def dlq_purge(obj, older_than):
+    """Delete every dead job (a job that another job still waits for is kept)."""
+    age = None if older_than is None else parse_duration(older_than, "older-than")
+    count = obj.queue.purge(["dead"], age)
+    click.echo(f"purged {count} dead job{'' if count == 1 else 's'}")
 
 
 COMMANDS = [dlq]

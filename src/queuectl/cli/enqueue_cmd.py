@@ -7,6 +7,7 @@ import os
 import click
 
 from ..errors import InvalidInput
+from .render import emit_json
 
 
 @click.command()
@@ -45,6 +46,18 @@ from ..errors import InvalidInput
     metavar="KEY",
     help="At most one waiting or running job per KEY: print that job's id if there is one.",
 )
+@click.option("--tag", "tags", multiple=True, metavar="TAG", help="A tag (repeatable).")
+@click.option(
+    "--capture-env",
+    is_flag=True,
+    help="Run with this shell's whole environment (stored with the job: secrets too).",
+)
+@click.option(
+    "--lines",
+    "lines_file",
+    type=click.File("r"),
+    help="A command per non-empty line ('-' = stdin), the other options applying to each.",
+)
 @click.option(
     "-f",
     "--file",
@@ -69,6 +82,9 @@ def enqueue(
     after,
     unique,
     unique_key,
+    tags,
+    capture_env,
+    lines_file,
     jobs_file,
 ):
     """Add a job (or many) and print its id.
@@ -78,6 +94,7 @@ def enqueue(
     queuectl enqueue --command 'make test' --max-retries 5 --timeout 10m
     queuectl enqueue --command 'make deploy' --after build --after test
     queuectl enqueue --file jobs.jsonl
+    queuectl enqueue --lines commands.txt --queue batch --tag nightly
     """
     flags = {
         "id": job_id,
@@ -91,13 +108,24 @@ def enqueue(
         "depends_on": list(after) or None,
         "unique": unique or None,
         "unique_key": unique_key,
+        "tags": list(tags) or None,
     }
     flags = {k: v for k, v in flags.items() if v is not None}
-    if env:
-        flags["env"] = dict(env_pair(pair) for pair in env)
-    sources = [s for s in (job_json, command, jobs_file) if s is not None]
+    if env or capture_env:
+        # the caller's environment, then --env on top
+        flags["env"] = {**(os.environ if capture_env else {}), **dict(map(env_pair, env))}
+    sources = [s for s in (job_json, command, jobs_file, lines_file) if s is not None]
     if len(sources) != 1:
-        raise InvalidInput("give one of: a JSON job, --command CMD, or --file FILE")
+        raise InvalidInput("give one of: a JSON job, --command CMD, --file FILE or --lines FILE")
+    if lines_file is not None:
+        if job_id is not None or unique or unique_key is not None:
+            raise InvalidInput("--lines makes many jobs: --id, --unique and --unique-key"
+                               " name one")  # fmt: skip
+        specs = [{"command": line.strip(), **flags} for line in lines_file if line.strip()]
+        if not specs:
+            raise InvalidInput("no commands given (the input has no non-empty line)")
+        click.echo("\n".join(obj.queue.enqueue_many(specs)))
+        return
     if jobs_file is not None:
         if flags:
             raise InvalidInput("--file takes no other job options; put them in each line")
@@ -112,6 +140,45 @@ def enqueue(
     click.echo(obj.queue.enqueue_many([{"command": command, **flags}])[0])
 
 
+@click.command()
+@click.argument("job_id", metavar="ID")
+@click.option("-c", "--command", help="The shell command.")
+@click.option("--priority", type=int, help="Higher runs first.")
+@click.option("--run-at", metavar="TIME", help="Not before this ISO-8601 time (UTC if no zone).")
+@click.option("--delay", metavar="SECONDS", help="Not before this long from now (30, 5m, 2h).")
+@click.option("--max-retries", type=int, help="Retries after the first run.")
+@click.option("-q", "--queue", help="Queue name.")
+@click.option("--timeout", metavar="SECONDS", help="Kill the job after this long.")
+@click.option("--tag", "tags", multiple=True, metavar="TAG",
+              help="Its tags become these (repeatable; --tag '' removes them all).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the job as changed, as JSON.")
+@click.pass_obj
+def edit(obj, job_id, command, priority, run_at, delay, max_retries, queue, timeout, tags,
+         as_json):  # fmt: skip
+    """Change a job that waits (pending, or failed awaiting its retry).
+
+    In one step: a pool never claims it half changed. A running or finished job is
+    refused. Values are checked as `enqueue` checks them.
+
+    \b
+    queuectl edit job1 --priority 10 --delay 5m
+    queuectl edit job1 --tag nightly --tag db
+    """
+    changes = {"command": command, "priority": priority, "run_at": run_at, "delay": delay,
+               "max_retries": max_retries, "queue": queue, "timeout": timeout}  # fmt: skip
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if tags:
+        changes["tags"] = [t for t in tags if t]
+    if not changes:
+        raise InvalidInput("nothing to change: give --command, --priority, --run-at, --delay,"
+                           " --max-retries, --queue, --timeout or --tag")  # fmt: skip
+    job = obj.queue.edit(job_id, **changes)
+    if as_json:
+        emit_json(job.to_dict())
+        return
+    click.echo(f"{job.id}: edited ({', '.join(sorted(changes))})")
+
+
 def env_pair(pair: str) -> tuple[str, str]:
     name, sep, value = pair.partition("=")
     if not sep or not name:
@@ -119,4 +186,4 @@ def env_pair(pair: str) -> tuple[str, str]:
     return name, value
 
 
-COMMANDS = [enqueue]
+COMMANDS = [enqueue, edit]

@@ -47,14 +47,25 @@ def status(obj, as_json, watch, interval):
 
 
 @click.command("list")
-@click.option("--state", type=click.Choice(STATES), help="Only jobs in this state.")
-@click.option("-q", "--queue", help="Only jobs of this queue.")
+@click.option("--state", "states", multiple=True, type=click.Choice(STATES),
+              help="Only jobs in this state (repeatable).")  # fmt: skip
+@click.option("-q", "--queue", "queues", multiple=True, metavar="QUEUE",
+              help="Only jobs of this queue (repeatable).")  # fmt: skip
+@click.option("--tag", "tags", multiple=True, metavar="TAG",
+              help="Only jobs with this tag (repeatable).")  # fmt: skip
+@click.option("--sort", type=click.Choice(["oldest", "newest"]), default="oldest",
+              show_default=True, help="Enqueued first or last first.")  # fmt: skip
 @click.option("-n", "--limit", type=click.IntRange(min=1), help="At most this many jobs.")
 @json_option
 @click.pass_obj
-def list_jobs(obj, state, queue, limit, as_json):
-    """Jobs in the order they were enqueued."""
-    jobs = obj.queue.jobs(state=state, queue=queue, limit=limit)
+def list_jobs(obj, states, queues, tags, sort, limit, as_json):
+    """Jobs in the order they were enqueued.
+
+    Repeated filters of one kind are a union, filters of different kinds combine:
+    `--state failed --state dead --queue mail` is the failed or dead jobs of mail.
+    """
+    jobs = obj.queue.jobs(list(states), list(queues), limit, tag=list(tags),
+                          newest_first=sort == "newest")  # fmt: skip
     render_jobs(jobs, as_json, paused=() if as_json else obj.queue.paused_queues())
 
 
@@ -62,14 +73,15 @@ def render_jobs(jobs, as_json: bool, paused=()) -> None:
     if as_json:
         emit_json([job.to_dict() for job in jobs])
         return
-    headers = ["id", "state", "attempts", "priority", "queue", "run at", "updated", "note",
-               "command"]  # fmt: skip
+    headers = ["id", "state", "attempts", "priority", "queue", "tags", "run at", "updated",
+               "note", "command"]  # fmt: skip
     rows = []
     for job in jobs:
         d = job.to_dict()
         waiting = d["state"] in CLAIMABLE
         rows.append((d["id"], d["state"], d["attempts"], d["priority"], d["queue"],
-                     short_time(d["run_at"]) if waiting else "", short_time(d["updated_at"]),
+                     ",".join(d["tags"]), short_time(d["run_at"]) if waiting else "",
+                     short_time(d["updated_at"]),
                      _note(job, waiting and d["queue"] in paused), d["command"]))  # fmt: skip
     table(headers, rows)
 
@@ -95,7 +107,7 @@ def show(obj, job_id, as_json):
     d["waiting_for"] = ", ".join(f"job {i} ({s})" for i, s in job.waiting_for or ())
     width = max(len(k) for k in d)
     for key, value in d.items():
-        if value is None or value == "":
+        if value is None or value == "" or value == []:
             value = "-"
         elif isinstance(value, dict):
             value = " ".join(f"{k}={v}" for k, v in value.items()) or "-"

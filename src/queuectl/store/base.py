@@ -23,7 +23,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from ..jobs import Job, NewJob
-from ..records import Heartbeat, Outcome, TurnResult, WorkerInfo
+from ..records import Deleted, Heartbeat, Outcome, Selector, TurnResult, WorkerInfo
 from ..transfer import ImportJob
 
 __all__ = ["AdminStore", "ControlStore", "Outcome", "PoolStore", "ReadStore", "Store"]
@@ -159,9 +159,15 @@ class PoolStore(Clocked, Protocol):
     def unlisten(self, worker_id: str | None = None) -> None: ...
 
 
+# The jobs a change takes: named (all or none: an unknown id raises JobNotFound, one in a
+# state the change does not apply to Conflict), or those a Selector matches among the
+# states it applies to. `dry_run`: the same answer, nothing changed.
+Target = list[str] | Selector
+
+
 class ControlStore(Clocked, Protocol):
     """What the commands that add and change jobs, queues, schedules, config and pools need.
-    Each is all or none: an unknown id raises JobNotFound, a wrong state Conflict."""
+    Each change is one transaction, all or none."""
 
     def add(self, jobs: list[NewJob]) -> list[str]:
         """Insert all jobs or none; an id that exists raises DuplicateJob. Wakes idle pools.
@@ -176,32 +182,37 @@ class ControlStore(Clocked, Protocol):
         raises DuplicateJob. Wakes idle pools."""
         ...
 
-    def revive(self, job_ids: list[str] | None) -> list[str]:
-        """Dead jobs back to pending with attempts 0: the listed ids (all must be dead) or,
-        with None, every dead job."""
+    def revive(self, target: Target, dry_run: bool = False) -> list[str]:
+        """Dead jobs back to pending with attempts 0."""
         ...
 
-    def cancel(self, job_ids: list[str]) -> list[tuple[str, str]]:
+    def cancel(self, target: Target, dry_run: bool = False) -> list[tuple[str, str]]:
         """Cancel jobs (each pending, failed or processing): waiting ones become canceled
         at once; running ones are marked and killed by their pool. Returns (id,
         'canceled' or 'canceling')."""
         ...
 
-    def retry(self, job_ids: list[str]) -> list[str]:
+    def retry(self, target: Target, dry_run: bool = False) -> list[str]:
         """Run failed jobs now instead of after their backoff, and dead ones again with
         attempts reset."""
         ...
 
-    def requeue(self, job_ids: list[str]) -> list[str]:
+    def requeue(self, target: Target, dry_run: bool = False) -> list[str]:
         """Completed or canceled jobs run again as new (attempts reset; id, created_at and
         the last run's output and error kept until replaced)."""
         ...
 
+    def edit(self, job_id: str, changes: dict) -> None:
+        """Set these columns (validated values; `tags` a list) of a pending or failed job,
+        its `ready` following: JobNotFound, or Conflict for a job that runs or finished."""
+        ...
+
     def purge(self, states: list[str], finished_before: float | None, limit: int) -> int: ...
 
-    def delete(self, job_ids: list[str]) -> None:
-        """Delete jobs that are not running, with their output and runs: Conflict for a
-        running job or one that unfinished jobs wait for."""
+    def delete(self, target: Target, dry_run: bool = False) -> Deleted:
+        """Delete jobs that are not running, with their output and runs. A job that
+        unfinished jobs (not deleted with it) wait for is refused when named (Conflict),
+        kept when selected."""
         ...
 
     def pause(self, queues: list[str]) -> None:
@@ -240,9 +251,9 @@ class ReadStore(Clocked, Protocol):
     def get(self, job_id: str) -> Job | None: ...
 
     def jobs(
-        self, state: str | None = None, queue: str | None = None, limit: int | None = None
+        self, selector: Selector | None = None, limit: int | None = None, newest_first: bool = False
     ) -> list[Job]:
-        """Jobs in insertion order, filtered by state and queue."""
+        """The jobs a selector matches (all without one), in insertion order."""
         ...
 
     def page(
@@ -253,6 +264,7 @@ class ReadStore(Clocked, Protocol):
         newest_first: bool = True,
         after: int | None = None,
         limit: int = 50,
+        tag: str | None = None,
     ) -> tuple[list[Job], int | None]:
         """One page of jobs, filtered (`search`: a substring of the id or command), in
         insertion order after a cursor; returns the jobs and the next page's cursor (None

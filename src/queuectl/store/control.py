@@ -10,11 +10,14 @@ from contextlib import contextmanager
 from ..errors import Conflict, DuplicateJob, JobNotFound, UnknownDependency
 from ..jobs import UNFINISHED, NewJob, State
 from .rows import import_values, new_job_values
-from .sql import Database
+from .sql import Database, selection, where
 
 TYPE_CHECKING = False  # records are not on the enqueue path (see record.py)
 if TYPE_CHECKING:
+    from ..records import Deleted, Selector
     from ..transfer import ImportJob
+
+    Target = list[str] | Selector  # named jobs, or those a selector matches
 
 _WAITING, _RUNNING = (State.PENDING.value, State.FAILED.value), State.PROCESSING.value
 _NOT_RUNNING = (*_WAITING, State.COMPLETED.value, State.DEAD.value, State.CANCELED.value)
@@ -38,6 +41,7 @@ class ControlWrites(Database):
                         ids = self._insert_checked(conn, jobs, now, paused)
                     else:
                         self._insert_many(conn, jobs, now, paused)
+                        self._add_tags(conn, [(j.id, j.tags) for j in jobs])
                         ids = [j.id for j in jobs]
                 break
             except self.integrity_errors:
@@ -59,9 +63,17 @@ class ControlWrites(Database):
                     if record.output:
                         self._run(conn, "import_output",
                                   {"id": record.job.id, "output": record.output})  # fmt: skip
+                self._add_tags(conn, [(r.job.id, r.job.tags) for r in records])
         except self.integrity_errors:
             raise DuplicateJob(self._first_duplicate([r.job.id for r in records])) from None
         self._wake()
+
+    def _add_tags(self, conn, tagged: list[tuple[str, list[str] | None]]) -> None:
+        """Index the tags of jobs just inserted or edited: (id, its tags) each."""
+        pairs = [(job_id, tag) for job_id, tags in tagged for tag in tags or ()]
+        if pairs:
+            ids, tags = zip(*pairs)
+            self._run(conn, "add_tags", {"ids": list(ids), "tags": list(tags)})
 
     def _store_now(self, conn) -> float:
         """The store's clock as the transaction sees it (the `now` its statements use)."""
@@ -84,7 +96,7 @@ class ControlWrites(Database):
         its dependencies that are not completed (locked while read, so none completes
         unseen); a unique job with an unfinished twin is not inserted (the twin's id
         stands in for it)."""
-        ids = []
+        ids, inserted = [], []
         for job in jobs:
             twin = self._unfinished_twin(conn, job)
             if twin is not None:
@@ -93,6 +105,8 @@ class ControlWrites(Database):
             waits = self._lock_dependencies(conn, job.id, job.depends_on or [])
             self._insert(conn, "insert_job", new_job_values(job, now, paused, len(waits)), waits)
             ids.append(job.id)
+            inserted.append(job)
+        self._add_tags(conn, [(j.id, j.tags) for j in inserted])
         return ids
 
     def _insert(self, conn, query: str, values: dict, waits: list[str]) -> None:
@@ -127,10 +141,20 @@ class ControlWrites(Database):
 
     # ------------------------------------------------------------ controlling jobs
 
-    def _states(self, conn, job_ids, allowed, action: str, hint: str = "") -> dict[str, str]:
-        """The jobs' states, locked; JobNotFound or Conflict unless each is in `allowed`."""
-        states = dict(self._run(conn, "job_states", {"ids": list(job_ids)}).fetchall())
-        for job_id in job_ids:
+    def _targets(self, conn, target: Target, allowed, action: str, hint="") -> dict[str, str]:
+        """The jobs a change takes, locked, with their states: the named ids (JobNotFound
+        or Conflict unless each is in `allowed`: all or none), or those a Selector matches
+        among the `allowed` states (the action applies to those, and only those)."""
+        from ..records import Selector  # not on the enqueue path
+
+        if isinstance(target, Selector):
+            taken = tuple(s for s in allowed if not target.states or s in target.states)
+            if not taken:
+                return {}
+            conditions, params = selection(Selector(taken, target.queues, target.tags))
+            return dict(self._run(conn, "selected", params, where=where(conditions)).fetchall())
+        states = dict(self._run(conn, "job_states", {"ids": list(target)}).fetchall())
+        for job_id in target:
             if job_id not in states:
                 raise JobNotFound(job_id)
             if states[job_id] not in allowed:
@@ -138,7 +162,7 @@ class ControlWrites(Database):
                     f"job {job_id!r} is {states[job_id]}; only {_either(allowed)} jobs can be"
                     f" {action}{hint}"
                 )
-        return states
+        return {job_id: states[job_id] for job_id in target}
 
     def _update(self, conn, name: str, job_ids: list[str]) -> None:
         if job_ids:
@@ -154,46 +178,75 @@ class ControlWrites(Database):
                 "another waiting or running job holds the same unique_key; nothing changed"
             ) from None
 
-    def cancel(self, job_ids):
+    def cancel(self, target, dry_run=False):
         with self._tx() as conn:
-            states = self._states(conn, job_ids, (*_WAITING, _RUNNING), "canceled")
-            self._update(conn, "cancel_waiting", [i for i in job_ids if states[i] != _RUNNING])
-            self._update(conn, "cancel_running", [i for i in job_ids if states[i] == _RUNNING])
-        self._wake()  # the pools holding running ones heartbeat at once
-        return [(i, "canceling" if states[i] == _RUNNING else "canceled") for i in job_ids]
+            states = self._targets(conn, target, (*_WAITING, _RUNNING), "canceled")
+            if not dry_run:
+                self._update(
+                    conn, "cancel_waiting", [i for i, s in states.items() if s != _RUNNING]
+                )
+                self._update(
+                    conn, "cancel_running", [i for i, s in states.items() if s == _RUNNING]
+                )
+        if states and not dry_run:
+            self._wake()  # the pools holding running ones heartbeat at once
+        return [(i, "canceling" if s == _RUNNING else "canceled") for i, s in states.items()]
 
-    def retry(self, job_ids):
+    def retry(self, target, dry_run=False):
         with self._taken_key(), self._tx() as conn:
-            states = self._states(
+            states = self._targets(
                 conn,
-                job_ids,
+                target,
                 (State.FAILED.value, State.DEAD.value),
                 "retried",
                 " (requeue runs completed and canceled jobs again)",
             )
-            self._update(conn, "retry_failed", [i for i in job_ids if states[i] == "failed"])
-            self._update(conn, "revive", [i for i in job_ids if states[i] == "dead"])
-        self._wake()
-        return list(job_ids)
+            if not dry_run:
+                self._update(conn, "retry_failed", [i for i, s in states.items() if s == "failed"])
+                self._update(conn, "revive", [i for i, s in states.items() if s == "dead"])
+        return self._changed(states, dry_run)
 
-    def revive(self, job_ids):
+    def revive(self, target, dry_run=False):
         with self._taken_key(), self._tx() as conn:
-            if job_ids is None:
-                job_ids = [job_id for (job_id,) in self._run(conn, "revive_all").fetchall()]
-            else:
-                self._states(conn, job_ids, (State.DEAD.value,), "retried from the DLQ")
-                self._update(conn, "revive", list(job_ids))
-        if job_ids:
+            states = self._targets(conn, target, (State.DEAD.value,), "retried from the DLQ")
+            if not dry_run:
+                self._update(conn, "revive", list(states))
+        return self._changed(states, dry_run)
+
+    def requeue(self, target, dry_run=False):
+        with self._taken_key(), self._tx() as conn:
+            states = self._targets(conn, target, (State.COMPLETED.value, State.CANCELED.value),
+                                   "requeued", " (retry runs failed and dead jobs)")  # fmt: skip
+            if not dry_run:
+                self._update(conn, "requeue", list(states))
+        return self._changed(states, dry_run)
+
+    def _changed(self, states: dict[str, str], dry_run: bool) -> list[str]:
+        """The ids a change took; pools are woken when it made work for them."""
+        if states and not dry_run:
             self._wake()
-        return list(job_ids)
+        return list(states)
 
-    def requeue(self, job_ids):
-        with self._taken_key(), self._tx() as conn:
-            self._states(conn, job_ids, (State.COMPLETED.value, State.CANCELED.value),
-                         "requeued", " (retry runs failed and dead jobs)")  # fmt: skip
-            self._update(conn, "requeue", list(job_ids))
+    def edit(self, job_id: str, changes: dict) -> None:
+        """Change a waiting (pending or failed) job: JobNotFound, or Conflict when it runs
+        or has finished. Locked first, so no pool claims it half changed."""
+        with self._tx() as conn:
+            found = self._run(conn, "job_for_edit", {"id": job_id}).fetchone()
+            if found is None:
+                raise JobNotFound(job_id)
+            state, run_at, seq = found
+            if state not in _WAITING:
+                raise Conflict(
+                    f"job {job_id!r} is {state}; only pending or failed jobs can be edited"
+                )
+            values = {name: json.dumps(value) if name == "tags" and value else value
+                      for name, value in changes.items()}  # fmt: skip
+            sets = ", ".join(f"{name} = :{name}" for name in sorted(values))
+            self._run(conn, "edit", {"run_at": run_at, **values, "id": job_id}, changes=sets)
+            if "tags" in changes:
+                self._run(conn, "forget_tags", {"seq": seq})
+                self._add_tags(conn, [(job_id, changes["tags"])])
         self._wake()
-        return list(job_ids)
 
     def purge(self, states, finished_before, limit) -> int:
         before = "" if finished_before is None else " AND finished_at < :before"
@@ -202,24 +255,43 @@ class ControlWrites(Database):
                                              "limit": limit}, finished_before=before)  # fmt: skip
             return len(rows.fetchall())
 
-    def delete(self, job_ids) -> None:
-        """Delete jobs that are not running (all or none), with their output and runs.
-        A job that unfinished jobs wait for stays (Conflict), or they would wait forever;
-        finished ones that once waited for it let go of it."""
-        ids = list(job_ids)
+    def delete(self, target, dry_run=False) -> Deleted:
+        """Delete jobs that are not running, with their output and runs. A job that
+        unfinished jobs wait for stays, or they would wait forever: named, it is refused
+        (Conflict: all or none); selected, it is kept (unless its waiters go too).
+        Finished jobs that once waited for a deleted one let go of it."""
+        from ..records import Deleted, Selector  # not on the enqueue path
+
         with self._tx() as conn:
-            self._states(conn, ids, _NOT_RUNNING, "deleted", " (cancel a running job first)")
-            waiting = self._run(
-                conn, "waiters", {"ids": ids, "unfinished": list(UNFINISHED)}
-            ).fetchall()
-            if waiting:
-                waiters = [w for d, w in waiting if d == waiting[0][0]]
-                raise Conflict(
-                    f"job {waiting[0][0]!r} is waited for by {', '.join(map(repr, waiters[:5]))}"
-                    f"{' and more' if len(waiters) > 5 else ''}; cancel or delete those first"
-                )
-            self._run(conn, "forget_dependents", {"ids": ids})
-            self._run(conn, "delete", {"ids": ids})
+            ids = list(self._targets(conn, target, _NOT_RUNNING, "deleted",
+                                     " (cancel a running job first)"))  # fmt: skip
+            kept: set[str] = set()
+            while True:  # keeping one may keep what it waits for: until nothing changes
+                going = [i for i in ids if i not in kept]
+                waited = self._waiters(conn, going)
+                blocked = {dep for dep, waiter in waited if waiter not in going}
+                if not blocked:
+                    break
+                if not isinstance(target, Selector):
+                    first = next(d for d, w in waited if d in blocked and w not in going)
+                    waiters = [w for d, w in waited if d == first and w not in going]
+                    raise Conflict(
+                        f"job {first!r} is waited for by {', '.join(map(repr, waiters[:5]))}"
+                        f"{' and more' if len(waiters) > 5 else ''}; cancel or delete those"
+                        " first"
+                    )
+                kept |= blocked
+            if going and not dry_run:
+                self._run(conn, "forget_dependents", {"ids": going})
+                self._run(conn, "delete", {"ids": going})
+        return Deleted(going, len(kept))
+
+    def _waiters(self, conn, ids: list[str]) -> list[tuple[str, str]]:
+        """(job, waiter) for each unfinished job that waits for one of `ids`."""
+        if not ids:
+            return []
+        params = {"ids": ids, "unfinished": list(UNFINISHED)}
+        return self._run(conn, "waiters", params).fetchall()
 
     # ------------------------------------------------------------ paused queues
 

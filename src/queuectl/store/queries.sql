@@ -269,6 +269,17 @@ UPDATE jobs SET has_dependents = TRUE WHERE id = ANY(:ids) RETURNING id, state
 -- The new job :seq waits for these jobs.
 INSERT INTO job_deps (job_seq, dep_seq) SELECT :seq, seq FROM jobs WHERE id = ANY(:ids)
 
+-- name: add_tags
+-- The tags of new jobs: job :ids[i] has tag :tags[i].
+INSERT INTO job_tags (job_seq, tag)
+SELECT j.seq, t.tag FROM unnest(CAST(:ids AS text[]), CAST(:tags AS text[])) AS t (id, tag)
+    JOIN jobs j ON j.id = t.id
+
+-- name: add_tags.sqlite
+INSERT INTO job_tags (job_seq, tag)
+SELECT j.seq, t.value FROM json_each(:ids) i JOIN json_each(:tags) t ON t.key = i.key
+    JOIN jobs j ON j.id = i.value
+
 -- name: import_output
 -- An imported job's latest output.
 INSERT INTO job_output (job_seq, output) SELECT seq, :output FROM jobs WHERE id = :id
@@ -282,6 +293,10 @@ SELECT id FROM jobs WHERE id = ANY(:ids) LIMIT 1
 -- name: job_states
 -- The jobs' states, locked until the transaction ends.
 SELECT id, state FROM jobs WHERE id = ANY(:ids) /*postgres: FOR UPDATE*/
+
+-- name: selected
+-- The jobs a selection matches (sql.selection), locked until the transaction ends.
+SELECT id, state FROM jobs{where} ORDER BY seq /*postgres: FOR UPDATE*/
 
 -- name: cancel_waiting
 -- Waiting jobs canceled at once.
@@ -305,16 +320,27 @@ state = 'pending', attempts = 0, run_at = :now, updated_at = :now, finished_at =
 -- These dead jobs back to pending.
 UPDATE jobs SET {revived} WHERE id = ANY(:ids)
 
--- name: revive_all
--- Every dead job back to pending.
-UPDATE jobs SET {revived} WHERE state = 'dead' RETURNING id
-
 -- name: requeue
 -- Completed or canceled jobs run again as new.
 UPDATE jobs SET state = 'pending', attempts = 0, run_at = :now, updated_at = :now,
     finished_at = NULL, worker_id = NULL, cancel_requested = FALSE,
     ready = CASE WHEN blockers > 0 THEN {NOT_READY} ELSE {ready_now} END
 WHERE id = ANY(:ids)
+
+-- name: edit
+-- Change a waiting job ({changes}: `column = :column, …`); :run_at is its run_at as it
+-- is now or as changed (SET reads the old row), so `ready` follows the change.
+UPDATE jobs SET {changes}, updated_at = :now,
+    ready = CASE WHEN blockers > 0 OR :run_at > :now THEN {NOT_READY} ELSE {ready_now} END
+WHERE id = :id
+
+-- name: job_for_edit
+-- A job's state and run_at, locked until the transaction ends.
+SELECT state, run_at, seq FROM jobs WHERE id = :id /*postgres: FOR UPDATE*/
+
+-- name: forget_tags
+-- A job's tags, before it gets new ones.
+DELETE FROM job_tags WHERE job_seq = :seq
 
 -- name: purge
 -- Up to :limit jobs in :states finished before :before (any time when NULL), but none
@@ -400,9 +426,9 @@ FROM schedules ORDER BY name
 SELECT {JOB_COLUMNS} FROM jobs WHERE id = :id
 
 -- name: jobs
--- Jobs in insertion order; {where} is empty or filters by :state and :queue, {limit}
--- empty or `LIMIT :limit`.
-SELECT {JOB_COLUMNS} FROM jobs{where} ORDER BY seq{limit}
+-- Jobs in insertion order ({order}: empty or DESC); {where} is empty or a selection
+-- (sql.selection), {limit} empty or `LIMIT :limit`.
+SELECT {JOB_COLUMNS} FROM jobs{where} ORDER BY seq{order}{limit}
 
 -- name: page_part
 -- One range of an index for a page: jobs matching {where}, in seq order ({order}),

@@ -8,7 +8,7 @@ import re
 
 from ..jobs import STATES, Job
 from .rows import job_from_row
-from .sql import Database
+from .sql import Database, selection, where
 
 _LIKE_SPECIAL = re.compile(r"[\\%_]")  # matched literally in a search, escaped by a backslash
 RUN_FIELDS = ("attempt", "worker_id", "started_at", "finished_at", "waited", "outcome",
@@ -17,39 +17,38 @@ SCHEDULE_FIELDS = ("name", "cron", "tz", "spec", "next_at", "paused", "created_a
                    "last_job")  # fmt: skip
 
 
-def _where(conditions: list[str]) -> str:
-    return " WHERE " + " AND ".join(conditions) if conditions else ""
-
-
 class Reads(Database):
     def get(self, job_id: str) -> Job | None:
         rows = self._fetch("get", {"id": job_id})
         return self._with_waits([job_from_row(rows[0])])[0] if rows else None
 
-    def jobs(self, state=None, queue=None, limit=None) -> list[Job]:
-        filters = [f"{name} = :{name}" for name, value in (("state", state), ("queue", queue))
-                   if value]  # fmt: skip
+    def jobs(self, selector=None, limit=None, newest_first=False) -> list[Job]:
+        conditions, params = selection(selector)
         rows = self._fetch(
             "jobs",
-            {"state": state, "queue": queue, "limit": limit},
-            where=_where(filters),
+            {**params, "limit": limit},
+            where=where(conditions),
+            order=" DESC" if newest_first else "",
             limit="" if limit is None else " LIMIT :limit",
         )
         return self._with_waits([job_from_row(row) for row in rows])
 
     def page(self, state=None, queue=None, search=None, newest_first=True, after=None,
-             limit=50) -> tuple[list[Job], int | None]:  # fmt: skip
+             limit=50, tag=None) -> tuple[list[Job], int | None]:  # fmt: skip
         """One page of jobs for the dashboard, by insertion order (newest first unless
         asked otherwise), after the cursor `after` (a seq this method returned). Filters
         and the cursor read indexes; `search` (a substring of the id or the command) reads
         rows until a page is full. Returns the jobs and the cursor of the next page."""
-        params: dict = {"after": after, "limit": limit + 1, "queue": queue, "state": state}
-        where = []
+        params: dict = {"after": after, "limit": limit + 1, "queue": queue, "state": state,
+                        "tag": tag}  # fmt: skip
+        conds = []
+        if tag:
+            conds.append("seq IN (SELECT job_seq FROM job_tags WHERE tag = :tag)")
         if search:
             params["pattern"] = "%" + _LIKE_SPECIAL.sub(r"\\\g<0>", search) + "%"
-            where.append("(id ILIKE :pattern ESCAPE '\\' OR command ILIKE :pattern ESCAPE '\\')")
+            conds.append("(id ILIKE :pattern ESCAPE '\\' OR command ILIKE :pattern ESCAPE '\\')")
         if after is not None:
-            where.append(f"seq {'<' if newest_first else '>'} :after")
+            conds.append(f"seq {'<' if newest_first else '>'} :after")
         order = " DESC" if newest_first else ""
         if queue and not state:
             # One range of the (queue, state) index per state, merged: the index read
@@ -57,7 +56,7 @@ class Reads(Database):
             parts = []
             for i, one in enumerate(STATES):
                 params[f"state{i}"] = one
-                cond = _where(["queue = :queue", f"state = :state{i}", *where])
+                cond = where(["queue = :queue", f"state = :state{i}", *conds])
                 parts.append(self._q("page_part", where=cond, order=order))
             merged = (
                 f"SELECT * FROM ({' UNION ALL '.join(parts)}) u ORDER BY seq{order} LIMIT :limit"
@@ -65,7 +64,7 @@ class Reads(Database):
             sql = self.dialect.render(merged)
         else:
             filters = [f"{n} = :{n}" for n, value in (("state", state), ("queue", queue)) if value]
-            sql = self._q("page_part", where=_where(filters + where), order=order)
+            sql = self._q("page_part", where=where(filters + conds), order=order)
         rows = self._read(sql, self._params(params))
         jobs = self._with_waits([job_from_row(row[1:]) for row in rows[:limit]])
         return jobs, (rows[limit - 1][0] if len(rows) > limit else None)

@@ -19,7 +19,7 @@ NOT_READY, READY, PAUSED = 0, 1, 2
 
 # What a Job is read from, in this order.
 COLUMNS = ", ".join(STORED)
-_JSON = ("env", "depends_on")  # kept as JSON text
+_JSON = ("env", "depends_on", "tags")  # kept as JSON text
 # What a new job writes: its fields (but `unique`, which only steers the insert) and these.
 _NEW_FIELDS = tuple(n for n in field_names(NewJob) if n != "unique")
 NEW_NAMES = (*_NEW_FIELDS, "updated_at", "ready", "blockers")

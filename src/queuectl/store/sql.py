@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..jobs import NewJob
+    from ..records import Selector
 
 QUERIES = os.path.join(os.path.dirname(__file__), "queries.sql")
 # Named values the queries use by name, so no bare code is written in them.
@@ -277,6 +278,27 @@ class Database(abc.ABC):
         """The rows of a named query run on its own."""
         sql, bind = self._statement(name, **fragments)
         return self._read(sql, bind(params or {}))
+
+
+def where(conditions: list[str]) -> str:
+    """A {where} fragment: the conditions joined, or nothing."""
+    return " WHERE " + " AND ".join(conditions) if conditions else ""
+
+
+def selection(selector: Selector | None) -> tuple[list[str], dict]:
+    """The conditions of a Selector and their parameters: a state and a queue are index
+    lookups; tags read a range of job_tags_tag each (the matching jobs by seq)."""
+    if selector is None:
+        return [], {}
+    conditions, params = [], {}
+    for column, values in (("state", selector.states), ("queue", selector.queues)):
+        if values:
+            conditions.append(f"{column} = ANY(:{column}_any)")
+            params[f"{column}_any"] = list(values)
+    if selector.tags:
+        conditions.append("seq IN (SELECT job_seq FROM job_tags WHERE tag = ANY(:tag_any))")
+        params["tag_any"] = list(selector.tags)
+    return conditions, params
 
 
 def queue_filter(queues: list[str] | None) -> str:

@@ -41,6 +41,7 @@ def _job_model() -> type[BaseModel]:
         )
         for name in FIELDS
     }
+    shown["tags"] = (list[str], ...)  # none: an empty list
     return create_model("JobOut", **shown, waiting_for=(list[Waiting], ...))
 
 
@@ -189,8 +190,9 @@ def list_jobs(
         int | None, Query(ge=0, le=2**62, description="the `next` of the previous page")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    tag: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9._-]+$")] = None,
 ):
-    jobs, cursor = queue_of(request).page(state, queue, q, sort == "newest", after, limit)
+    jobs, cursor = queue_of(request).page(state, queue, q, sort == "newest", after, limit, tag)
     return {"jobs": [j.to_dict() for j in jobs], "next": cursor}
 
 
@@ -224,7 +226,7 @@ def requeue_job(request: Request, job_id: str):
 def delete_job(request: Request, job_id: str):
     queue = queue_of(request)
     queue.get(job_id)  # an id no job can have is not found, as for GET
-    ids = queue.delete([job_id])
+    ids = queue.delete([job_id]).ids
     return {"ids": ids, "count": len(ids)}
 
 

@@ -123,12 +123,14 @@ def jobs(
     q: str | None = None,
     sort: str = "newest",
     after: int | None = Query(None, ge=0, le=2**62),
+    tag: str | None = None,
 ):
-    state, queue, q = state or None, queue or None, q or None  # empty form fields
+    state, queue, q, tag = state or None, queue or None, q or None, tag or None  # empty fields
     if sort not in ("newest", "oldest"):
         sort = "newest"
-    found, cursor = api.queue_of(request).page(state, queue, q, sort == "newest", after)
-    filters = {k: v for k, v in (("state", state), ("queue", queue), ("q", q), ("sort", sort))
+    found, cursor = api.queue_of(request).page(state, queue, q, sort == "newest", after, tag=tag)
+    filters = {k: v for k, v in (("state", state), ("queue", queue), ("tag", tag), ("q", q),
+                                 ("sort", sort))
                if v and not (k == "sort" and v == "newest")}  # fmt: skip
     queues = [] if partial_wanted(request) else api.queue_of(request).queue_names()
     return live(
