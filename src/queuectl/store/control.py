@@ -234,7 +234,7 @@ class ControlWrites(Database):
             found = self._run(conn, "job_for_edit", {"id": job_id}).fetchone()
             if found is None:
                 raise JobNotFound(job_id)
-            state, run_at, seq = found
+            state, run_at, queue, seq = found
             if state not in _WAITING:
                 raise Conflict(
                     f"job {job_id!r} is {state}; only pending or failed jobs can be edited"
@@ -242,7 +242,7 @@ class ControlWrites(Database):
             values = {name: json.dumps(value) if name == "tags" and value else value
                       for name, value in changes.items()}  # fmt: skip
             sets = ", ".join(f"{name} = :{name}" for name in sorted(values))
-            self._run(conn, "edit", {"run_at": run_at, **values, "id": job_id}, changes=sets)
+            self._run(conn, "edit", {"run_at": run_at, "queue": queue, **values, "id": job_id}, changes=sets)
             if "tags" in changes:
                 self._run(conn, "forget_tags", {"seq": seq})
                 self._add_tags(conn, [(job_id, changes["tags"])])

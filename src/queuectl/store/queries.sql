@@ -328,15 +328,16 @@ UPDATE jobs SET state = 'pending', attempts = 0, run_at = :now, updated_at = :no
 WHERE id = ANY(:ids)
 
 -- name: edit
--- Change a waiting job ({changes}: `column = :column, …`); :run_at is its run_at as it
--- is now or as changed (SET reads the old row), so `ready` follows the change.
+-- Change a waiting job ({changes}: `column = :column, …`); :run_at and :queue are as
+-- they are now or as changed (SET reads the old row), so `ready` follows the change.
 UPDATE jobs SET {changes}, updated_at = :now,
-    ready = CASE WHEN blockers > 0 OR :run_at > :now THEN {NOT_READY} ELSE {ready_now} END
+    ready = CASE WHEN blockers > 0 OR :run_at > :now THEN {NOT_READY}
+        WHEN :queue IN (SELECT queue FROM paused_queues) THEN {PAUSED} ELSE {READY} END
 WHERE id = :id
 
 -- name: job_for_edit
--- A job's state and run_at, locked until the transaction ends.
-SELECT state, run_at, seq FROM jobs WHERE id = :id /*postgres: FOR UPDATE*/
+-- A job's state, run_at and queue, locked until the transaction ends.
+SELECT state, run_at, queue, seq FROM jobs WHERE id = :id /*postgres: FOR UPDATE*/
 
 -- name: forget_tags
 -- A job's tags, before it gets new ones.
