@@ -16,9 +16,29 @@ def default_db_path() -> str:
     return os.path.join(data_home, "queuectl", "queue.db")
 
 
+ACCEPTED = ("postgresql://", "postgres://", "sqlite:///")
+
+
 def resolve_location(db: str | None) -> str:
-    """--db, else QUEUECTL_DB, else the per-user default (never the current directory)."""
-    return db or os.environ.get("QUEUECTL_DB") or default_db_path()
+    """--db, else QUEUECTL_DB, else the per-user default (never the current directory).
+    A URL of another scheme than PostgreSQL's or sqlite:/// is refused (InvalidInput)."""
+    location = db or os.environ.get("QUEUECTL_DB") or default_db_path()
+    scheme, sep, _ = location.partition("://")
+    if sep and _is_scheme(scheme) and not location.startswith(ACCEPTED):
+        # A typo of postgresql:// (or mysql://...) would otherwise become a SQLite file
+        # named after the URL. Only the scheme is named: the URL may hold a password.
+        from ..errors import InvalidInput
+
+        raise InvalidInput(
+            f"unknown database URL scheme {scheme}://; give a postgresql:// or"
+            " postgres:// URL, sqlite:///PATH or a file path"
+        )
+    return location
+
+
+def _is_scheme(text: str) -> bool:
+    """An RFC 3986 scheme: a letter, then letters, digits, +, - or ."""
+    return text[:1].isalpha() and all(c.isalnum() or c in "+-." for c in text) and text.isascii()
 
 
 def is_postgres(location: str) -> bool:
