@@ -49,3 +49,28 @@ def test_an_unknown_url_scheme_is_refused_and_creates_nothing(user, tmp_path, ur
     with pytest.raises(InvalidInput, match="postgresql://"):
         queuectl.Queue(url)
     assert os.listdir(os.getcwd()) == before
+
+
+# ---------------------------------------------------------------- 5. a command without --command
+
+HINTS = [
+    ("make test", "--command 'make test'"),
+    ("true", "--command true"),
+    ("echo it's done", "--command 'echo it'\"'\"'s done'"),
+]
+
+
+@pytest.mark.parametrize(("typed", "hint"), HINTS)
+def test_a_command_typed_as_json_says_how_to_enqueue_it(user, tmp_path, typed, hint):
+    expected = f"error: not a JSON object; to enqueue a command use {hint}\n"
+    fast = ["enqueue", typed]  # served without click
+    slow = [["--debug", "enqueue", typed], ["enqueue", typed, "--priority", "5"]]
+    for args in [fast, *slow]:
+        proc = user.run(*args, check=False)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", expected), args
+    assert created(tmp_path) == []  # bad input creates no database either
+
+
+def test_malformed_json_objects_still_say_what_is_wrong(user):
+    proc = user.run("enqueue", '{"command": "true"', check=False)
+    assert_one_error_line(proc, 2, "invalid JSON")

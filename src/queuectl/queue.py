@@ -6,7 +6,6 @@ each change atomically. It never prints.
 
 from __future__ import annotations
 
-import json
 import os
 
 from .actions import Actions
@@ -20,6 +19,7 @@ from .jobs import (
     check_id,
     check_name,
     check_queue,
+    parse_job_json,
     parse_json_lines,
     parse_state,
 )
@@ -88,11 +88,7 @@ class Queue(Actions, Waiting, Admin):
 
     def enqueue_json(self, text: str, *, cwd: str | None = None) -> str:
         """Enqueue one job given as JSON text (the CLI's argument). Returns its id."""
-        try:
-            spec = json.loads(text)
-        except ValueError as exc:
-            raise InvalidInput(f"invalid JSON: {exc}") from None
-        (job_id,) = self.enqueue_many([spec], cwd=cwd)
+        (job_id,) = self.enqueue_many([parse_job_json(text)], cwd=cwd)
         return job_id
 
     def enqueue_many(self, specs, *, cwd: str | None = None) -> list[str]:

@@ -7,6 +7,7 @@ import os
 import click
 
 from ..errors import InvalidInput
+from ..jobs import parse_job_json
 
 
 @click.command()
@@ -95,6 +96,8 @@ def enqueue(
     flags = {k: v for k, v in flags.items() if v is not None}
     if env:
         flags["env"] = dict(env_pair(pair) for pair in env)
+    # A command typed without --command is named as such, flags or not.
+    spec = None if job_json is None else parse_job_json(job_json)
     sources = [s for s in (job_json, command, jobs_file) if s is not None]
     if len(sources) != 1:
         raise InvalidInput("give one of: a JSON job, --command CMD, or --file FILE")
@@ -107,7 +110,7 @@ def enqueue(
     if job_json is not None:
         if flags:
             raise InvalidInput("give the job as JSON or as flags, not both")
-        click.echo(obj.queue.enqueue_json(job_json))
+        click.echo(obj.queue.enqueue_many([spec])[0])
         return
     click.echo(obj.queue.enqueue_many([{"command": command, **flags}])[0])
 
