@@ -10,27 +10,7 @@ import click
 
 from .. import __version__
 from ..errors import QueueError
-
-
-class Context:
-    """Carried in click's context: where the database is and an open Queue on demand."""
-
-    def __init__(self, db: str | None, debug: bool):
-        self.db = db
-        self.debug = debug
-        self._queue = None
-
-    @property
-    def queue(self):
-        if self._queue is None:
-            from ..queue import Queue
-
-            self._queue = Queue(self.db)
-        return self._queue
-
-    def close(self) -> None:
-        if self._queue is not None:
-            self._queue.close()
+from .context import Context
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .context import read_only
 from .jobs_cmd import json_option
 from .render import emit_json, table
 
@@ -16,6 +17,7 @@ def config():
     """
 
 
+@read_only
 @config.command("get")
 @click.argument("key")
 @json_option
@@ -43,6 +45,7 @@ def config_unset(obj, key):
     obj.queue.unset_config(key)
 
 
+@read_only
 @config.command("list")
 @json_option
 @click.pass_obj

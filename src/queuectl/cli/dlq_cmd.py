@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import InvalidInput
+from .context import read_only
 from .jobs_cmd import json_option, render_jobs
 
 
@@ -13,6 +14,7 @@ def dlq():
     """Dead jobs (retries spent): list them, retry them."""
 
 
+@read_only
 @dlq.command("list")
 @click.option("-n", "--limit", type=click.IntRange(min=1), help="At most this many jobs.")
 @json_option

@@ -8,12 +8,14 @@ import click
 
 from ..jobs import CLAIMABLE, STATES, run_record
 from ..timeutil import iso
+from .context import read_only
 from .render import emit_json, short_time, table
 from .worker_view import render_workers
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
+@read_only
 @click.command()
 @json_option
 @click.option("-w", "--watch", is_flag=True, help="Keep the view up to date (a terminal only).")
@@ -46,6 +48,7 @@ def status(obj, as_json, watch, interval):
     render_workers(workers)
 
 
+@read_only
 @click.command("list")
 @click.option("--state", type=click.Choice(STATES), help="Only jobs in this state.")
 @click.option("-q", "--queue", help="Only jobs of this queue.")
@@ -80,6 +83,7 @@ def _note(job, queue_paused: bool) -> str:
     return "; ".join(r for r in (reason, job.last_error) if r)
 
 
+@read_only
 @click.command()
 @click.argument("job_id")
 @json_option
@@ -113,6 +117,7 @@ def show(obj, job_id, as_json):
               rows, title="Runs")  # fmt: skip
 
 
+@read_only
 @click.command()
 @click.argument("job_id")
 @click.pass_obj

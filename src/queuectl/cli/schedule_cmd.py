@@ -8,6 +8,7 @@ import click
 
 from ..schedules import schedule_record
 from ..timeutil import iso
+from .context import read_only
 from .enqueue_cmd import env_pair
 from .jobs_cmd import json_option
 from .render import emit_json, short_time, table
@@ -54,6 +55,7 @@ def schedule_add(obj, name, cron, command, tz, queue, priority, max_retries, tim
     click.echo(f"{added['name']}: next run {short_time(iso(added['next_at']))} UTC")
 
 
+@read_only
 @schedule.command("list")
 @json_option
 @click.pass_obj

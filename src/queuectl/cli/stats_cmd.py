@@ -5,10 +5,12 @@ from __future__ import annotations
 import click
 
 from ..timeutil import parse_duration
+from .context import read_only
 from .jobs_cmd import json_option
 from .render import emit_json, table
 
 
+@read_only
 @click.command()
 @click.option("--window", default="1h", show_default=True, metavar="DURATION",
               help="Runs that finished this long ago or since (15m, 1h, 7d).")  # fmt: skip

@@ -21,13 +21,22 @@ def watch_status(queue, interval: str, as_json: bool) -> None:
         raise InvalidInput(f"interval must be between 0.1 and 3600 seconds, got {interval!r}")
     from rich.live import Live
 
+    opened = []  # a Queue opened here, when the database appeared meanwhile
     try:
         with Live(view(queue), console=console(), auto_refresh=False) as live:
             while True:
                 time.sleep(seconds)
+                if queue.outdated():  # watched before the first write created it
+                    from ..queue import Queue
+
+                    queue = Queue(queue.location)
+                    opened.append(queue)
                 live.update(view(queue), refresh=True)
     except KeyboardInterrupt:
         pass  # Ctrl-C is how one leaves: not an error
+    finally:
+        for each in opened:
+            each.close()
 
 
 def view(queue):

@@ -10,6 +10,7 @@ import time
 import click
 
 from ..errors import QueueError
+from .context import read_only
 from .jobs_cmd import json_option
 from .render import emit_json
 from .worker_view import render_workers
@@ -113,6 +114,7 @@ def stop(obj, timeout, host):
     click.echo(f"stopped {len(pools)} worker pool(s)")
 
 
+@read_only
 @worker.command("list")
 @json_option
 @click.pass_obj

@@ -45,9 +45,33 @@ def is_postgres(location: str) -> bool:
     return location.startswith(("postgresql://", "postgres://"))
 
 
-def open_store(db: str | None = None, *, durable: bool = True, migrate: bool = True) -> Store:
+def sqlite_path(location: str) -> str:
+    """The file of a SQLite location (a path or sqlite:///path), absolute."""
+    if location.startswith("sqlite:///"):
+        location = location[len("sqlite://") :]
+    return os.path.abspath(os.path.expanduser(location))
+
+
+def missing_database(location: str) -> str | None:
+    """The path of a SQLite location where no database exists yet but one can be
+    created, else None (opening one that cannot be created says why)."""
+    if is_postgres(location):
+        return None
+    path = sqlite_path(location)
+    if os.path.exists(path):
+        return None
+    ancestor = os.path.dirname(path)
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    return path if os.path.isdir(ancestor) else None
+
+
+def open_store(
+    db: str | None = None, *, durable: bool = True, migrate: bool = True, memory: bool = False
+) -> Store:
     """Open the store at a location (a path, sqlite:///path or postgresql://…), creating
-    or upgrading its schema unless `migrate` is False."""
+    or upgrading its schema unless `migrate` is False. `memory`: a SQLite location is
+    not opened but stood in for by an empty database in memory (nothing is created)."""
     location = resolve_location(db)
     if is_postgres(location):
         try:
@@ -61,7 +85,4 @@ def open_store(db: str | None = None, *, durable: bool = True, migrate: bool = T
         return PostgresStore(location, durable=durable, migrate=migrate)
     from .sqlite import SQLiteStore
 
-    if location.startswith("sqlite:///"):
-        location = location[len("sqlite://") :]
-    path = os.path.abspath(os.path.expanduser(location))
-    return SQLiteStore(path, durable=durable, migrate=migrate)
+    return SQLiteStore(sqlite_path(location), durable=durable, migrate=migrate, memory=memory)
