@@ -38,6 +38,7 @@ def cli(ctx: click.Context, db: str | None, debug: bool) -> None:
 
 def _register() -> None:
     from . import (
+        completion_cmd,
         config_cmd,
         control_cmd,
         dashboard_cmd,
@@ -52,7 +53,8 @@ def _register() -> None:
     )
 
     modules = (enqueue_cmd, jobs_cmd, control_cmd, worker_cmd, dlq_cmd, schedule_cmd,
-               stats_cmd, dashboard_cmd, config_cmd, transfer_cmd, db_cmd)  # fmt: skip
+               stats_cmd, dashboard_cmd, config_cmd, transfer_cmd, db_cmd,
+               completion_cmd)  # fmt: skip
     for module in modules:
         for command in module.COMMANDS:
             cli.add_command(command)

@@ -6,7 +6,7 @@ import click
 
 from .context import read_only
 from .jobs_cmd import json_option
-from .render import emit_json, table
+from .render import col, emit_json, table
 
 
 @click.group()
@@ -56,7 +56,7 @@ def config_list(obj, as_json):
         emit_json({row["key"]: row["value"] for row in rows})
         return
     table(
-        ["key", "value", "default", "help"],
+        ["key", "value", "default", col("help", least=20, wrap=True)],
         [(r["key"], _fmt(r["value"]), _fmt(r["default"]), r["help"]) for r in rows],
     )
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import click
 
 from ..timeutil import parse_duration
+from .completion_cmd import job_ids, queue_names
 
-ids_argument = click.argument("job_ids", nargs=-1, required=True, metavar="ID...")
+ids_argument = click.argument(
+    "job_ids", nargs=-1, required=True, metavar="ID...", shell_complete=job_ids
+)
 
 
 @click.command()
@@ -71,7 +74,7 @@ def purge(obj, states, older_than):
 
 
 @click.command()
-@click.argument("queues", nargs=-1, metavar="[QUEUE]...")
+@click.argument("queues", nargs=-1, metavar="[QUEUE]...", shell_complete=queue_names)
 @click.pass_obj
 def pause(obj, queues):
     """Stop claiming from queues (running jobs finish).
@@ -84,7 +87,7 @@ def pause(obj, queues):
 
 
 @click.command()
-@click.argument("queues", nargs=-1, metavar="[QUEUE]...")
+@click.argument("queues", nargs=-1, metavar="[QUEUE]...", shell_complete=queue_names)
 @click.pass_obj
 def resume(obj, queues):
     """Claim from paused queues again.

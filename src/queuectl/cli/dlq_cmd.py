@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import InvalidInput
+from .completion_cmd import job_ids
 from .context import read_only
 from .jobs_cmd import json_option, render_jobs
 
@@ -25,7 +26,7 @@ def dlq_list(obj, limit, as_json):
 
 
 @dlq.command("retry")
-@click.argument("job_ids", nargs=-1, metavar="ID...")
+@click.argument("job_ids", nargs=-1, metavar="ID...", shell_complete=job_ids)
 @click.option("--all", "retry_all", is_flag=True, help="Retry every dead job.")
 @click.pass_obj
 def dlq_retry(obj, job_ids, retry_all):

@@ -8,6 +8,7 @@ import click
 
 from ..errors import InvalidInput
 from ..jobs import parse_job_json
+from .completion_cmd import job_ids, queue_names
 
 
 @click.command()
@@ -16,10 +17,15 @@ from ..jobs import parse_job_json
 @click.option("--id", "job_id", help="Job id [default: generated].")
 @click.option("--max-retries", type=int, help="Retries after the first run [default: config].")
 @click.option("--priority", type=int, help="Higher runs first [default: 0].")
-@click.option("--run-at", metavar="TIME", help="Not before this ISO-8601 time (UTC if no zone).")
+@click.option(
+    "--run-at",
+    metavar="TIME",
+    help="Not before this ISO-8601 time, e.g. 2026-12-01T09:00:00+01:00; without a zone"
+    " it is UTC, not local time.",
+)
 @click.option("--delay", metavar="SECONDS", help="Not before this long from now (30, 5m, 2h).")
 @click.option("--timeout", metavar="SECONDS", help="Kill the job after this long.")
-@click.option("-q", "--queue", help="Queue name [default: default].")
+@click.option("-q", "--queue", help="Queue name [default: default].", shell_complete=queue_names)
 @click.option("--cwd", metavar="DIR", help="Run in this directory [default: the current one].")
 @click.option(
     "-e",
@@ -35,6 +41,7 @@ from ..jobs import parse_job_json
     multiple=True,
     metavar="ID",
     help="Run only after job ID completed (repeatable).",
+    shell_complete=job_ids,
 )
 @click.option(
     "--unique",

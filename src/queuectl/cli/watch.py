@@ -44,17 +44,18 @@ def view(queue):
     from rich.console import Group
     from rich.text import Text
 
+    width = console().width
     counts = queue.counts()
     workers = queue.workers()
     paused = queue.paused_queues()
     parts = [
-        Text(f"queuectl status, {time.strftime('%H:%M:%S')} (Ctrl-C to quit)", style="bold"),
+        Text(f"queuectl status, {time.strftime('%H:%M:%S %Z')} (Ctrl-C to quit)", style="bold"),
         rich_table(["state", "jobs"], [(s, counts[s]) for s in STATES], title="Jobs"),
     ]
     if paused:
         parts.append(Text(f"Paused queues: {', '.join(paused)}"))
     if workers:
-        parts.append(rich_table(WORKER_HEADERS, worker_rows(workers), title="Workers"))
+        parts.append(rich_table(WORKER_HEADERS, worker_rows(workers), title="Workers", width=width))
     else:
         parts.append(Text("Workers: none running"))
     return Group(*parts)

@@ -10,6 +10,7 @@ import time
 import click
 
 from ..errors import QueueError
+from .completion_cmd import queue_names
 from .context import read_only
 from .jobs_cmd import json_option
 from .render import emit_json
@@ -36,6 +37,7 @@ def worker():
     "queues",
     multiple=True,
     help="Only take jobs of this queue (repeatable) [default: all].",
+    shell_complete=queue_names,
 )
 @click.option("--detach", is_flag=True, help="Run in the background; return once it is up.")
 @click.option("--burst", is_flag=True, help="Run the jobs that are due, then exit.")
