@@ -293,6 +293,27 @@ def _dependencies(value: object, job_id: str) -> list[str] | None:
     return list(dict.fromkeys(value))  # duplicates named once
 
 
+def parse_job_json(text: str) -> object:
+    """One job given as JSON text (`enqueue`'s argument), decoded. Text that does not
+    even try to be a JSON object or list (`make test`, `true`) is a command typed
+    without --command: the error says how to enqueue it, quoted so it can be pasted."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        if not text.strip() or text.lstrip().startswith(("{", "[")):
+            raise InvalidInput(f"invalid JSON: {exc}") from None
+        value = None
+    else:
+        if isinstance(value, (dict, list)):
+            return value
+    import shlex
+
+    command = value if isinstance(value, str) and value.strip() else text
+    raise InvalidInput(
+        f"not a JSON object; to enqueue a command use --command {shlex.quote(command)}"
+    )
+
+
 def parse_json_lines(lines) -> tuple[list[int], list[object]]:
     """JSON Lines (blank lines skipped) as the line numbers and the decoded values; an
     error names the line; no values at all is an error too."""

@@ -6,7 +6,6 @@ each change atomically. It never prints.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 
@@ -21,11 +20,12 @@ from .jobs import (
     check_id,
     check_name,
     check_queue,
+    parse_job_json,
     parse_json_lines,
     parse_state,
 )
 from .settings import SETTINGS, Config, lookup
-from .store import open_store, resolve_location
+from .store import missing_database, open_store, resolve_location
 from .waiting import Waiting
 
 TYPE_CHECKING = False  # no typing import on the enqueue path
@@ -56,14 +56,30 @@ class Queue(Actions, Waiting, Admin):
     'completed'
     """
 
-    def __init__(self, db: str | None = None, *, store: Store | None = None, migrate: bool = True):
-        # migrate=False: open the database as it is (`db status` changes nothing)
+    def __init__(
+        self,
+        db: str | None = None,
+        *,
+        store: Store | None = None,
+        migrate: bool = True,
+        create: bool = True,
+    ):
+        # migrate=False: open the database as it is (`db status` changes nothing).
+        # create=False (read commands): where no SQLite database exists yet, read an
+        # empty one in memory instead of creating the file; `missing` is then its path.
         self.location = resolve_location(db)
-        self.store = store or open_store(self.location, migrate=migrate)
+        self.missing = None if create or store else missing_database(self.location)
+        memory = self.missing is not None
+        self.store = store or open_store(self.location, migrate=migrate, memory=memory)
         self._store_given = store is not None  # `work` then runs its pool on that store
 
     def close(self) -> None:
         self.store.close()
+
+    def outdated(self) -> bool:
+        """Opened where no database existed (create=False), and one exists now: a long
+        reader (the dashboard, `status --watch`) opens a new Queue to see it."""
+        return self.missing is not None and os.path.exists(self.missing)
 
     def __enter__(self) -> Queue:
         return self
@@ -89,11 +105,7 @@ class Queue(Actions, Waiting, Admin):
 
     def enqueue_json(self, text: str, *, cwd: str | None = None) -> str:
         """Enqueue one job given as JSON text (the CLI's argument). Returns its id."""
-        try:
-            spec = json.loads(text)
-        except ValueError as exc:
-            raise InvalidInput(f"invalid JSON: {exc}") from None
-        (job_id,) = self.enqueue_many([spec], cwd=cwd)
+        (job_id,) = self.enqueue_many([parse_job_json(text)], cwd=cwd)
         return job_id
 
     def enqueue_many(self, specs, *, cwd: str | None = None) -> list[str]:

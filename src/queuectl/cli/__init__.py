@@ -21,24 +21,27 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _fast_enqueue_args(args: list[str]):
-    """(db, json_text) when args are exactly `[--db PATH] enqueue {...}`, else None."""
+    """(db, text) when args are exactly `[--db PATH] enqueue TEXT` (TEXT not an option),
+    else None."""
     db = None
     if len(args) >= 2 and args[0] == "--db":
         db, args = args[1], args[2:]
     elif args and args[0].startswith("--db="):
         db, args = args[0][5:], args[1:]
-    if len(args) == 2 and args[0] == "enqueue" and args[1].lstrip().startswith("{"):
+    if len(args) == 2 and args[0] == "enqueue" and not args[1].startswith("-"):
         return db, args[1]
     return None
 
 
 def _fast_enqueue(db: str | None, text: str) -> int:
     from ..errors import QueueError
+    from ..jobs import parse_job_json
     from ..queue import Queue
 
     try:
+        spec = parse_job_json(text)  # before opening: bad input creates nothing
         with Queue(db) as queue:
-            job_id = queue.enqueue_json(text)
+            (job_id,) = queue.enqueue_many([spec])
     except QueueError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return exc.exit_code

@@ -10,27 +10,7 @@ import click
 
 from .. import __version__
 from ..errors import QueueError
-
-
-class Context:
-    """Carried in click's context: where the database is and an open Queue on demand."""
-
-    def __init__(self, db: str | None, debug: bool):
-        self.db = db
-        self.debug = debug
-        self._queue = None
-
-    @property
-    def queue(self):
-        if self._queue is None:
-            from ..queue import Queue
-
-            self._queue = Queue(self.db)
-        return self._queue
-
-    def close(self) -> None:
-        if self._queue is not None:
-            self._queue.close()
+from .context import Context
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,6 +38,7 @@ def cli(ctx: click.Context, db: str | None, debug: bool) -> None:
 
 def _register() -> None:
     from . import (
+        completion_cmd,
         config_cmd,
         control_cmd,
         dashboard_cmd,
@@ -72,7 +53,8 @@ def _register() -> None:
     )
 
     modules = (enqueue_cmd, jobs_cmd, control_cmd, worker_cmd, dlq_cmd, schedule_cmd,
-               stats_cmd, dashboard_cmd, config_cmd, transfer_cmd, db_cmd)  # fmt: skip
+               stats_cmd, dashboard_cmd, config_cmd, transfer_cmd, db_cmd,
+               completion_cmd)  # fmt: skip
     for module in modules:
         for command in module.COMMANDS:
             cli.add_command(command)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
+from .context import read_only
 from .jobs_cmd import json_option
-from .render import emit_json, table
+from .render import col, emit_json, table
 
 
 @click.group()
@@ -16,6 +17,7 @@ def config():
     """
 
 
+@read_only
 @config.command("get")
 @click.argument("key")
 @json_option
@@ -43,6 +45,7 @@ def config_unset(obj, key):
     obj.queue.unset_config(key)
 
 
+@read_only
 @config.command("list")
 @json_option
 @click.pass_obj
@@ -53,7 +56,7 @@ def config_list(obj, as_json):
         emit_json({row["key"]: row["value"] for row in rows})
         return
     table(
-        ["key", "value", "default", "help"],
+        ["key", "value", "default", col("help", least=20, wrap=True)],
         [(r["key"], _fmt(r["value"]), _fmt(r["default"]), r["help"]) for r in rows],
     )
 

@@ -8,6 +8,7 @@ import click
 
 from ..errors import InvalidInput
 from ..timeutil import parse_duration
+from .completion_cmd import job_ids, queue_names
 from .render import emit_json
 
 
@@ -17,9 +18,9 @@ def selection_options(states: Sequence[str]):
 
     def decorate(command):
         for option in reversed([
-            click.argument("job_ids", nargs=-1, metavar="[ID]..."),
+            click.argument("job_ids", nargs=-1, metavar="[ID]...", shell_complete=job_ids),
             click.option("-q", "--queue", "queues", multiple=True, metavar="QUEUE",
-                         help="Jobs of this queue (repeatable)."),
+                         help="Jobs of this queue (repeatable).", shell_complete=queue_names),
             click.option("--state", "states", multiple=True, type=click.Choice(states),
                          help="Jobs in this state (repeatable)."),
             click.option("--tag", "tags", multiple=True, metavar="TAG",
@@ -169,7 +170,7 @@ def purge(obj, states, older_than):
 
 
 @click.command()
-@click.argument("queues", nargs=-1, metavar="[QUEUE]...")
+@click.argument("queues", nargs=-1, metavar="[QUEUE]...", shell_complete=queue_names)
 @click.pass_obj
 def pause(obj, queues):
     """Stop claiming from queues (running jobs finish).
@@ -182,7 +183,7 @@ def pause(obj, queues):
 
 
 @click.command()
-@click.argument("queues", nargs=-1, metavar="[QUEUE]...")
+@click.argument("queues", nargs=-1, metavar="[QUEUE]...", shell_complete=queue_names)
 @click.pass_obj
 def resume(obj, queues):
     """Claim from paused queues again.

@@ -8,8 +8,10 @@ import socket
 import click
 
 from ..errors import InvalidInput, QueueError
+from .context import read_only
 
 
+@read_only
 @click.command(short_help="The web dashboard, JSON API and /metrics.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; anything but loopback needs a token.")  # fmt: skip
@@ -42,6 +44,7 @@ def dashboard(obj, host, port, token, open_browser):
         raise InvalidInput(
             f"listening on {host} (not loopback) needs --token or QUEUECTL_DASHBOARD_TOKEN"
         )
+    obj.open().close()  # says so on stderr when no database exists yet
     app = create_app(obj.db, token=token)
     sock = _listen(host, port)
     bound_host, bound_port = sock.getsockname()[:2]

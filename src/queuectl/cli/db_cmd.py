@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .context import read_only
 from .jobs_cmd import json_option
 from .render import emit_json
 
@@ -16,14 +17,13 @@ def db():
     """
 
 
+@read_only
 @db.command("status")
 @json_option
 @click.pass_obj
 def db_status(obj, as_json):
     """Backend, location and schema version (does not migrate)."""
-    from ..queue import Queue
-
-    with Queue(obj.db, migrate=False) as queue:
+    with obj.open(migrate=False) as queue:
         info = queue.schema()
     if as_json:
         emit_json(info.to_dict())
@@ -38,9 +38,7 @@ def db_status(obj, as_json):
 @click.pass_obj
 def db_migrate(obj):
     """Apply pending migrations (safe to run from several hosts at once)."""
-    from ..queue import Queue
-
-    with Queue(obj.db, migrate=False) as queue:
+    with obj.open(migrate=False) as queue:
         applied = queue.migrate()
         info = queue.schema()
     shown, version = info.location, info.version

@@ -6,6 +6,7 @@ import click
 
 from ..errors import InvalidInput
 from ..timeutil import parse_duration
+from .context import read_only
 from .control_cmd import report, selection_options, targets
 from .jobs_cmd import json_option, render_jobs
 
@@ -15,6 +16,7 @@ def dlq():
     """Dead jobs (retries spent): list them, retry them."""
 
 
+@read_only
 @dlq.command("list")
 @click.option("-n", "--limit", type=click.IntRange(min=1), help="At most this many jobs.")
 @json_option

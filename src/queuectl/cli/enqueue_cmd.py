@@ -7,6 +7,8 @@ import os
 import click
 
 from ..errors import InvalidInput
+from ..jobs import parse_job_json
+from .completion_cmd import job_ids, queue_names
 from .render import emit_json
 
 
@@ -16,10 +18,15 @@ from .render import emit_json
 @click.option("--id", "job_id", help="Job id [default: generated].")
 @click.option("--max-retries", type=int, help="Retries after the first run [default: config].")
 @click.option("--priority", type=int, help="Higher runs first [default: 0].")
-@click.option("--run-at", metavar="TIME", help="Not before this ISO-8601 time (UTC if no zone).")
+@click.option(
+    "--run-at",
+    metavar="TIME",
+    help="Not before this ISO-8601 time, e.g. 2026-12-01T09:00:00+01:00; without a zone"
+    " it is UTC, not local time.",
+)
 @click.option("--delay", metavar="SECONDS", help="Not before this long from now (30, 5m, 2h).")
 @click.option("--timeout", metavar="SECONDS", help="Kill the job after this long.")
-@click.option("-q", "--queue", help="Queue name [default: default].")
+@click.option("-q", "--queue", help="Queue name [default: default].", shell_complete=queue_names)
 @click.option("--cwd", metavar="DIR", help="Run in this directory [default: the current one].")
 @click.option(
     "-e",
@@ -35,6 +42,7 @@ from .render import emit_json
     multiple=True,
     metavar="ID",
     help="Run only after job ID completed (repeatable).",
+    shell_complete=job_ids,
 )
 @click.option(
     "--unique",
@@ -114,6 +122,8 @@ def enqueue(
     if env or capture_env:
         # the caller's environment, then --env on top
         flags["env"] = {**(os.environ if capture_env else {}), **dict(map(env_pair, env))}
+    # A command typed without --command is named as such, flags or not.
+    spec = None if job_json is None else parse_job_json(job_json)
     sources = [s for s in (job_json, command, jobs_file, lines_file) if s is not None]
     if len(sources) != 1:
         raise InvalidInput("give one of: a JSON job, --command CMD, --file FILE or --lines FILE")
@@ -135,19 +145,19 @@ def enqueue(
     if job_json is not None:
         if flags:
             raise InvalidInput("give the job as JSON or as flags, not both")
-        click.echo(obj.queue.enqueue_json(job_json))
+        click.echo(obj.queue.enqueue_many([spec])[0])
         return
     click.echo(obj.queue.enqueue_many([{"command": command, **flags}])[0])
 
 
 @click.command()
-@click.argument("job_id", metavar="ID")
+@click.argument("job_id", metavar="ID", shell_complete=job_ids)
 @click.option("-c", "--command", help="The shell command.")
 @click.option("--priority", type=int, help="Higher runs first.")
 @click.option("--run-at", metavar="TIME", help="Not before this ISO-8601 time (UTC if no zone).")
 @click.option("--delay", metavar="SECONDS", help="Not before this long from now (30, 5m, 2h).")
 @click.option("--max-retries", type=int, help="Retries after the first run.")
-@click.option("-q", "--queue", help="Queue name.")
+@click.option("-q", "--queue", help="Queue name.", shell_complete=queue_names)
 @click.option("--timeout", metavar="SECONDS", help="Kill the job after this long.")
 @click.option("--tag", "tags", multiple=True, metavar="TAG",
               help="Its tags become these (repeatable; --tag '' removes them all).")  # fmt: skip

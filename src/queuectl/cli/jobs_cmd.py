@@ -6,14 +6,16 @@ import sys
 
 import click
 
-from ..jobs import CLAIMABLE, STATES, run_record
-from ..timeutil import iso
-from .render import emit_json, short_time, table
+from ..jobs import CLAIMABLE, STATES, TIME_FIELDS, run_record
+from .completion_cmd import job_ids, queue_names
+from .context import read_only
+from .render import col, cut, emit_json, local_time, table, time_header
 from .worker_view import render_workers
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
+@read_only
 @click.command()
 @json_option
 @click.option("-w", "--watch", is_flag=True, help="Keep the view up to date (a terminal only).")
@@ -46,11 +48,12 @@ def status(obj, as_json, watch, interval):
     render_workers(workers)
 
 
+@read_only
 @click.command("list")
 @click.option("--state", "states", multiple=True, type=click.Choice(STATES),
               help="Only jobs in this state (repeatable).")  # fmt: skip
 @click.option("-q", "--queue", "queues", multiple=True, metavar="QUEUE",
-              help="Only jobs of this queue (repeatable).")  # fmt: skip
+              help="Only jobs of this queue (repeatable).", shell_complete=queue_names)  # fmt: skip
 @click.option("--tag", "tags", multiple=True, metavar="TAG",
               help="Only jobs with this tag (repeatable).")  # fmt: skip
 @click.option("--sort", type=click.Choice(["oldest", "newest"]), default="oldest",
@@ -73,16 +76,18 @@ def render_jobs(jobs, as_json: bool, paused=()) -> None:
     if as_json:
         emit_json([job.to_dict() for job in jobs])
         return
-    headers = ["id", "state", "attempts", "priority", "queue", "tags", "run at", "updated",
-               "note", "command"]  # fmt: skip
+    # On a terminal the columns marked `cut` are shortened to fit its width.
+    headers = ["id", "state", col("attempts", short="try"), col("priority", short="pri"),
+               cut("queue", 7), cut("tags", 6), time_header("run at"),
+               col(time_header("updated"), drop=True), cut("note", 8),
+               cut("command", 14)]  # fmt: skip
     rows = []
     for job in jobs:
-        d = job.to_dict()
-        waiting = d["state"] in CLAIMABLE
-        rows.append((d["id"], d["state"], d["attempts"], d["priority"], d["queue"],
-                     ",".join(d["tags"]), short_time(d["run_at"]) if waiting else "",
-                     short_time(d["updated_at"]),
-                     _note(job, waiting and d["queue"] in paused), d["command"]))  # fmt: skip
+        waiting = job.state in CLAIMABLE
+        rows.append((job.id, job.state, job.attempts, job.priority, job.queue,
+                     ",".join(job.tags or ()), local_time(job.run_at) if waiting else "",
+                     local_time(job.updated_at), _note(job, waiting and job.queue in paused),
+                     job.command))  # fmt: skip
     table(headers, rows)
 
 
@@ -92,8 +97,9 @@ def _note(job, queue_paused: bool) -> str:
     return "; ".join(r for r in (reason, job.last_error) if r)
 
 
+@read_only
 @click.command()
-@click.argument("job_id")
+@click.argument("job_id", shell_complete=job_ids)
 @json_option
 @click.pass_obj
 def show(obj, job_id, as_json):
@@ -109,6 +115,8 @@ def show(obj, job_id, as_json):
     for key, value in d.items():
         if value is None or value == "" or value == []:
             value = "-"
+        elif key in TIME_FIELDS:  # local, named (JSON keeps ISO-8601 UTC)
+            value = local_time(getattr(job, key), ms=True, named=True)
         elif isinstance(value, dict):
             value = " ".join(f"{k}={v}" for k, v in value.items()) or "-"
         elif isinstance(value, list):
@@ -116,17 +124,18 @@ def show(obj, job_id, as_json):
         click.echo(f"{key.ljust(width)}  {value}")
     if runs:
         click.echo()
-        rows = [(r["attempt"], r["outcome"], short_time(iso(r["started_at"])),
+        rows = [(r["attempt"], r["outcome"], local_time(r["started_at"]),
                  f"{r['finished_at'] - r['started_at']:.3f}s",
                  "" if r["waited"] is None else f"{r['waited']:.3f}s",
                  "" if r["exit_code"] is None else r["exit_code"], r["worker_id"] or "",
                  r["error"] or "") for r in runs]  # fmt: skip
-        table(["attempt", "outcome", "started", "took", "waited", "exit", "worker", "error"],
-              rows, title="Runs")  # fmt: skip
+        table(["attempt", "outcome", time_header("started"), "took", "waited", "exit",
+               cut("worker", 10), cut("error", 12)], rows, title="Runs")  # fmt: skip
 
 
+@read_only
 @click.command()
-@click.argument("job_id")
+@click.argument("job_id", shell_complete=job_ids)
 @click.pass_obj
 def logs(obj, job_id):
     """The output of the job's latest run (so far, while it runs)."""

@@ -7,10 +7,11 @@ import os
 import click
 
 from ..schedules import schedule_record
-from ..timeutil import iso
+from .completion_cmd import queue_names, schedule_names
+from .context import read_only
 from .enqueue_cmd import env_pair
 from .jobs_cmd import json_option
-from .render import emit_json, short_time, table
+from .render import cut, emit_json, local_time, table, time_header
 
 
 @click.group()
@@ -28,7 +29,8 @@ def schedule():
 @click.argument("cron")
 @click.option("-c", "--command", required=True, help="Shell command each run executes.")
 @click.option("--tz", help="Time zone the cron fields are read in [default: UTC].")
-@click.option("-q", "--queue", help="Queue of the runs [default: default].")
+@click.option("-q", "--queue", help="Queue of the runs [default: default].",
+              shell_complete=queue_names)  # fmt: skip
 @click.option("--priority", type=int, help="Higher runs first [default: 0].")
 @click.option("--max-retries", type=int, help="Retries of each run [default: config].")
 @click.option("--timeout", metavar="SECONDS", help="Kill a run after this long.")
@@ -51,9 +53,10 @@ def schedule_add(obj, name, cron, command, tz, queue, priority, max_retries, tim
     added = obj.queue.add_schedule(
         name, cron, spec, tz=tz, cwd=os.path.abspath(cwd) if cwd else None
     )
-    click.echo(f"{added['name']}: next run {short_time(iso(added['next_at']))} UTC")
+    click.echo(f"{added['name']}: next run {local_time(added['next_at'], named=True)}")
 
 
+@read_only
 @schedule.command("list")
 @json_option
 @click.pass_obj
@@ -67,13 +70,14 @@ def schedule_list(obj, as_json):
         click.echo("No schedules (add one with: queuectl schedule add NAME CRON --command CMD)")
         return
     rows = [(s["name"], s["cron"], s["tz"], "paused" if s["paused"] else "active",
-             "" if s["paused"] else short_time(iso(s["next_at"])),
+             "" if s["paused"] else local_time(s["next_at"]),
              s["last_job"] or "", s["spec"]["command"]) for s in found]  # fmt: skip
-    table(["name", "cron", "tz", "state", "next run (UTC)", "last job", "command"], rows)
+    table(["name", "cron", "tz", "state", time_header("next run"), cut("last job", 12),
+           cut("command", 16)], rows)  # fmt: skip
 
 
 @schedule.command("remove")
-@click.argument("name")
+@click.argument("name", shell_complete=schedule_names)
 @click.pass_obj
 def schedule_remove(obj, name):
     """Remove a schedule (the jobs it enqueued stay)."""
@@ -82,7 +86,7 @@ def schedule_remove(obj, name):
 
 
 @schedule.command("pause")
-@click.argument("name")
+@click.argument("name", shell_complete=schedule_names)
 @click.pass_obj
 def schedule_pause(obj, name):
     """Stop enqueueing runs of a schedule."""
@@ -91,7 +95,7 @@ def schedule_pause(obj, name):
 
 
 @schedule.command("resume")
-@click.argument("name")
+@click.argument("name", shell_complete=schedule_names)
 @click.pass_obj
 def schedule_resume(obj, name):
     """Enqueue runs of a paused schedule again.

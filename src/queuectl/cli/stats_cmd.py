@@ -5,14 +5,17 @@ from __future__ import annotations
 import click
 
 from ..timeutil import parse_duration
+from .completion_cmd import queue_names
+from .context import read_only
 from .jobs_cmd import json_option
-from .render import emit_json, table
+from .render import col, cut, emit_json, table
 
 
+@read_only
 @click.command()
 @click.option("--window", default="1h", show_default=True, metavar="DURATION",
               help="Runs that finished this long ago or since (15m, 1h, 7d).")  # fmt: skip
-@click.option("-q", "--queue", help="Only this queue.")
+@click.option("-q", "--queue", help="Only this queue.", shell_complete=queue_names)
 @json_option
 @click.pass_obj
 def stats(obj, window, queue, as_json):
@@ -28,8 +31,10 @@ def stats(obj, window, queue, as_json):
         emit_json({"window_seconds": seconds, "queues": rows})
         return
     table(
-        ["queue", "runs", "completed", "failed", "canceled", "per min", "success",
-         "run p50", "run p95", "wait p50", "wait p95"],
+        [cut("queue", 5), "runs", col("completed", short="done"), "failed",
+         col("canceled", short="cancel"), col("per min", short="/min"), "success",
+         col("run p50", short="run50"), col("run p95", short="run95"),
+         col("wait p50", short="wait50"), col("wait p95", short="wait95")],
         [(r["queue"], r["runs"], r["completed"], r["failed"], r["canceled"],
           f"{r['per_minute']:.1f}", _percent(r["success_rate"]), _secs(r["duration_p50"]),
           _secs(r["duration_p95"]), _secs(r["wait_p50"]), _secs(r["wait_p95"]))

@@ -8,7 +8,10 @@ import sys
 
 import click
 
+from .context import read_only
 
+
+@read_only
 @click.command("export")
 @click.pass_obj
 def export(obj):

@@ -21,13 +21,22 @@ def watch_status(queue, interval: str, as_json: bool) -> None:
         raise InvalidInput(f"interval must be between 0.1 and 3600 seconds, got {interval!r}")
     from rich.live import Live
 
+    opened = []  # a Queue opened here, when the database appeared meanwhile
     try:
         with Live(view(queue), console=console(), auto_refresh=False) as live:
             while True:
                 time.sleep(seconds)
+                if queue.outdated():  # watched before the first write created it
+                    from ..queue import Queue
+
+                    queue = Queue(queue.location)
+                    opened.append(queue)
                 live.update(view(queue), refresh=True)
     except KeyboardInterrupt:
         pass  # Ctrl-C is how one leaves: not an error
+    finally:
+        for each in opened:
+            each.close()
 
 
 def view(queue):
@@ -35,17 +44,18 @@ def view(queue):
     from rich.console import Group
     from rich.text import Text
 
+    width = console().width
     counts = queue.counts()
     workers = queue.workers()
     paused = queue.paused_queues()
     parts = [
-        Text(f"queuectl status, {time.strftime('%H:%M:%S')} (Ctrl-C to quit)", style="bold"),
+        Text(f"queuectl status, {time.strftime('%H:%M:%S %Z')} (Ctrl-C to quit)", style="bold"),
         rich_table(["state", "jobs"], [(s, counts[s]) for s in STATES], title="Jobs"),
     ]
     if paused:
         parts.append(Text(f"Paused queues: {', '.join(paused)}"))
     if workers:
-        parts.append(rich_table(WORKER_HEADERS, worker_rows(workers), title="Workers"))
+        parts.append(rich_table(WORKER_HEADERS, worker_rows(workers), title="Workers", width=width))
     else:
         parts.append(Text("Workers: none running"))
     return Group(*parts)

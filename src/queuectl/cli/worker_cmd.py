@@ -10,6 +10,8 @@ import time
 import click
 
 from ..errors import QueueError
+from .completion_cmd import queue_names
+from .context import read_only
 from .jobs_cmd import json_option
 from .render import emit_json
 from .worker_view import render_workers
@@ -35,6 +37,7 @@ def worker():
     "queues",
     multiple=True,
     help="Only take jobs of this queue (repeatable) [default: all].",
+    shell_complete=queue_names,
 )
 @click.option("--detach", is_flag=True, help="Run in the background; return once it is up.")
 @click.option("--burst", is_flag=True, help="Run the jobs that are due, then exit.")
@@ -113,6 +116,7 @@ def stop(obj, timeout, host):
     click.echo(f"stopped {len(pools)} worker pool(s)")
 
 
+@read_only
 @worker.command("list")
 @json_option
 @click.pass_obj

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from .render import ago, table
+from .render import ago, cut, table
 
-WORKER_HEADERS = ["host", "pid", "busy", "jobs", "heartbeat", "worker id"]
+WORKER_HEADERS = ["host", "pid", "busy", cut("jobs", 12), "heartbeat", "worker id"]
 
 
 def worker_rows(workers) -> list[tuple]:

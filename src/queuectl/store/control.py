@@ -242,7 +242,12 @@ class ControlWrites(Database):
             values = {name: json.dumps(value) if name == "tags" and value else value
                       for name, value in changes.items()}  # fmt: skip
             sets = ", ".join(f"{name} = :{name}" for name in sorted(values))
-            self._run(conn, "edit", {"run_at": run_at, "queue": queue, **values, "id": job_id}, changes=sets)
+            self._run(
+                conn,
+                "edit",
+                {"run_at": run_at, "queue": queue, **values, "id": job_id},
+                changes=sets,
+            )
             if "tags" in changes:
                 self._run(conn, "forget_tags", {"seq": seq})
                 self._add_tags(conn, [(job_id, changes["tags"])])

@@ -51,8 +51,11 @@ class SQLiteStore(PoolWrites, ControlWrites, Reads):
 
     backend = "sqlite"
 
-    def __init__(self, path: str, *, durable: bool = True, migrate: bool = True):
+    def __init__(
+        self, path: str, *, durable: bool = True, migrate: bool = True, memory: bool = False
+    ):
         self.path = path
+        self.memory = memory  # an empty stand-in in memory for a database not created yet
         self.location = path
         self.wake_dir = path + "-wake"
         self._listening: tuple[int, str] | None = None
@@ -65,6 +68,8 @@ class SQLiteStore(PoolWrites, ControlWrites, Reads):
     # ------------------------------------------------------------ connection
 
     def _open(self, durable: bool) -> sqlite3.Connection:
+        if self.memory:
+            return sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         directory = os.path.dirname(self.path)
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)

@@ -55,8 +55,11 @@ class QueuePool:
         if queue is None:
             with self.lock:
                 queue = self.idle.pop() if self.idle else None
+            if queue is not None and queue.outdated():  # the database was created since
+                self._forget(queue)
+                queue = None
             if queue is None:
-                queue = Queue(self.location)
+                queue = Queue(self.location, create=False)
                 with self.lock:
                     self.opened.append(queue)
             scope[SCOPE_KEY] = queue
@@ -67,6 +70,11 @@ class QueuePool:
         if queue is not None:
             with self.lock:
                 self.idle.append(queue)
+
+    def _forget(self, queue: Queue) -> None:
+        with self.lock:
+            self.opened.remove(queue)
+        queue.close()
 
     def adopt(self, queue: Queue) -> None:
         """Close this queue (not lent to requests) with the others."""
@@ -117,8 +125,9 @@ def create_app(location: str | None = None, token: str | None = None):
     from contextlib import asynccontextmanager
 
     # The location is resolved once, and an unusable database fails here (a QueueError),
-    # before the server starts.
-    with Queue(location) as first:
+    # before the server starts. A dashboard only reads until an action writes, so it
+    # creates no database: until one exists, it shows an empty queue.
+    with Queue(location, create=False) as first:
         queues = QueuePool(first.location)
         started = first.now()  # the metrics count the runs that finish from now on
 
@@ -166,8 +175,11 @@ def create_app(location: str | None = None, token: str | None = None):
         # One collector for the app (its counters accumulate across scrapes), with a
         # connection of its own that only the holder of the lock uses.
         with metrics_lock:
+            if app.state.metrics is not None and app.state.metrics.queue.outdated():
+                app.state.metrics = None  # (it adopted its queue: closed with the others)
             if app.state.metrics is None:
-                app.state.metrics = QueueMetrics(Queue(queues.location), started, counts)
+                queue = Queue(queues.location, create=False)
+                app.state.metrics = QueueMetrics(queue, started, counts)
                 queues.adopt(app.state.metrics.queue)
             body = app.state.metrics.render()
         from prometheus_client import CONTENT_TYPE_LATEST

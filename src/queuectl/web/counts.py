@@ -53,8 +53,11 @@ class JobCounts:
 
     def _count_in_background(self) -> None:
         try:
+            if self.queue is not None and self.queue.outdated():
+                self.queue.close()  # opened before the database was created
+                self.queue = None
             if self.queue is None:
-                self.queue = Queue(self.location)
+                self.queue = Queue(self.location, create=False)
             self._count(self.queue)
         except Exception:
             pass  # the next answer counts in the foreground once this one is too old

@@ -1,0 +1,62 @@
+"""What every command is handed (click's `obj`): the database's location and a Queue
+opened on demand; and `read_only`, by which a command declares that it only reads."""
+
+from __future__ import annotations
+
+import click
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..queue import Queue
+
+_READERS: set[click.Command] = set()
+
+
+def read_only(command: click.Command) -> click.Command:
+    """Declare a command one that only reads (put it above `@click.command`). Such a
+    command creates nothing: where no SQLite database exists yet it answers as for an
+    empty queue, and says once on stderr that there is none."""
+    _READERS.add(command)
+    return command
+
+
+def is_read_only(command: click.Command) -> bool:
+    return command in _READERS
+
+
+class Context:
+    """Carried in click's context: where the database is and an open Queue on demand."""
+
+    def __init__(self, db: str | None, debug: bool):
+        self.db = db
+        self.debug = debug
+        self._queue: Queue | None = None
+
+    @property
+    def queue(self) -> Queue:
+        """The Queue of this command, opened the first time it is asked for."""
+        if self._queue is None:
+            self._queue = self.open()
+        return self._queue
+
+    def open(self, **options) -> Queue:
+        """A new Queue on the database (the caller closes it); a read-only command's
+        creates nothing (see `read_only`)."""
+        from ..queue import Queue
+
+        current = click.get_current_context(silent=True)
+        reads = current is not None and is_read_only(current.command)
+        queue = Queue(self.db, create=not reads, **options)
+        if queue.missing:
+            note(f"no database at {queue.missing} yet (it is created by the first command"
+                 " that writes)")  # fmt: skip
+        return queue
+
+    def close(self) -> None:
+        if self._queue is not None:
+            self._queue.close()
+
+
+def note(text: str) -> None:
+    """A remark on stderr that is not an error."""
+    click.echo(f"queuectl: {text}", err=True)
