@@ -283,3 +283,13 @@ def test_a_selection_changes_every_match(cli, action):
     assert result["count"] == 50
     remaining = cli.json("list", "--tag", "t")
     assert remaining == [] if action == "rm" else {j["state"] for j in remaining} == {"canceled"}
+
+
+def test_tags_survive_export_and_import(cli, tmp_path):
+    add(cli, "t", "-c", "true", "--tag", "a", "--tag", "b")
+    add(cli, "u", "-c", "true")
+    exported = cli.run("export").stdout
+    other = type(cli)(tmp_path / "other.db", cli.workdir)
+    other.run("import", "-", input=exported)
+    assert other.job("t")["tags"] == ["a", "b"]
+    assert [j["id"] for j in other.json("list", "--tag", "b")] == ["t"]

@@ -69,7 +69,7 @@ def build_import_row(record: object, *, now: float) -> ImportJob:
         raise InvalidInput(f"unknown key {sorted(unknown)[0]!r} in an exported job")
     new = build_row(
         {key: record[key] for key in ("id", "command", "priority", "queue", "cwd", "env",
-                                      "depends_on", "unique_key")
+                                      "depends_on", "unique_key", "tags")
          if record.get(key) is not None},
         now=now, cwd=record.get("cwd") or "/", max_retries=0,
     )  # fmt: skip
@@ -103,6 +103,7 @@ def build_import_row(record: object, *, now: float) -> ImportJob:
         worker_id=_optional(record, "worker_id", _text("worker_id")),
         depends_on=new.depends_on,
         unique_key=new.unique_key,
+        tags=new.tags,
     )
     output = _optional(record, "output", _text("output"))
     waits = _waits(record.get("waiting_for")) if job.state in CLAIMABLE else []
