@@ -8,6 +8,7 @@ import click
 
 from ..jobs import CLAIMABLE, STATES, run_record
 from ..timeutil import iso
+from ..views import status_view
 from .render import emit_json, short_time, table
 from .worker_view import render_workers
 
@@ -28,12 +29,11 @@ def status(obj, as_json, watch, interval):
 
         watch_status(queue, interval, as_json)
         return
+    if as_json:
+        emit_json(status_view(queue))
+        return
     counts = queue.counts()
     workers = queue.workers()
-    if as_json:
-        emit_json({"jobs": counts, "workers": [w.to_dict() for w in workers],
-                   "paused_queues": list(queue.paused_queues())})  # fmt: skip
-        return
     table(["state", "jobs"], [(state, counts[state]) for state in STATES], title="Jobs")
     click.echo()
     paused = queue.paused_queues()
