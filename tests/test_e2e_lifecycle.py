@@ -67,7 +67,7 @@ def pool_of(cli, pid: int) -> dict | None:
 
 
 def counts(cli) -> dict:
-    return cli.json("status")["jobs"]
+    return cli.json("status")["counts"]
 
 
 def write_jsonl(path: Path, specs) -> Path:
@@ -515,7 +515,7 @@ def test_detached_pool_is_listed_and_stopped(cli):
 
         pool = wait_for(busy, timeout=5, message="status to show the running job")
         assert (pool["host"], pool["slots"]) == (socket.gethostname(), 2)
-        assert set(cli.json("status")["jobs"]) == set(STATES)
+        assert set(cli.json("status")["counts"]) == set(STATES)
 
         stopped = cli.run("worker", "stop", "--timeout", "20")
         assert "stopped 1 worker pool(s)" in stopped.stdout

@@ -43,7 +43,7 @@ def test_two_hosts_share_one_queue_and_stop_separately(pg_cli, tmp_path):
     pool_a = host_a.start_worker("--count", "4")
     pool_b = host_b.start_worker("--count", "4")
     enqueue_many(pg_cli, 1000, f"echo $QUEUECTL_JOB_ID >> {log}")
-    wait_for(lambda: pg_cli.json("status")["jobs"]["completed"] == 1000, timeout=90,
+    wait_for(lambda: pg_cli.json("status")["counts"]["completed"] == 1000, timeout=90,
              message="1000 jobs completed")  # fmt: skip
     runs = Counter(log.read_text().split())
     assert len(runs) == 1000 and set(runs.values()) == {1}, runs.most_common(3)
@@ -63,7 +63,7 @@ def test_both_hosts_take_jobs(pg_cli):
     host_a.start_worker("--count", "2")
     host_b.start_worker("--count", "2")
     enqueue_many(pg_cli, 40, "sleep 0.2")
-    wait_for(lambda: pg_cli.json("status")["jobs"]["completed"] == 40, timeout=60)
+    wait_for(lambda: pg_cli.json("status")["counts"]["completed"] == 40, timeout=60)
     pools = {w["id"]: w["host"] for w in pg_cli.json("worker", "list")}
     hosts = Counter(pools[job["worker_id"]] for job in pg_cli.json("list"))
     assert set(hosts) == {"host-a", "host-b"}, hosts
@@ -94,7 +94,7 @@ def test_database_restart_mid_run_loses_no_job(pg_cli, tmp_path):
 
     def settled():
         try:
-            jobs = pg_cli.json("status")["jobs"]
+            jobs = pg_cli.json("status")["counts"]
         except AssertionError:
             return False  # the database is still coming back
         return jobs["completed"] == 500 and jobs

@@ -108,13 +108,14 @@ def test_export_import_keeps_ids_states_attempts_history_and_dlq(tmp_path, pg_ur
         output = q.logs("done")
     assert output == b"caf\xc3\xa9 \xff"
     exported = queuectl_cmd(source, "export").stdout
-    assert len(exported.splitlines()) == 4
+    kinds = [json.loads(line)["kind"] for line in exported.splitlines()]
+    assert kinds == ["job"] * 4 + ["run"] * 2
     for target in (pg_url, str(tmp_path / "target.db")):
         result = subprocess.run(
             [sys.executable, "-m", "queuectl", "--db", target, "import", "-"],
             input=exported, capture_output=True, text=True, check=True,
         )  # fmt: skip
-        assert result.stdout == "imported 4 job(s)\n"
+        assert result.stdout.startswith("imported 4 job(s), 2 run(s), 0 schedule(s)")
         with queuectl.Queue(target) as q:
             after = {job.id: job.to_dict() for job in q.jobs()}
             assert after == before

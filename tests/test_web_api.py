@@ -226,7 +226,7 @@ def test_workers_schedules_and_stats(api, queue):
         "nightly", "Europe/Berlin", "backup.sh")  # fmt: skip
     assert schedule["next_at"].endswith("Z")
     queue.store.finish("w1", [Outcome("held", "completed", 0)])
-    stats = {row["queue"]: row for row in api.get("/api/stats?window=600").json()}
+    stats = {row["queue"]: row for row in api.get("/api/stats?window=600").json()["queues"]}
     assert stats["all"]["completed"] == 1 and stats["all"]["success_rate"] == 1.0
 
 

@@ -1,12 +1,11 @@
 """Queue's operations on the database as a whole: its schema (status, migrations), moving
-every job to another database (export, import), and where detached pools write logs."""
+its contents to another database (export, import), and where detached pools write logs."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
 
-from .errors import InvalidInput
 from .store import default_db_path
 
 TYPE_CHECKING = False  # no typing import on the enqueue path
@@ -43,25 +42,39 @@ class Admin:
         return os.path.join(os.path.dirname(beside), "logs")
 
     def export(self) -> Iterator[dict]:
-        """Every job as a record for `import_lines` (fields, state, attempts, output)."""
-        from .transfer import export_record
+        """Everything `import_lines` can bring into another database, as records (see
+        transfer.py): the config values set, the paused queues, the schedules, every job
+        (fields, state, attempts, latest output) and every finished run."""
+        from .transfer import (
+            config_export,
+            export_record,
+            paused_export,
+            run_export,
+            schedule_export,
+        )
 
+        for key, value in sorted(self.store.config().items()):
+            yield config_export(key, value)
+        for queue, paused_at in self.store.paused_queues().items():
+            yield paused_export(queue, paused_at)
+        for schedule in self.store.schedules():
+            yield schedule_export(schedule)
         for job, output in self.store.export():
             yield export_record(job, output)
+        for run in self.store.export_runs():
+            yield run_export(run)
 
-    def import_lines(self, lines: Iterable[str]) -> int:
-        """Insert exported job records (JSON Lines) keeping ids, states, attempts and
-        history: all or nothing, an error names the line. Returns the number imported."""
+    def import_lines(self, lines: Iterable[str]) -> dict[str, int]:
+        """Insert the records of an export (JSON Lines) as they were: config, paused
+        queues, schedules, jobs (ids, states, attempts, output) and their runs; all or
+        nothing, an error names the line. Returns how many of each kind: {"config",
+        "paused", "schedule", "job", "run"}."""
         from .jobs import parse_json_lines
-        from .transfer import build_import_row
+        from .transfer import build_import
 
         numbers, records = parse_json_lines(lines)
-        now = self.store.now()
-        rows = []
-        for number, exported in zip(numbers, records):
-            try:
-                rows.append(build_import_row(exported, now=now))
-            except InvalidInput as exc:
-                raise InvalidInput(f"line {number}: {exc.message}") from None
-        self.store.import_jobs(rows)
-        return len(rows)
+        batch = build_import(list(zip(numbers, records)), self.store.now())
+        self.store.import_batch(batch)
+        return {"config": len(batch.config), "paused": len(batch.paused),
+                "schedule": len(batch.schedules), "job": len(batch.jobs),
+                "run": len(batch.runs)}  # fmt: skip

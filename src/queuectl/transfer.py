@@ -1,8 +1,13 @@
-"""Exported job records: what `queuectl export` writes and `import` reads back.
+"""Exported records: what `queuectl export` writes and `import` reads back.
 
-An export carries every field of each job and the output of its latest run; an import
-validates each record as strictly as an enqueue does (`jobs.build_row`) and returns
-the complete job for the store.
+An export is JSON Lines, one record a line, each an object whose `kind` says what it
+is: `config` (a config value set in the database), `paused` (a paused queue),
+`schedule`, `job` (every field of a job and the output of its latest run, as base64)
+and `run` (one finished run of a job, from the history). A line without `kind` is a
+job, as exports before the kinds wrote them (their `output` was text). An import
+validates each record as strictly as the commands that make such things do
+(`jobs.build_row`, `schedules.build_schedule`, `settings`) and returns them for the
+store, which inserts them all in one transaction.
 """
 
 from __future__ import annotations
@@ -16,10 +21,14 @@ from .jobs import (
     State,
     build_row,
     check_id,
+    check_queue,
     parse_state,
 )
 from .record import record, replace
 from .timeutil import parse_duration, parse_timestamp
+
+KINDS = ("config", "paused", "schedule", "job", "run")  # the order an export writes them
+RUN_OUTCOMES = ("completed", "failed", "dead", "canceled", "lost")
 
 
 @record(frozen=True)
@@ -32,7 +41,38 @@ class ImportJob:
     waits: list[str]
 
 
-IMPORT_KEYS = frozenset(FIELDS) | {"output", "waiting_for"}  # waiting_for is recomputed
+@record(frozen=True)
+class ImportRun:
+    """A validated exported run: the id of its job (in the same import) and the run as
+    the history keeps it."""
+
+    job_id: str
+    attempt: int
+    queue: str
+    worker_id: str | None
+    started_at: float
+    finished_at: float
+    waited: float | None
+    outcome: str
+    exit_code: int | None
+    error: str | None
+
+
+@record(frozen=True)
+class ImportBatch:
+    """Everything one import inserts, validated: config values, paused queues (with
+    when they were paused), schedules (complete, as `store.schedules` reads them),
+    jobs and their runs."""
+
+    config: dict
+    paused: dict
+    schedules: list
+    jobs: list
+    runs: list
+
+
+# waiting_for is recomputed; output (text) is what exports before the kinds wrote
+IMPORT_KEYS = frozenset(FIELDS) | {"kind", "output", "output_base64", "waiting_for"}
 
 
 def _optional(record: dict, key: str, check):
@@ -105,12 +145,27 @@ def build_import_row(record: object, *, now: float) -> ImportJob:
         unique_key=new.unique_key,
         tags=new.tags,
     )
-    output = _optional(record, "output", _text("output"))
     waits = _waits(record.get("waiting_for")) if job.state in CLAIMABLE else []
     if job.state == State.PROCESSING.value:
         job = replace(job, state=State.FAILED.value, run_at=now, worker_id=None,
                       last_error="imported while processing; run again")  # fmt: skip
-    return ImportJob(job, output.encode("utf-8", "surrogateescape") if output else b"", waits)
+    return ImportJob(job, _output(record), waits)
+
+
+def _output(record: dict) -> bytes:
+    """A job record's output: base64 (`output_base64`), or text as exports before the
+    kinds wrote it (bytes that are not UTF-8 as escaped surrogates)."""
+    encoded = _optional(record, "output_base64", _text("output_base64"))
+    if encoded is not None:
+        import base64
+        import binascii
+
+        try:
+            return base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidInput("output_base64 must be base64") from None
+    text = _optional(record, "output", _text("output"))
+    return text.encode("utf-8", "surrogateescape") if text else b""
 
 
 def _waits(value: object) -> list[str]:
@@ -125,8 +180,151 @@ def _waits(value: object) -> list[str]:
 
 
 def export_record(job: Job, output: bytes) -> dict:
-    """A job as `queuectl export` writes it: every field, and its output as text
-    (bytes that are not UTF-8 survive the round trip as escaped surrogates)."""
-    record = job.to_dict()
-    record["output"] = output.decode("utf-8", "surrogateescape") if output else None
-    return record
+    """A job as `queuectl export` writes it: every field, and its output as base64
+    (output is bytes, any bytes: it round-trips exactly)."""
+    import base64
+
+    encoded = base64.b64encode(output).decode("ascii") if output else None
+    return {"kind": "job", **job.to_dict(), "output_base64": encoded}
+
+
+# ------------------------------------------------------------ the other kinds
+
+
+def _iso_us(ts: float) -> str:
+    """ISO-8601 UTC to the microsecond: a run of a short job takes under a millisecond,
+    and its duration is what `stats` sums up."""
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def run_export(run: dict) -> dict:
+    """A finished run (`store.export_runs`) as `export` writes it: its job's id, times
+    as ISO-8601 to the microsecond."""
+    return {"kind": "run", **run, "started_at": _iso_us(run["started_at"]),
+            "finished_at": _iso_us(run["finished_at"])}  # fmt: skip
+
+
+def schedule_export(schedule: dict) -> dict:
+    from .schedules import schedule_record
+
+    return {"kind": "schedule", **schedule_record(schedule),
+            "created_at": _iso_us(schedule["created_at"])}  # fmt: skip
+
+
+def config_export(key: str, value: object) -> dict:
+    return {"kind": "config", "key": key, "value": value}
+
+
+def paused_export(queue: str, paused_at: float) -> dict:
+    return {"kind": "paused", "queue": queue, "paused_at": _iso_us(paused_at)}
+
+
+def _keys(record: dict, kind: str, required: tuple, optional: tuple = ()) -> None:
+    unknown = record.keys() - {"kind", *required, *optional}
+    if unknown:
+        raise InvalidInput(f"unknown key {sorted(unknown)[0]!r} in an exported {kind}")
+    missing = [key for key in required if record.get(key) is None]
+    if missing:
+        raise InvalidInput(f"an exported {kind} needs {missing[0]!r}")
+
+
+RUN_KEYS = ("job", "attempt", "queue", "started_at", "finished_at", "outcome")
+
+
+def build_import_run(record: dict) -> ImportRun:
+    _keys(record, "run", RUN_KEYS, ("worker_id", "waited", "exit_code", "error"))
+    if record["outcome"] not in RUN_OUTCOMES:
+        raise InvalidInput(f"outcome must be one of {', '.join(RUN_OUTCOMES)}, "
+                           f"got {record['outcome']!r}")  # fmt: skip
+    attempt = _nonnegative("attempt")(record["attempt"])
+    exit_code = _optional(record, "exit_code", _int)
+    waited = _optional(record, "waited", lambda v: parse_duration(v, "waited"))
+    return ImportRun(
+        job_id=check_id(record["job"]),
+        attempt=attempt,
+        queue=check_queue(record["queue"]),
+        worker_id=_optional(record, "worker_id", _text("worker_id")),
+        started_at=parse_timestamp(record["started_at"], "started_at"),
+        finished_at=parse_timestamp(record["finished_at"], "finished_at"),
+        waited=waited,
+        outcome=record["outcome"],
+        exit_code=exit_code,
+        error=_optional(record, "error", _text("error")),
+    )
+
+
+def _int(value):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"exit_code must be an integer, got {value!r}")
+    return value
+
+
+SCHEDULE_KEYS = ("name", "cron", "tz", "spec", "next_at", "created_at")
+
+
+def build_import_schedule(record: dict, now: float) -> dict:
+    """A schedule as the store keeps it, checked as `schedule add` checks one; its next
+    tick, pause and latest run as they were."""
+    from .schedules import build_schedule
+
+    _keys(record, "schedule", SCHEDULE_KEYS, ("paused", "last_at", "last_job"))
+    schedule = build_schedule(record["name"], record["cron"], record["spec"], record["tz"], now)
+    paused = record.get("paused", False)
+    if not isinstance(paused, bool):
+        raise InvalidInput(f"paused must be true or false, got {paused!r}")
+    last_job = _optional(record, "last_job", _text("last_job"))
+    return {**schedule, "next_at": parse_timestamp(record["next_at"], "next_at"),
+            "paused": paused, "created_at": parse_timestamp(record["created_at"], "created_at"),
+            "last_at": _optional(record, "last_at", lambda v: parse_timestamp(v, "last_at")),
+            "last_job": last_job}  # fmt: skip
+
+
+def build_import(numbered: list[tuple[int, object]], now: float) -> ImportBatch:
+    """Validate every record of an export (with its line number, named by an error)."""
+    from .settings import lookup
+
+    batch = ImportBatch(config={}, paused={}, schedules=[], jobs=[], runs=[])
+    run_lines = []
+    for number, exported in numbered:
+        try:
+            kind = exported.get("kind", "job") if isinstance(exported, dict) else "job"
+            if kind == "job":
+                batch.jobs.append(build_import_row(exported, now=now))
+                continue
+            assert isinstance(exported, dict)
+            record: dict = exported
+            if kind == "run":
+                batch.runs.append(build_import_run(record))
+                run_lines.append(number)
+            elif kind == "schedule":
+                batch.schedules.append(build_import_schedule(record, now))
+            elif kind == "config":
+                _keys(record, "config value", ("key", "value"))
+                setting = lookup(_text("key")(record["key"]))
+                batch.config[setting.name] = setting.parse(record["value"])
+            elif kind == "paused":
+                _keys(record, "paused queue", ("queue", "paused_at"))
+                at = parse_timestamp(record["paused_at"], "paused_at")
+                batch.paused[check_queue(record["queue"])] = at
+            else:
+                raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        except InvalidInput as exc:
+            raise InvalidInput(f"line {number}: {exc.message}") from None
+    _check_unique(batch, run_lines)
+    return batch
+
+
+def _check_unique(batch: ImportBatch, run_lines: list[int]) -> None:
+    """No schedule twice in a file, and every run's job in it (a run is history of
+    a job the import brings, never added to one already there)."""
+    names = [s["name"] for s in batch.schedules]
+    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if twice is not None:
+        raise InvalidInput(f"schedule {twice!r} is twice in the file")
+    ids = {j.job.id for j in batch.jobs}
+    for number, run in zip(run_lines, batch.runs):
+        if run.job_id not in ids:
+            raise InvalidInput(f"line {number}: a run of job {run.job_id!r}, which the file "
+                               "does not hold")  # fmt: skip

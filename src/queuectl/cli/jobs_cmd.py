@@ -7,6 +7,7 @@ import sys
 import click
 
 from ..jobs import CLAIMABLE, STATES, TIME_FIELDS, run_record
+from ..views import status_view
 from .completion_cmd import job_ids, queue_names
 from .context import read_only
 from .render import col, cut, emit_json, local_time, table, time_header
@@ -30,12 +31,11 @@ def status(obj, as_json, watch, interval):
 
         watch_status(queue, interval, as_json)
         return
+    if as_json:
+        emit_json(status_view(queue))
+        return
     counts = queue.counts()
     workers = queue.workers()
-    if as_json:
-        emit_json({"jobs": counts, "workers": [w.to_dict() for w in workers],
-                   "paused_queues": list(queue.paused_queues())})  # fmt: skip
-        return
     table(["state", "jobs"], [(state, counts[state]) for state in STATES], title="Jobs")
     click.echo()
     paused = queue.paused_queues()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..timeutil import parse_duration
+from ..views import stats_view
 from .completion_cmd import queue_names
 from .context import read_only
 from .jobs_cmd import json_option
@@ -25,11 +25,11 @@ def stats(obj, window, queue, as_json):
     count as runs). Wait is from when a job was due to when its run started; p50 and
     p95 come from the latest 100,000 runs of the window.
     """
-    seconds = parse_duration(window, "window")
-    rows = obj.queue.stats(seconds, queue)
+    view = stats_view(obj.queue, window, queue)
     if as_json:
-        emit_json({"window_seconds": seconds, "queues": rows})
+        emit_json(view)
         return
+    rows = view["queues"]
     table(
         [cut("queue", 5), "runs", col("completed", short="done"), "failed",
          col("canceled", short="cancel"), col("per min", short="/min"), "success",

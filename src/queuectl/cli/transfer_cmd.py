@@ -1,5 +1,6 @@
-"""`queuectl export` and `queuectl import`: move jobs between databases (SQLite to
-PostgreSQL, say) keeping ids, states, attempts, history and output — the DLQ included."""
+"""`queuectl export` and `queuectl import`: move a queue's contents between databases
+(SQLite to PostgreSQL, say): config, paused queues, schedules, jobs with their output
+and the history of runs — the DLQ included."""
 
 from __future__ import annotations
 
@@ -10,12 +11,25 @@ import click
 
 from .context import read_only
 
+CARRIED = """\b
+One JSON object a line, its "kind" saying what it is, in this order:
+  config    a config value set in this database (defaults are not written)
+  paused    a paused queue, and when it was paused
+  schedule  a cron schedule: its job, next tick, paused or not, latest run
+  job       every field of a job (id, state, attempts, times, exit code, last
+            error, worker, dependencies) and the output of its latest run
+            (base64, so any bytes come back as they were)
+  run       one finished run of a job, from the history that `show` and
+            `stats` read
+Not carried: the worker pools (they register again where they run), a running
+job's lease (it is imported as failed, due now) and its output so far."""
+
 
 @read_only
-@click.command("export")
+@click.command("export", epilog=CARRIED)
 @click.pass_obj
 def export(obj):
-    """Write every job as JSON Lines to stdout (for `queuectl import`)."""
+    """Write this database's contents as JSON Lines to stdout, for `queuectl import`."""
     write = sys.stdout.write
     for record in obj.queue.export():
         write(json.dumps(record) + "\n")
@@ -26,12 +40,20 @@ def export(obj):
 @click.argument("jobs_file", type=click.File("r"), metavar="FILE")
 @click.pass_obj
 def import_(obj, jobs_file):
-    """Add the jobs of an export, as they were.
+    """Add the contents of an export, as they were.
 
-    FILE is an export (or '-' for stdin); all jobs are added or none.
+    FILE is an export (or '-' for stdin). Everything is added in one transaction, or
+    nothing: a job id or schedule name that exists here already, or a config value set
+    here to another value, is refused (exit 1) and so is an invalid line (exit 2, the
+    line named). Paused queues are paused here too. A line without "kind" is a job
+    (as older exports wrote them).
     """
-    count = obj.queue.import_lines(jobs_file)
-    click.echo(f"imported {count} job(s)")
+    counts = obj.queue.import_lines(jobs_file)
+    click.echo(
+        f"imported {counts['job']} job(s), {counts['run']} run(s), "
+        f"{counts['schedule']} schedule(s), {counts['config']} config value(s), "
+        f"{counts['paused']} paused queue(s)"
+    )
 
 
 COMMANDS = [export, import_]

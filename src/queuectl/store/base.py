@@ -24,7 +24,7 @@ from typing import Protocol
 
 from ..jobs import Job, NewJob
 from ..records import Deleted, Heartbeat, Outcome, Selector, TurnResult, WorkerInfo
-from ..transfer import ImportJob
+from ..transfer import ImportBatch
 
 __all__ = ["AdminStore", "ControlStore", "Outcome", "PoolStore", "ReadStore", "Store"]
 
@@ -177,9 +177,11 @@ class ControlStore(Clocked, Protocol):
         inserted: the existing job's id stands in for it. Returns the ids, in order."""
         ...
 
-    def import_jobs(self, jobs: list[ImportJob]) -> None:
-        """Insert complete job records (from `export`) all or none; an id that exists
-        raises DuplicateJob. Wakes idle pools."""
+    def import_batch(self, batch: ImportBatch) -> None:
+        """Insert what an export carried, all or none, in one transaction: config values
+        (one set here to another value raises Conflict), paused queues, schedules (a
+        name that exists raises Conflict), complete jobs (an id that exists raises
+        DuplicateJob) and their runs. Wakes idle pools."""
         ...
 
     def revive(self, target: Target, dry_run: bool = False) -> list[str]:
@@ -311,6 +313,12 @@ class ReadStore(Clocked, Protocol):
 
     def export(self, batch_size: int = 1000) -> Iterator[tuple[Job, bytes]]:
         """Every job with the output of its latest run, in insertion order."""
+        ...
+
+    def export_runs(self, batch_size: int = 1000) -> Iterator[dict]:
+        """Every finished run, in the order recorded: {"job" (its id), "attempt",
+        "queue", "worker_id", "started_at", "finished_at", "waited", "outcome",
+        "exit_code", "error"}."""
         ...
 
     def paused_queues(self) -> dict[str, float]:

@@ -9,13 +9,14 @@ from contextlib import contextmanager
 
 from ..errors import Conflict, DuplicateJob, JobNotFound, UnknownDependency
 from ..jobs import UNFINISHED, NewJob, State
+from ..record import field_names
 from .rows import import_values, new_job_values
 from .sql import Database, selection, where
 
 TYPE_CHECKING = False  # records are not on the enqueue path (see record.py)
 if TYPE_CHECKING:
     from ..records import Deleted, Selector
-    from ..transfer import ImportJob
+    from ..transfer import ImportBatch
 
     Target = list[str] | Selector  # named jobs, or those a selector matches
 
@@ -52,20 +53,25 @@ class ControlWrites(Database):
         self._wake()
         return ids
 
-    def import_jobs(self, records: list[ImportJob]) -> None:
+    def import_batch(self, batch: ImportBatch) -> None:
         try:
             with self._tx() as conn:
+                self._import_settings(conn, batch)
                 now, paused = self._store_now(conn), self._paused(conn)
-                for record in records:
+                for record in batch.jobs:
                     waits = self._lock_dependencies(conn, record.job.id, record.waits)
                     values = import_values(record, now, paused, len(waits))
                     self._insert(conn, "import_job", values, waits)
                     if record.output:
                         self._run(conn, "import_output",
                                   {"id": record.job.id, "output": record.output})  # fmt: skip
-                self._add_tags(conn, [(r.job.id, r.job.tags) for r in records])
+                self._add_tags(conn, [(r.job.id, r.job.tags) for r in batch.jobs])
+                for run in batch.runs:
+                    values = {name: getattr(run, name) for name in field_names(type(run))}
+                    self._run(conn, "import_run", values)
         except self.integrity_errors:
-            raise DuplicateJob(self._first_duplicate([r.job.id for r in records])) from None
+            ids = [r.job.id for r in batch.jobs]
+            raise DuplicateJob(self._first_duplicate(ids)) from None
         self._wake()
 
     def _add_tags(self, conn, tagged: list[tuple[str, list[str] | None]]) -> None:
@@ -74,6 +80,22 @@ class ControlWrites(Database):
         if pairs:
             ids, tags = zip(*pairs)
             self._run(conn, "add_tags", {"ids": list(ids), "tags": list(tags)})
+
+    def _import_settings(self, conn, batch: ImportBatch) -> None:
+        """An import's config values, paused queues and schedules, before its jobs (which
+        are then parked in the queues it pauses)."""
+        stored = {key: json.loads(value) for key, value in self._run(conn, "config").fetchall()}
+        for key, value in batch.config.items():
+            if key in stored and stored[key] != value:
+                raise Conflict(f"config {key} is {stored[key]!r} here and {value!r} in the "
+                               "file; unset it here or drop the line")  # fmt: skip
+            self._run(conn, "set_config", {"key": key, "value": json.dumps(value)})
+        for queue, paused_at in batch.paused.items():
+            self._run(conn, "import_paused", {"queue": queue, "paused_at": paused_at})
+        for schedule in batch.schedules:
+            values = {**schedule, "spec": json.dumps(schedule["spec"])}
+            if not self._run(conn, "import_schedule", values).fetchall():
+                raise Conflict(f"a schedule named {schedule['name']!r} already exists")
 
     def _store_now(self, conn) -> float:
         """The store's clock as the transaction sees it (the `now` its statements use)."""

@@ -284,6 +284,24 @@ SELECT j.seq, t.value FROM json_each(:ids) i JOIN json_each(:tags) t ON t.key = 
 -- An imported job's latest output.
 INSERT INTO job_output (job_seq, output) SELECT seq, :output FROM jobs WHERE id = :id
 
+-- name: import_run
+-- An exported run, into the history of its (imported) job.
+INSERT INTO job_runs (job_seq, attempt, queue, worker_id, started_at, finished_at, waited,
+    outcome, exit_code, error)
+SELECT seq, :attempt, :queue, :worker_id, :started_at, :finished_at, :waited, :outcome,
+    :exit_code, :error FROM jobs WHERE id = :job_id
+
+-- name: import_paused
+-- An exported paused queue, paused when it was; nothing when it is paused here already.
+INSERT INTO paused_queues (queue, paused_at) VALUES (:queue, :paused_at)
+ON CONFLICT (queue) DO NOTHING
+
+-- name: import_schedule
+-- An exported schedule, complete; no row back when the name is taken.
+INSERT INTO schedules (name, cron, tz, spec, next_at, paused, created_at, last_at, last_job)
+VALUES (:name, :cron, :tz, :spec, :next_at, :paused, :created_at, :last_at, :last_job)
+ON CONFLICT (name) DO NOTHING RETURNING name
+
 -- name: existing_ids
 -- Which of these ids are taken (to name a duplicate).
 SELECT id FROM jobs WHERE id = ANY(:ids) LIMIT 1
@@ -488,6 +506,12 @@ SELECT o.output FROM jobs j LEFT JOIN job_output o ON o.job_seq = j.seq WHERE j.
 SELECT j.seq, o.output, {EXPORT_COLUMNS} FROM jobs j
     LEFT JOIN job_output o ON o.job_seq = j.seq
 WHERE j.seq > :after ORDER BY j.seq LIMIT :limit
+
+-- name: export_runs
+-- Finished runs with their job's id, in the order they were recorded, a batch after :after.
+SELECT r.id, j.id, r.attempt, r.queue, r.worker_id, r.started_at, r.finished_at, r.waited,
+    r.outcome, r.exit_code, r.error
+FROM job_runs r JOIN jobs j ON j.seq = r.job_seq WHERE r.id > :after ORDER BY r.id LIMIT :limit
 
 -- name: runs
 -- A job's finished runs, oldest first.

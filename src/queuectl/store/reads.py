@@ -11,6 +11,8 @@ from .rows import job_from_row
 from .sql import Database, selection, where
 
 _LIKE_SPECIAL = re.compile(r"[\\%_]")  # matched literally in a search, escaped by a backslash
+EXPORT_RUN_FIELDS = ("job", "attempt", "queue", "worker_id", "started_at", "finished_at",
+                     "waited", "outcome", "exit_code", "error")  # fmt: skip
 RUN_FIELDS = ("attempt", "worker_id", "started_at", "finished_at", "waited", "outcome",
               "exit_code", "error")  # fmt: skip
 SCHEDULE_FIELDS = ("name", "cron", "tz", "spec", "next_at", "paused", "created_at", "last_at",
@@ -133,6 +135,16 @@ class Reads(Database):
             jobs = self._with_waits([job_from_row(row[2:]) for row in rows])
             for job, row in zip(jobs, rows):
                 yield job, bytes(row[1] or b"")
+            if len(rows) < batch_size:
+                return
+            after = rows[-1][0]
+
+    def export_runs(self, batch_size: int = 1000):
+        after = 0
+        while True:
+            rows = self._fetch("export_runs", {"after": after, "limit": batch_size})
+            for row in rows:
+                yield dict(zip(EXPORT_RUN_FIELDS, row[1:]))
             if len(rows) < batch_size:
                 return
             after = rows[-1][0]

@@ -12,11 +12,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, get_type_hints
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, create_model
+from pydantic import AfterValidator, BaseModel, Field, create_model
 
+from ..errors import InvalidInput
 from ..jobs import FIELDS, STATES, TIME_FIELDS, Job, run_record
 from ..schedules import schedule_record
-from ..timeutil import iso
+from ..views import MAX_WINDOW, parse_window, stats_view, status_view, worker_view
 
 StateName = Literal[STATES]  # type: ignore[valid-type]
 
@@ -100,7 +101,7 @@ class Minute(BaseModel):
     failed: int
 
 
-class Status(BaseModel):
+class Status(BaseModel):  # views.status_view, as `status --json`
     counts: dict[str, int]
     queues: list[QueueCounts]
     workers: list[Worker]
@@ -124,7 +125,7 @@ class Done(BaseModel):
     count: int
 
 
-class QueueStats(BaseModel):
+class QueueStats(BaseModel):  # stats.summarize's rows
     queue: str
     runs: int
     completed: int
@@ -136,6 +137,11 @@ class QueueStats(BaseModel):
     duration_p95: float | None
     wait_p50: float | None
     wait_p95: float | None
+
+
+class StatsOut(BaseModel):
+    window_seconds: float
+    queues: list[QueueStats]
 
 
 Responses = dict[int | str, dict[str, Any]]
@@ -151,29 +157,13 @@ def queue_of(request: Request):
     return request.app.state.queues.checkout(request.scope)
 
 
-def worker_out(worker, now: float) -> dict:
-    return {**worker.to_dict(), "heartbeat_age": round(max(0.0, now - worker.heartbeat_at), 1)}
-
-
 def counts_of(request: Request) -> dict[str, dict[str, int]]:
     return request.app.state.counts.get(queue_of(request))
 
 
-def status(queue, per_queue: dict[str, dict[str, int]]) -> dict:
-    """Everything the overview shows, given the jobs per queue and state."""
-    paused = queue.paused_queues()
-    now = queue.now()
-    return {
-        "counts": {state: sum(c[state] for c in per_queue.values()) for state in STATES},
-        "queues": [{"name": q, "paused": q in paused, "counts": c} for q, c in per_queue.items()],
-        "workers": [worker_out(w, now) for w in queue.workers()],
-        "throughput": [{**m, "at": iso(m["at"])} for m in queue.throughput()],
-    }
-
-
 @router.get("/status", response_model=Status, summary="Counts, queues, workers, throughput")
 def get_status(request: Request):
-    return status(queue_of(request), counts_of(request))
+    return status_view(queue_of(request), counts_of(request))
 
 
 @router.get("/jobs", response_model=JobPage, summary="Jobs, filtered and paginated")
@@ -266,7 +256,7 @@ def purge_dead(request: Request):
 def list_workers(request: Request):
     queue = queue_of(request)
     now = queue.now()
-    return [worker_out(w, now) for w in queue.workers()]
+    return [worker_view(w, now) for w in queue.workers()]
 
 
 @router.get("/schedules", response_model=list[Schedule], summary="Cron schedules")
@@ -274,10 +264,31 @@ def list_schedules(request: Request):
     return [schedule_record(s) for s in queue_of(request).schedules()]
 
 
-@router.get("/stats", response_model=list[QueueStats], summary="Throughput, success, p50/p95")
+def _window(value: float | str) -> float:
+    try:
+        return parse_window(value)
+    except InvalidInput as exc:  # a 422, as for the other query parameters
+        raise ValueError(exc.message) from None
+
+
+# What the document promises is exactly what is accepted: seconds within the range, or
+# a whole number of a unit that stays within it (the CLI's --window also takes 1.5h).
+DURATION = (
+    r"^([1-9][0-9]{0,6}s|[1-9][0-9]{0,4}m|[1-9][0-9]{0,2}h"
+    r"|([1-9][0-9]?|[12][0-9]{2}|3[0-5][0-9]|36[0-6])d"
+    r"|([1-9]|[1-4][0-9]|5[0-2])w)$"
+)
+Window = Annotated[
+    Annotated[float, Field(ge=1, le=MAX_WINDOW)] | Annotated[str, Field(pattern=DURATION)],
+    Query(description="seconds (3600) or a duration (90s, 15m, 1h, 7d, 2w), up to 366 days"),
+    AfterValidator(_window),
+]
+
+
+@router.get("/stats", response_model=StatsOut, summary="Throughput, success, p50/p95")
 def get_stats(
     request: Request,
-    window: Annotated[float, Query(ge=1, le=366 * 86400, description="seconds")] = 3600,
+    window: Window = "1h",
     queue: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9._-]+$")] = None,
 ):
-    return queue_of(request).stats(window, queue)
+    return stats_view(queue_of(request), window, queue)

@@ -20,6 +20,7 @@ from .. import __version__
 from ..jobs import STATES
 from ..schedules import schedule_record
 from ..timeutil import iso
+from ..views import status_view, worker_view
 from . import api
 from .security import (
     AUTH_COOKIE,
@@ -111,7 +112,7 @@ def overview(request: Request):
         request,
         "overview.html",
         "_overview.html",
-        **api.status(api.queue_of(request), api.counts_of(request)),
+        **status_view(api.queue_of(request), api.counts_of(request)),
     )
 
 
@@ -194,7 +195,7 @@ def workers(request: Request):
     queue = api.queue_of(request)
     now = queue.now()
     return live(request, "workers.html", "_workers.html",
-                workers=[api.worker_out(w, now) for w in queue.workers()])  # fmt: skip
+                workers=[worker_view(w, now) for w in queue.workers()])  # fmt: skip
 
 
 @router.get("/schedules", response_class=HTMLResponse)
