@@ -11,7 +11,7 @@ from queuectl.jobs import STATES
 from queuectl.store.sql import POSTGRES, SQLITE, load_queries
 
 FRAGMENTS = {"queue_filter": "", "where": "", "limit": "", "order": "", "queue": "",
-             "finished_before": "", "n": "0"}  # fmt: skip
+             "finished_before": "", "n": "0", "changes": "priority = :priority"}  # fmt: skip
 
 
 def names(dialect):

@@ -276,6 +276,7 @@ SELECT j.seq, t.tag FROM unnest(CAST(:ids AS text[]), CAST(:tags AS text[])) AS 
     JOIN jobs j ON j.id = t.id
 
 -- name: add_tags.sqlite
+-- The same with the two lists as JSON arrays, paired by their index.
 INSERT INTO job_tags (job_seq, tag)
 SELECT j.seq, t.value FROM json_each(:ids) i JOIN json_each(:tags) t ON t.key = i.key
     JOIN jobs j ON j.id = i.value
