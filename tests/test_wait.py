@@ -160,3 +160,23 @@ def test_the_exit_of_a_process_ends_the_wait_for_its_registration(queue, monkeyp
     assert child.returncode == 0 and len(checks) >= 2
     if hasattr(os, "pidfd_open"):
         assert time.monotonic() - started < 15  # woken, not at the end of the timeout
+
+
+def test_wait_queues_counts_what_waits_or_runs_not_what_is_scheduled(queue):
+    queue.enqueue({"id": "a", "command": "true", "queue": "q"})
+    queue.enqueue({"id": "later", "command": "true", "queue": "q", "delay": "1h"})
+    queue.enqueue({"id": "other", "command": "true", "queue": "r"})
+    left = queue.wait_queues(["q", "q", "empty"], timeout=0)
+    assert left == {"q": {"pending": 1, "processing": 0, "failed": 0},
+                    "empty": {"pending": 0, "processing": 0, "failed": 0}}  # fmt: skip
+    assert [j.id for j in queue.store.claim("w", ["q"], 1, 60)] == ["a"]
+    assert queue.wait_queues(["q"], timeout=0)["q"]["processing"] == 1
+    queue.store.finish("w", [Outcome("a", "failed", 1, "exit code 1", retry_delay=3600)])
+    assert queue.wait_queues(["q"], timeout=0)["q"]["failed"] == 1  # its retry is to come
+    queue.cancel(["a"])
+    assert queue.wait_queues(["q"], timeout=30) == {"q": {"pending": 0, "processing": 0,
+                                                          "failed": 0}}  # fmt: skip
+    with pytest.raises(InvalidInput, match="at least one queue"):
+        queue.wait_queues([], timeout=5)
+    with pytest.raises(InvalidInput, match="queue"):
+        queue.wait_queues(["a b"], timeout=5)

@@ -117,6 +117,32 @@ class Waiting:
         wait_until(self.store, check, timeout)
         return result
 
+    def wait_queues(
+        self: _Reads, queues: list[str], timeout: float | None = None
+    ) -> dict[str, dict[str, int]]:
+        """Block until none of these queues has a job waiting or running (pending and due,
+        failed with a retry to come, processing; pending jobs scheduled for later do not
+        count), or `timeout` seconds pass. Returns what is left per queue, by state
+        (every queue empty: drained)."""
+        from .jobs import check_queue
+
+        if not queues:
+            raise InvalidInput("give at least one queue")
+        names = [check_queue(q) for q in dict.fromkeys(queues)]
+        if timeout is not None and not timeout >= 0:
+            raise InvalidInput(f"timeout must be >= 0 seconds, got {timeout:g}")
+        left: dict[str, dict[str, int]] = {}
+
+        def check() -> bool:
+            found = self.store.unfinished_counts(names)
+            left.clear()
+            for q in names:
+                left[q] = {s: found.get((q, s), 0) for s in UNFINISHED}
+            return not found
+
+        wait_until(self.store, check, timeout)
+        return left
+
     def wait_for_worker(
         self: _Reads, pid: int, timeout: float, exited: Callable[[], bool] = lambda: False
     ) -> WorkerInfo | None:

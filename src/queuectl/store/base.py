@@ -273,6 +273,11 @@ class ReadStore(Clocked, Protocol):
         """Jobs per (queue, state); pairs without jobs may be missing."""
         ...
 
+    def unfinished_counts(self, queues: list[str]) -> dict[tuple[str, str], int]:
+        """Jobs of these queues that wait or run, per (queue, state): pending (not those
+        scheduled for later), failed (a retry to come) and processing; zeros left out."""
+        ...
+
     def output(self, job_id: str) -> bytes | None:
         """The output of the job's latest run (so far, while it runs); None: unknown job."""
         ...

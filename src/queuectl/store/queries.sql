@@ -427,6 +427,15 @@ SELECT count(*) FROM jobs WHERE state = :state
 -- Jobs per state.
 SELECT state, count(*) FROM jobs GROUP BY state
 
+-- name: unfinished_counts
+-- Jobs of these queues waiting or running, per queue and state (what `wait --queue`
+-- waits for); pending jobs scheduled for later are left out. Reads the (queue, state)
+-- index: only the unfinished jobs of those queues.
+SELECT queue, state, count(*) FROM jobs
+WHERE queue = ANY(:queues) AND state IN ('pending', 'failed', 'processing')
+    AND NOT (state = 'pending' AND run_at > :now)
+GROUP BY queue, state
+
 -- name: queue_state_counts
 -- Jobs per queue and state in one pass (when there are many queues).
 SELECT queue, state, count(*) FROM jobs GROUP BY queue, state
