@@ -108,3 +108,56 @@ def test_wait_queue_until_nothing_waits_or_runs(cli):
     assert cli.run("wait", "--queue", "batch", "--queue", "empty").stdout == (
         "batch: drained\nempty: drained\n"
     )
+
+
+# ---------------------------------------------------------------- logs --follow
+
+
+def read_until(proc: subprocess.Popen, text: bytes, timeout: float = 15) -> bytes:
+    """What the process printed on stdout until `text` appeared in it."""
+    import os
+    import select
+
+    got = b""
+    deadline = time.monotonic() + timeout
+    while text not in got:
+        left = deadline - time.monotonic()
+        assert left > 0, f"timed out waiting for {text!r}; got {got!r}"
+        ready, _, _ = select.select([proc.stdout], [], [], left)
+        if ready:
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            assert chunk, f"stdout closed before {text!r}; got {got!r}"
+            got += chunk
+    return got
+
+
+def test_logs_follow_prints_output_while_the_job_runs_and_exits_0(cli):
+    cli.start_worker()
+    cli.enqueue(id="talk", command="echo first; sleep 3; echo second")
+    proc = subprocess.Popen([QUEUECTL, "logs", "--follow", "talk"], env=cli.env,
+                            cwd=cli.workdir, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        assert read_until(proc, b"first\n") == b"first\n"
+        assert cli.state("talk") == "processing"  # printed before the job ended
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert (out, err) == (b"second\n", b"")
+    assert cli.state("talk") == "completed"
+
+
+def test_logs_follow_follows_each_attempt_and_exits_1_when_dead(cli):
+    cli.config("backoff-base", 1)
+    cli.start_worker()
+    cli.enqueue(id="flaky", command="echo try $QUEUECTL_ATTEMPT; sleep 1; exit 1",
+                max_retries=1)  # fmt: skip
+    proc = cli.run("logs", "-f", "flaky", check=False)
+    assert proc.returncode == 1, proc
+    assert proc.stdout == "try 1\ntry 2\n"
+    assert proc.stderr == "note: attempt 2 starts\n"
+    assert cli.state("flaky") == "dead"
+    assert_one_error_line(cli.run("logs", "-f", "nope", check=False), 1, "no job with id")

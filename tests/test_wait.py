@@ -180,3 +180,19 @@ def test_wait_queues_counts_what_waits_or_runs_not_what_is_scheduled(queue):
         queue.wait_queues([], timeout=5)
     with pytest.raises(InvalidInput, match="queue"):
         queue.wait_queues(["a b"], timeout=5)
+
+
+def test_a_tail_hands_out_only_new_bytes_and_counts_what_was_lost():
+    from queuectl.tail import Tail, split_dropped
+
+    tail = Tail()
+    assert tail.new(b"") == (b"", 0)
+    assert tail.new(b"one\n") == (b"one\n", 0)
+    assert tail.new(b"one\ntwo\n") == (b"two\n", 0)
+    assert tail.new(b"one\ntwo\n") == (b"", 0)
+    # the kept tail moved on (8 bytes dropped): what is past offset 8 is new
+    assert tail.new(b"[... 4 bytes of earlier output dropped]\ntwo\nsix\n") == (b"six\n", 0)
+    # 12 bytes more, of which only the last 8 are still kept: 4 lost
+    assert tail.new(b"[... 16 bytes of earlier output dropped]\nten\nend\n") == (b"ten\nend\n", 4)
+    assert split_dropped(b"[... 3 bytes of earlier output dropped]\nx") == (3, b"x")
+    assert split_dropped(b"plain") == (0, b"plain")
