@@ -300,11 +300,13 @@ class Queue(Actions, Waiting, Admin):
         """Pools that heartbeated within one lease timeout."""
         return self.store.workers(alive_within=self.config()["lease-timeout"])
 
-    def stop_workers(self, host: str | None = None) -> list[WorkerInfo]:
-        """Ask running pools (optionally of one host) to drain and exit."""
+    def stop_workers(self, host: str | None = None, *, now: bool = False) -> list[WorkerInfo]:
+        """Ask running pools (optionally of one host) to drain and exit; `now`: to kill
+        their running jobs and hand them back unspent (as a second signal), then exit.
+        Through the store: pools on every host see it at once (woken) or at a heartbeat."""
         pools = [w for w in self.workers() if host is None or w.host == host]
         if pools:
-            self.store.request_stop([w.id for w in pools])
+            self.store.request_stop([w.id for w in pools], 2 if now else 1)
         return pools
 
     def work(

@@ -229,8 +229,9 @@ class ControlStore(Clocked, Protocol):
 
     def unset_config(self, key: str) -> None: ...
 
-    def request_stop(self, worker_ids: list[str]) -> None:
-        """Ask pools to drain and exit; wakes them."""
+    def request_stop(self, worker_ids: list[str], level: int = 1) -> None:
+        """Ask pools to drain (level 1: finish the running jobs) or abort (2: kill them
+        and hand them back unspent), then exit; wakes them. A level is never lowered."""
         ...
 
 

@@ -137,7 +137,8 @@ SELECT (SELECT 0.0 FROM jobs WHERE ready = {READY}{queue_filter} LIMIT 1),
         {queue_filter}) - :now
 
 -- name: heartbeat_worker
--- The worker is alive; returns whether a stop was asked (no row: it was forgotten).
+-- The worker is alive; returns the stop asked: 0 none, 1 drain, 2 abort (no row: it
+-- was forgotten).
 UPDATE workers SET heartbeat_at = :now WHERE id = :worker RETURNING stop_requested
 
 -- name: heartbeat_jobs
@@ -218,8 +219,8 @@ FROM workers WHERE heartbeat_at >= :now - :within ORDER BY started_at
 SELECT worker_id, id FROM jobs WHERE state = 'processing' ORDER BY started_at
 
 -- name: request_stop
--- Ask pools to drain and exit.
-UPDATE workers SET stop_requested = TRUE WHERE id = ANY(:ids)
+-- Ask pools to drain (:level 1) or abort (2) and exit; a stop asked is never lowered.
+UPDATE workers SET stop_requested = greatest(stop_requested, :level) WHERE id = ANY(:ids)
 
 -- name: config
 -- Every stored config value (JSON text).
