@@ -212,8 +212,8 @@ class Queue(Actions, Waiting, Admin):
         return self.store.runs(job_id)
 
     def stats(self, window: float = 3600.0, queue: str | None = None) -> list[dict]:
-        """Runs that finished in the last `window` seconds, per queue ('all' first): see
-        stats.summarize."""
+        """Runs that finished in the last `window` seconds, per queue, the totals first
+        (their "queue" is None): see stats.summarize."""
         from .stats import SAMPLE, summarize
 
         if not 1 <= window <= 366 * 86400:

@@ -20,7 +20,8 @@ def stats(obj, window, queue, as_json):
 
     Counted from the history of runs: every run that finished in the window (retries
     count as runs). Wait is from when a job was due to when its run started; p50 and
-    p95 come from the latest 100,000 runs of the window.
+    p95 come from the latest 100,000 runs of the window. The first row, "(all)", sums
+    every queue (in --json its "queue" is null).
     """
     seconds = parse_duration(window, "window")
     rows = obj.queue.stats(seconds, queue)
@@ -30,7 +31,7 @@ def stats(obj, window, queue, as_json):
     table(
         ["queue", "runs", "completed", "failed", "canceled", "per min", "success",
          "run p50", "run p95", "wait p50", "wait p95"],
-        [(r["queue"], r["runs"], r["completed"], r["failed"], r["canceled"],
+        [(r["queue"] or "(all)", r["runs"], r["completed"], r["failed"], r["canceled"],
           f"{r['per_minute']:.1f}", _percent(r["success_rate"]), _secs(r["duration_p50"]),
           _secs(r["duration_p95"]), _secs(r["wait_p50"]), _secs(r["wait_p95"]))
          for r in rows],

@@ -124,7 +124,7 @@ class Done(BaseModel):
 
 
 class QueueStats(BaseModel):
-    queue: str
+    queue: str | None  # None: the totals over every queue (the first row)
     runs: int
     completed: int
     failed: int
