@@ -210,7 +210,7 @@ def test_dlq_retry_all_and_purge(api, queue):
     assert queue.counts()["dead"] == 0
     queue.work(burst=True)
     assert queue.counts()["dead"] == 2
-    assert api.post("/api/dlq/purge").json() == {"ids": [], "count": 2}
+    assert api.post("/api/dlq/purge").json() == {"ids": [], "count": 2, "kept": 0}
     assert [j.id for j in queue.jobs()] == ["ok"]
 
 

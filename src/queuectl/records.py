@@ -109,6 +109,17 @@ class WaitResult:
 
 
 @record(frozen=True)
+class PurgeResult:
+    """What `purge` did: jobs deleted, and jobs it kept because others wait for them."""
+
+    purged: int
+    kept: int
+
+    def to_dict(self) -> dict:
+        return {"purged": self.purged, "kept": self.kept}
+
+
+@record(frozen=True)
 class SchemaStatus:
     """What `db status` shows: the backend ("sqlite" or "postgres"), where the database
     is (a server's URL without its password) and its schema version against the latest."""

@@ -199,6 +199,10 @@ class ControlStore(Clocked, Protocol):
 
     def purge(self, states: list[str], finished_before: float | None, limit: int) -> int: ...
 
+    def purge_kept(self, states: list[str], finished_before: float | None) -> int:
+        """How many jobs `purge` with these arguments keeps because others wait for them."""
+        ...
+
     def delete(self, job_ids: list[str]) -> None:
         """Delete jobs that are not running, with their output and runs: Conflict for a
         running job or one that unfinished jobs wait for."""

@@ -328,6 +328,12 @@ DELETE FROM jobs WHERE seq = ANY(ARRAY(SELECT seq FROM jobs
     AND state = ANY(:states){finished_before}
 RETURNING seq
 
+-- name: purge_kept
+-- How many jobs in :states finished before :before (any time when NULL) purge keeps
+-- because another job waits for them.
+SELECT count(*) FROM jobs WHERE state = ANY(:states){finished_before}
+    AND EXISTS (SELECT 1 FROM job_deps d WHERE d.dep_seq = jobs.seq)
+
 -- name: waiters
 -- Unfinished jobs that wait for any of these.
 SELECT d.id, w.id FROM jobs d JOIN job_deps x ON x.dep_seq = d.seq

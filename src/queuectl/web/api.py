@@ -123,6 +123,10 @@ class Done(BaseModel):
     count: int
 
 
+class Purged(Done):
+    kept: int  # jobs left because other jobs wait for them
+
+
 class QueueStats(BaseModel):
     queue: str | None  # None: the totals over every queue (the first row)
     runs: int
@@ -254,10 +258,11 @@ def retry_all_dead(request: Request):
     return {"ids": ids, "count": len(ids)}
 
 
-@router.post("/dlq/purge", response_model=Done, summary="Delete every dead job")
+@router.post("/dlq/purge", response_model=Purged,
+             summary="Delete every dead job (but those others wait for)")  # fmt: skip
 def purge_dead(request: Request):
-    count = queue_of(request).purge(["dead"])
-    return {"ids": [], "count": count}
+    result = queue_of(request).purge(["dead"])
+    return {"ids": [], "count": result.purged, "kept": result.kept}
 
 
 @router.get("/workers", response_model=list[Worker], summary="Worker pools alive")
