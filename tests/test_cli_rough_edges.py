@@ -140,6 +140,8 @@ READS = [
     (["stats"], 0), (["stats", "--json"], 0), (["export"], 0), (["worker", "list"], 0),
     (["worker", "list", "--json"], 0), (["dlq", "list"], 0), (["schedule", "list"], 0),
     (["config", "list"], 0), (["config", "get", "max-retries"], 0), (["db", "status"], 0),
+    (["wait", "job1"], 1), (["wait", "--queue", "q", "--timeout", "0"], 0),
+    (["logs", "-f", "job1"], 1),
 ]  # fmt: skip
 
 

@@ -405,8 +405,12 @@ def test_purge_removes_finished_jobs_by_state_and_age(cli):
     assert cli.run("purge").stdout.strip() == "purged 2 job(s)"  # completed and canceled
     assert list(jobs(cli)) == ["dead", "dead-needed", "waiting", "dependent"]
     # A dead job that another job waits for stays.
-    assert cli.run("purge", "--state", "dead").stdout.strip() == "purged 1 job(s)"
+    assert cli.run("purge", "--state", "dead").stdout.strip() == (
+        "purged 1 job(s); kept 1 that other jobs wait for"
+    )
     assert list(jobs(cli)) == ["dead-needed", "waiting", "dependent"]
+    assert cli.json("purge", "--state", "dead") == {"purged": 0, "kept": 1}
+    assert cli.json("purge", "--state", "dead", "--older-than", "1h") == {"purged": 0, "kept": 0}
 
 
 # ---------------------------------------------------------------- schedules

@@ -64,14 +64,18 @@ def test_summarize_gives_rates_and_percentiles_per_queue_and_overall():
     counts = [("q1", "completed", 3), ("q1", "failed", 1), ("q2", "canceled", 2)]
     latest = [("q1", 1.0, 0.1), ("q1", 2.0, 0.2), ("q1", 3.0, 0.3), ("q1", 4.0, None)]
     rows = {r["queue"]: r for r in summarize(counts, latest, window=120)}
-    assert list(rows) == ["all", "q1", "q2"]
+    assert list(rows) == [None, "q1", "q2"]
     q1 = rows["q1"]
     assert (q1["runs"], q1["completed"], q1["failed"], q1["per_minute"]) == (4, 3, 1, 1.5)
     assert q1["success_rate"] == 0.75
     assert (q1["duration_p50"], q1["duration_p95"]) == (2.0, 4.0)
     assert (q1["wait_p50"], q1["wait_p95"]) == (0.2, 0.3)
     assert rows["q2"]["success_rate"] is None  # nothing completed or failed
-    assert rows["all"]["runs"] == 6
+    assert rows[None]["runs"] == 6
+    # a queue named "all" is a queue like any other, apart from the totals
+    rows = {r["queue"]: r for r in summarize([("all", "completed", 1), ("b", "failed", 2)],
+                                             [], window=60)}  # fmt: skip
+    assert (rows[None]["runs"], rows["all"]["runs"], rows["b"]["runs"]) == (3, 1, 2)
 
 
 @pytest.mark.parametrize(
@@ -97,10 +101,13 @@ def test_stats_and_run_history_through_the_cli(cli):
     stats = cli.json("stats", "--window", "10m")
     assert stats["window_seconds"] == 600
     rows = {r["queue"]: r for r in stats["queues"]}
-    assert (rows["all"]["runs"], rows["all"]["completed"], rows["all"]["failed"]) == (3, 1, 2)
+    assert (rows[None]["runs"], rows[None]["completed"], rows[None]["failed"]) == (3, 1, 2)
+    assert [r["queue"] for r in stats["queues"]] == [None, "default", "other"]
     assert rows["default"]["success_rate"] == 1.0
     assert rows["other"]["success_rate"] == 0.0
-    assert "wait p95" in cli.run("stats").stdout
+    text = cli.run("stats").stdout
+    assert "wait p95" in text
+    assert [line.split()[0] for line in text.splitlines()[2:]] == ["(all)", "default", "other"]
     for bad, phrase in ((["stats", "--window", "0"], "window"),
                         (["stats", "--window", "soon"], "window"),
                         (["stats", "--queue", "a b"], "queue")):  # fmt: skip

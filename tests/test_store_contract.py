@@ -151,11 +151,16 @@ def test_heartbeat_extends_leases_and_reports_stop(store):
     store.register_worker("w", "host", 1, 2, None)
     (job,) = store.claim("w", None, 1, 0.2)
     stop, held, canceled = store.heartbeat("w", 30)
-    assert (stop, held, canceled) == (False, {"a"}, set())
+    assert (stop, held, canceled) == (0, {"a"}, set())
     wait_for(lambda: store.now() > job.lease_until, timeout=5, message="the first lease to run out")
     assert store.reap() == []  # the lease was extended
     store.request_stop(["w"])
-    assert store.heartbeat("w", 30)[0] is True
+    assert store.heartbeat("w", 30)[0] == 1  # drain
+    store.request_stop(["w"], level=2)
+    assert store.heartbeat("w", 30)[0] == 2  # abort (stop --now)
+    store.request_stop(["w"])
+    assert store.heartbeat("w", 30)[0] == 2  # never lowered
+    assert store.workers(alive_within=60)[0].stop_requested is True
     assert store.heartbeat("unknown", 30)[0] is None
 
 

@@ -160,3 +160,39 @@ def test_the_exit_of_a_process_ends_the_wait_for_its_registration(queue, monkeyp
     assert child.returncode == 0 and len(checks) >= 2
     if hasattr(os, "pidfd_open"):
         assert time.monotonic() - started < 15  # woken, not at the end of the timeout
+
+
+def test_wait_queues_counts_what_waits_or_runs_not_what_is_scheduled(queue):
+    queue.enqueue({"id": "a", "command": "true", "queue": "q"})
+    queue.enqueue({"id": "later", "command": "true", "queue": "q", "delay": "1h"})
+    queue.enqueue({"id": "other", "command": "true", "queue": "r"})
+    left = queue.wait_queues(["q", "q", "empty"], timeout=0)
+    assert left == {"q": {"pending": 1, "processing": 0, "failed": 0},
+                    "empty": {"pending": 0, "processing": 0, "failed": 0}}  # fmt: skip
+    assert [j.id for j in queue.store.claim("w", ["q"], 1, 60)] == ["a"]
+    assert queue.wait_queues(["q"], timeout=0)["q"]["processing"] == 1
+    queue.store.finish("w", [Outcome("a", "failed", 1, "exit code 1", retry_delay=3600)])
+    assert queue.wait_queues(["q"], timeout=0)["q"]["failed"] == 1  # its retry is to come
+    queue.cancel(["a"])
+    assert queue.wait_queues(["q"], timeout=30) == {"q": {"pending": 0, "processing": 0,
+                                                          "failed": 0}}  # fmt: skip
+    with pytest.raises(InvalidInput, match="at least one queue"):
+        queue.wait_queues([], timeout=5)
+    with pytest.raises(InvalidInput, match="queue"):
+        queue.wait_queues(["a b"], timeout=5)
+
+
+def test_a_tail_hands_out_only_new_bytes_and_counts_what_was_lost():
+    from queuectl.tail import Tail, split_dropped
+
+    tail = Tail()
+    assert tail.new(b"") == (b"", 0)
+    assert tail.new(b"one\n") == (b"one\n", 0)
+    assert tail.new(b"one\ntwo\n") == (b"two\n", 0)
+    assert tail.new(b"one\ntwo\n") == (b"", 0)
+    # the kept tail moved on (8 bytes dropped): what is past offset 8 is new
+    assert tail.new(b"[... 4 bytes of earlier output dropped]\ntwo\nsix\n") == (b"six\n", 0)
+    # 12 bytes more, of which only the last 8 are still kept: 4 lost
+    assert tail.new(b"[... 16 bytes of earlier output dropped]\nten\nend\n") == (b"ten\nend\n", 4)
+    assert split_dropped(b"[... 3 bytes of earlier output dropped]\nx") == (3, b"x")
+    assert split_dropped(b"plain") == (0, b"plain")

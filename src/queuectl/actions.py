@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from typing import Protocol
 
     from .jobs import Job
-    from .records import Deleted, Selector
+    from .records import Deleted, PurgeResult, Selector
     from .store.base import Store, Target
 
     class _Lists(Protocol):
@@ -114,10 +114,13 @@ class Actions:
 
     def purge(
         self, states: list[str] | None = None, older_than: float | None = None, batch: int = 1000
-    ) -> int:
+    ) -> PurgeResult:
         """Delete finished jobs (completed and canceled unless `states` says otherwise;
         dead only when asked) finished more than `older_than` seconds ago, in batches so
-        pools keep claiming meanwhile. Jobs that others wait for stay. Returns the count."""
+        pools keep claiming meanwhile. Jobs that others wait for stay. Returns how many
+        went and how many stayed for that reason."""
+        from .records import PurgeResult  # records are not on the enqueue path
+
         states = list(dict.fromkeys(states or ["completed", "canceled"]))
         for state in states:
             if parse_state(state) not in FINISHED:
@@ -132,7 +135,7 @@ class Actions:
             deleted = self.store.purge(states, before, batch)
             total += deleted
             if deleted < batch:
-                return total
+                return PurgeResult(total, self.store.purge_kept(states, before))
 
     def edit(self: _Lists, job_id: str, **changes) -> Job:
         """Change a job that waits (pending or failed): any of command, priority, run_at

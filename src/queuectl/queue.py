@@ -229,8 +229,8 @@ class Queue(Actions, Waiting, Admin):
         return self.store.runs(job_id)
 
     def stats(self, window: float = 3600.0, queue: str | None = None) -> list[dict]:
-        """Runs that finished in the last `window` seconds, per queue ('all' first): see
-        stats.summarize."""
+        """Runs that finished in the last `window` seconds, per queue, the totals first
+        (their "queue" is None): see stats.summarize."""
         from .stats import SAMPLE, summarize
 
         if not 1 <= window <= 366 * 86400:
@@ -317,11 +317,13 @@ class Queue(Actions, Waiting, Admin):
         """Pools that heartbeated within one lease timeout."""
         return self.store.workers(alive_within=self.config()["lease-timeout"])
 
-    def stop_workers(self, host: str | None = None) -> list[WorkerInfo]:
-        """Ask running pools (optionally of one host) to drain and exit."""
+    def stop_workers(self, host: str | None = None, *, now: bool = False) -> list[WorkerInfo]:
+        """Ask running pools (optionally of one host) to drain and exit; `now`: to kill
+        their running jobs and hand them back unspent (as a second signal), then exit.
+        Through the store: pools on every host see it at once (woken) or at a heartbeat."""
         pools = [w for w in self.workers() if host is None or w.host == host]
         if pools:
-            self.store.request_stop([w.id for w in pools])
+            self.store.request_stop([w.id for w in pools], 2 if now else 1)
         return pools
 
     def work(

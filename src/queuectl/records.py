@@ -59,11 +59,11 @@ class TurnResult:
 
 @record(frozen=True)
 class Heartbeat:
-    """The answer of `heartbeat`: whether a stop was asked (None: the worker is not
-    registered, it was forgotten after looking dead), the ids of the jobs it still
+    """The answer of `heartbeat`: the stop asked, 0 none, 1 drain, 2 abort (None: the
+    worker is not registered, it was forgotten after looking dead), the ids of the jobs it still
     holds, and those of them whose cancel was asked."""
 
-    stop: bool | None
+    stop: int | None
     held: set[str]
     canceled: set[str]
 
@@ -125,6 +125,17 @@ class WaitResult:
 
     def to_dict(self) -> dict:
         return {"finished": dict(self.finished), "unfinished": dict(self.unfinished)}
+
+
+@record(frozen=True)
+class PurgeResult:
+    """What `purge` did: jobs deleted, and jobs it kept because others wait for them."""
+
+    purged: int
+    kept: int
+
+    def to_dict(self) -> dict:
+        return {"purged": self.purged, "kept": self.kept}
 
 
 @record(frozen=True)

@@ -19,17 +19,18 @@ def percentile(values: list[float], p: float) -> float | None:
 
 
 def summarize(counts: list, latest: list, window: float) -> list[dict]:
-    """One row per queue (and 'all' first): runs by outcome, completed per minute,
-    success rate, p50/p95 of run time and of wait, in seconds."""
-    by_queue: dict[str, dict] = {}
+    """One row per queue, after the totals over every queue, first, whose "queue" is None
+    (no queue name can be None, so a queue named "all" stays apart): runs by outcome,
+    completed per minute, success rate, p50/p95 of run time and of wait, in seconds."""
+    by_queue: dict[str | None, dict] = {}
 
-    def row(queue: str) -> dict:
+    def row(queue: str | None) -> dict:
         return by_queue.setdefault(queue, {"queue": queue, "runs": 0, "completed": 0,
                                            "failed": 0, "canceled": 0, "durations": [],
                                            "waits": []})  # fmt: skip
 
     for queue, outcome, count in counts:
-        for r in (row("all"), row(queue)):
+        for r in (row(None), row(queue)):
             r["runs"] += count
             if outcome == "completed":
                 r["completed"] += count
@@ -38,12 +39,12 @@ def summarize(counts: list, latest: list, window: float) -> list[dict]:
             elif outcome == "canceled":
                 r["canceled"] += count
     for queue, duration, waited in latest:
-        for r in (row("all"), row(queue)):
+        for r in (row(None), row(queue)):
             r["durations"].append(duration)
             if waited is not None:
                 r["waits"].append(waited)
     rows = []
-    for queue in ["all", *sorted(q for q in by_queue if q != "all")]:
+    for queue in [None, *sorted(q for q in by_queue if q is not None)]:
         r = by_queue.get(queue) or row(queue)
         ended = r["completed"] + r["failed"]
         durations, waits = r.pop("durations"), r.pop("waits")

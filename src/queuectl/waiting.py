@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
         def workers(self) -> list[WorkerInfo]: ...
 
+        def logs(self, job_id: str) -> bytes: ...
+
 
 POLL = 0.25  # seconds between checks when nothing wakes the waiter
 GAP = 0.05  # at least this between checks: a busy queue wakes waiters at every enqueue
@@ -116,6 +118,87 @@ class Waiting:
 
         wait_until(self.store, check, timeout)
         return result
+
+    def wait_queues(
+        self: _Reads, queues: list[str], timeout: float | None = None
+    ) -> dict[str, dict[str, int]]:
+        """Block until none of these queues has a job waiting or running (pending and due,
+        failed with a retry to come, processing; pending jobs scheduled for later do not
+        count), or `timeout` seconds pass. Returns what is left per queue, by state
+        (every queue empty: drained)."""
+        from .jobs import check_queue
+
+        if not queues:
+            raise InvalidInput("give at least one queue")
+        names = [check_queue(q) for q in dict.fromkeys(queues)]
+        if timeout is not None and not timeout >= 0:
+            raise InvalidInput(f"timeout must be >= 0 seconds, got {timeout:g}")
+        left: dict[str, dict[str, int]] = {}
+
+        def check() -> bool:
+            found = self.store.unfinished_counts(names)
+            left.clear()
+            for q in names:
+                left[q] = {s: found.get((q, s), 0) for s in UNFINISHED}
+            return not found
+
+        wait_until(self.store, check, timeout)
+        return left
+
+    def follow(
+        self: _Reads,
+        job_id: str,
+        write: Callable[[bytes], None],
+        note: Callable[[str], None],
+        timeout: float | None = None,
+    ) -> Job | None:
+        """Hand the job's output to `write` as its pool saves it (at each heartbeat, and
+        at the end of a run), only the new bytes each time, until the job has finished;
+        returns it then (None if `timeout` seconds pass first). From any host: it reads
+        the store. `note` hears of bytes lost from the saved tail between two looks
+        (once) and of each new attempt (a retry, or a run handed back and taken again);
+        the output of each attempt is followed from its start."""
+        from .tail import Tail
+
+        if timeout is not None and not timeout >= 0:
+            raise InvalidInput(f"timeout must be >= 0 seconds, got {timeout:g}")
+        unseen = object()
+        run: object = unseen  # the started_at of the run followed
+        tail = Tail()
+        last = b""  # the saved output at the previous look
+        stale: bytes | None = None  # the previous run's output, until the new run saves its own
+        warned = False
+        final: list[Job] = []
+
+        def check() -> bool:
+            nonlocal run, tail, last, stale, warned
+            before = self.get(job_id)
+            saved = self.logs(job_id)
+            job = self.get(job_id)
+            if (before.state, before.started_at) != (job.state, job.started_at):
+                return False  # it moved on while read: the output may be either's; look again
+            if job.started_at != run:
+                if run is not unseen:
+                    note(f"attempt {job.attempts} starts")
+                    stale = last
+                run, tail = job.started_at, Tail()
+            if job.state == "processing" and saved == stale:
+                return False  # the new run has not saved its output yet
+            stale, last = None, saved
+            fresh, lost = tail.new(saved)
+            if lost and not warned:
+                warned = True
+                note(f"{lost} bytes of output were dropped unread (only the last"
+                     " output-limit bytes are kept); following from what is new")  # fmt: skip
+            if fresh:
+                write(fresh)
+            if job.state in UNFINISHED:
+                return False
+            final.append(job)
+            return True
+
+        wait_until(self.store, check, timeout)
+        return final[0] if final else None
 
     def wait_for_worker(
         self: _Reads, pid: int, timeout: float, exited: Callable[[], bool] = lambda: False

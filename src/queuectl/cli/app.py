@@ -49,12 +49,13 @@ def _register() -> None:
         schedule_cmd,
         stats_cmd,
         transfer_cmd,
+        wait_cmd,
         worker_cmd,
     )
 
-    modules = (enqueue_cmd, jobs_cmd, control_cmd, worker_cmd, dlq_cmd, schedule_cmd,
-               stats_cmd, dashboard_cmd, config_cmd, transfer_cmd, db_cmd,
-               completion_cmd)  # fmt: skip
+    modules = (enqueue_cmd, jobs_cmd, wait_cmd, control_cmd, worker_cmd, dlq_cmd,
+               schedule_cmd, stats_cmd, dashboard_cmd, config_cmd, transfer_cmd,
+               db_cmd, completion_cmd)  # fmt: skip
     for module in modules:
         for command in module.COMMANDS:
             cli.add_command(command)

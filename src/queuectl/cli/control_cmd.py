@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import click
@@ -160,13 +161,23 @@ def _done(verb: str, ids: list[str], named: dict, dry_run: bool, as_json: bool) 
 @click.option(
     "--older-than", metavar="DURATION", help="Only jobs that finished this long ago (7d, 12h)."
 )
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def purge(obj, states, older_than):
+def purge(obj, states, older_than, as_json):
     """Delete finished jobs and their output. Dead jobs go only with --state dead; a job
-    that another job still waits for is kept."""
+    that another job still waits for is kept (and counted)."""
+    purge_and_report(obj, list(states) or None, older_than, as_json)
+
+
+def purge_and_report(obj, states, older_than, as_json: bool) -> None:
+    """`purge` and `dlq purge`: delete, then say how many went and how many stayed."""
     age = None if older_than is None else parse_duration(older_than, "older-than")
-    count = obj.queue.purge(list(states) or None, age)
-    click.echo(f"purged {count} job(s)")
+    result = obj.queue.purge(states, age)
+    if as_json:
+        click.echo(json.dumps(result.to_dict()))
+        return
+    kept = f"; kept {result.kept} that other jobs wait for" if result.kept else ""
+    click.echo(f"purged {result.purged} job(s){kept}")
 
 
 @click.command()

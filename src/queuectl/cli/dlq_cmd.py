@@ -5,9 +5,8 @@ from __future__ import annotations
 import click
 
 from ..errors import InvalidInput
-from ..timeutil import parse_duration
 from .context import read_only
-from .control_cmd import report, selection_options, targets
+from .control_cmd import purge_and_report, report, selection_options, targets
 from .jobs_cmd import json_option, render_jobs
 
 
@@ -49,12 +48,12 @@ def dlq_retry(obj, job_ids, queues, states, tags, dry_run, as_json, retry_all):
 
 @dlq.command("purge")
 @click.option("--older-than", metavar="DURATION", help="Only jobs dead this long (7d, 12h).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def dlq_purge(obj, older_than):
-    """Delete every dead job (a job that another job still waits for is kept)."""
-    age = None if older_than is None else parse_duration(older_than, "older-than")
-    count = obj.queue.purge(["dead"], age)
-    click.echo(f"purged {count} dead job{'' if count == 1 else 's'}")
+def dlq_purge(obj, older_than, as_json):
+    """Delete dead jobs and their output (a job that another job still waits for is
+    kept, and counted): `purge --state dead`."""
+    purge_and_report(obj, ["dead"], older_than, as_json)
 
 
 COMMANDS = [dlq]

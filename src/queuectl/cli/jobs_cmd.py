@@ -136,12 +136,30 @@ def show(obj, job_id, as_json):
 @read_only
 @click.command()
 @click.argument("job_id", shell_complete=job_ids)
-@click.pass_obj
-def logs(obj, job_id):
-    """The output of the job's latest run (so far, while it runs)."""
-    output = obj.queue.logs(job_id)
-    sys.stdout.buffer.write(output)
-    sys.stdout.flush()
+@click.option("-f", "--follow", is_flag=True,
+              help="Print the output as it comes until the job has finished.")  # fmt: skip
+@click.pass_context
+def logs(ctx, job_id, follow):
+    """The output of the job's latest run (so far, while it runs).
+
+    With --follow: print the output as the pool saves it (at each heartbeat, at most 2 s
+    behind), from any host, until the job has finished; exit 0 if it completed, 1 if it
+    ended dead or canceled. A failed attempt is followed by the next one (stderr says
+    when an attempt starts); bytes that left the kept tail (output-limit) unread are
+    said once on stderr.
+    """
+    out = sys.stdout.buffer
+    if not follow:
+        out.write(ctx.obj.queue.logs(job_id))
+        out.flush()
+        return
+
+    def write(data: bytes) -> None:
+        out.write(data)
+        out.flush()
+
+    job = ctx.obj.queue.follow(job_id, write, lambda text: click.echo(f"note: {text}", err=True))
+    ctx.exit(0 if job.state == "completed" else 1)
 
 
 COMMANDS = [status, list_jobs, show, logs]

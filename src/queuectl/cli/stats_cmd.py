@@ -23,7 +23,8 @@ def stats(obj, window, queue, as_json):
 
     Counted from the history of runs: every run that finished in the window (retries
     count as runs). Wait is from when a job was due to when its run started; p50 and
-    p95 come from the latest 100,000 runs of the window.
+    p95 come from the latest 100,000 runs of the window. The first row, "(all)", sums
+    every queue (in --json its "queue" is null).
     """
     view = stats_view(obj.queue, window, queue)
     if as_json:
@@ -35,7 +36,7 @@ def stats(obj, window, queue, as_json):
          col("canceled", short="cancel"), col("per min", short="/min"), "success",
          col("run p50", short="run50"), col("run p95", short="run95"),
          col("wait p50", short="wait50"), col("wait p95", short="wait95")],
-        [(r["queue"], r["runs"], r["completed"], r["failed"], r["canceled"],
+        [(r["queue"] or "(all)", r["runs"], r["completed"], r["failed"], r["canceled"],
           f"{r['per_minute']:.1f}", _percent(r["success_rate"]), _secs(r["duration_p50"]),
           _secs(r["duration_p95"]), _secs(r["wait_p50"]), _secs(r["wait_p95"]))
          for r in rows],

@@ -99,11 +99,19 @@ def _start_detached(queue, db, count, queues, burst) -> None:
     help="Seconds to wait for running jobs to finish.",
 )
 @click.option("--host", help="Only stop pools on this host.")
+@click.option("--now", is_flag=True,
+              help="Kill the running jobs and hand them back (attempt unspent), as a second"
+                   " signal does.")  # fmt: skip
 @click.pass_obj
-def stop(obj, timeout, host):
-    """Ask pools to finish their running jobs and exit; wait for them."""
+def stop(obj, timeout, host, now):
+    """Ask pools to finish their running jobs and exit; wait for them.
+
+    With --now, the pools kill their running jobs (TERM, KILL after kill-grace) and hand
+    them back to wait again without spending an attempt, then exit. Pools on any host
+    see the request through the database, at once or within a heartbeat.
+    """
     queue = obj.queue
-    pools = queue.stop_workers(host=host)
+    pools = queue.stop_workers(host=host, now=now)
     if not pools:
         click.echo("no running worker pools" + (f" on {host}" if host else ""))
         return

@@ -211,6 +211,10 @@ class ControlStore(Clocked, Protocol):
 
     def purge(self, states: list[str], finished_before: float | None, limit: int) -> int: ...
 
+    def purge_kept(self, states: list[str], finished_before: float | None) -> int:
+        """How many jobs `purge` with these arguments keeps because others wait for them."""
+        ...
+
     def delete(self, target: Target, dry_run: bool = False) -> Deleted:
         """Delete jobs that are not running, with their output and runs. A job that
         unfinished jobs (not deleted with it) wait for is refused when named (Conflict),
@@ -242,8 +246,9 @@ class ControlStore(Clocked, Protocol):
 
     def unset_config(self, key: str) -> None: ...
 
-    def request_stop(self, worker_ids: list[str]) -> None:
-        """Ask pools to drain and exit; wakes them."""
+    def request_stop(self, worker_ids: list[str], level: int = 1) -> None:
+        """Ask pools to drain (level 1: finish the running jobs) or abort (2: kill them
+        and hand them back unspent), then exit; wakes them. A level is never lowered."""
         ...
 
 
@@ -285,6 +290,11 @@ class ReadStore(Clocked, Protocol):
 
     def queue_counts(self) -> dict[tuple[str, str], int]:
         """Jobs per (queue, state); pairs without jobs may be missing."""
+        ...
+
+    def unfinished_counts(self, queues: list[str]) -> dict[tuple[str, str], int]:
+        """Jobs of these queues that wait or run, per (queue, state): pending (not those
+        scheduled for later), failed (a retry to come) and processing; zeros left out."""
         ...
 
     def output(self, job_id: str) -> bytes | None:

@@ -282,6 +282,12 @@ class ControlWrites(Database):
                                              "limit": limit}, finished_before=before)  # fmt: skip
             return len(rows.fetchall())
 
+    def purge_kept(self, states, finished_before) -> int:
+        before = "" if finished_before is None else " AND finished_at < :before"
+        rows = self._fetch("purge_kept", {"states": list(states), "before": finished_before},
+                           finished_before=before)  # fmt: skip
+        return rows[0][0]
+
     def delete(self, target, dry_run=False) -> Deleted:
         """Delete jobs that are not running, with their output and runs. A job that
         unfinished jobs wait for stays, or they would wait forever: named, it is refused

@@ -137,7 +137,8 @@ SELECT (SELECT 0.0 FROM jobs WHERE ready = {READY}{queue_filter} LIMIT 1),
         {queue_filter}) - :now
 
 -- name: heartbeat_worker
--- The worker is alive; returns whether a stop was asked (no row: it was forgotten).
+-- The worker is alive; returns the stop asked: 0 none, 1 drain, 2 abort (no row: it
+-- was forgotten).
 UPDATE workers SET heartbeat_at = :now WHERE id = :worker RETURNING stop_requested
 
 -- name: heartbeat_jobs
@@ -218,8 +219,8 @@ FROM workers WHERE heartbeat_at >= :now - :within ORDER BY started_at
 SELECT worker_id, id FROM jobs WHERE state = 'processing' ORDER BY started_at
 
 -- name: request_stop
--- Ask pools to drain and exit.
-UPDATE workers SET stop_requested = TRUE WHERE id = ANY(:ids)
+-- Ask pools to drain (:level 1) or abort (2) and exit; a stop asked is never lowered.
+UPDATE workers SET stop_requested = greatest(stop_requested, :level) WHERE id = ANY(:ids)
 
 -- name: config
 -- Every stored config value (JSON text).
@@ -373,6 +374,12 @@ DELETE FROM jobs WHERE seq = ANY(ARRAY(SELECT seq FROM jobs
     AND state = ANY(:states){finished_before}
 RETURNING seq
 
+-- name: purge_kept
+-- How many jobs in :states finished before :before (any time when NULL) purge keeps
+-- because another job waits for them.
+SELECT count(*) FROM jobs WHERE state = ANY(:states){finished_before}
+    AND EXISTS (SELECT 1 FROM job_deps d WHERE d.dep_seq = jobs.seq)
+
 -- name: waiters
 -- Unfinished jobs that wait for any of these.
 SELECT d.id, w.id FROM jobs d JOIN job_deps x ON x.dep_seq = d.seq
@@ -472,6 +479,15 @@ SELECT count(*) FROM jobs WHERE state = :state
 -- name: counts
 -- Jobs per state.
 SELECT state, count(*) FROM jobs GROUP BY state
+
+-- name: unfinished_counts
+-- Jobs of these queues waiting or running, per queue and state (what `wait --queue`
+-- waits for); pending jobs scheduled for later are left out. Reads the (queue, state)
+-- index: only the unfinished jobs of those queues.
+SELECT queue, state, count(*) FROM jobs
+WHERE queue = ANY(:queues) AND state IN ('pending', 'failed', 'processing')
+    AND NOT (state = 'pending' AND run_at > :now)
+GROUP BY queue, state
 
 -- name: queue_state_counts
 -- Jobs per queue and state in one pass (when there are many queues).

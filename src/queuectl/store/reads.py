@@ -124,6 +124,9 @@ class Reads(Database):
             blocked[job_id].waiting_for.append((dep_id, dep_state))  # type: ignore[union-attr]
         return jobs
 
+    def unfinished_counts(self, queues: list[str]) -> dict[tuple[str, str], int]:
+        return {(q, s): n for q, s, n in self._fetch("unfinished_counts", {"queues": queues})}
+
     def output(self, job_id: str) -> bytes | None:
         rows = self._fetch("output", {"id": job_id})
         return bytes(rows[0][0] or b"") if rows else None

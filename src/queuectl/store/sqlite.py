@@ -233,7 +233,9 @@ class SQLiteStore(PoolWrites, ControlWrites, Reads):
 
     # ------------------------------------------------------------ wake-ups
 
-    def listen(self, worker_id: str) -> int:
+    def listen(self, worker_id: str) -> int | None:
+        if self.memory:
+            return None  # a stand-in creates nothing on disk: its waiters poll
         os.makedirs(self.wake_dir, mode=0o700, exist_ok=True)
         path = os.path.join(self.wake_dir, worker_id)
         # Create under a temporary name and open before renaming, so a notifier never

@@ -99,7 +99,7 @@ class PoolWrites(Database):
             held = self._run(
                 conn, "heartbeat_jobs", {"worker": worker_id, "lease": lease}
             ).fetchall()
-        stop = None if worker is None else bool(worker[0])
+        stop = None if worker is None else int(worker[0])
         return _records().Heartbeat(
             stop, {row[0] for row in held}, {row[0] for row in held if row[1]}
         )
@@ -153,9 +153,9 @@ class PoolWrites(Database):
             running = self._run(conn, "running_jobs").fetchall()
         return workers_from_rows(rows, running)
 
-    def request_stop(self, worker_ids) -> None:
+    def request_stop(self, worker_ids, level: int = 1) -> None:
         with self._tx() as conn:
-            self._run(conn, "request_stop", {"ids": list(worker_ids)})
+            self._run(conn, "request_stop", {"ids": list(worker_ids), "level": level})
         self._wake()
 
     # ------------------------------------------------------------ config

@@ -125,8 +125,12 @@ class Done(BaseModel):
     count: int
 
 
-class QueueStats(BaseModel):  # stats.summarize's rows
-    queue: str
+class Purged(Done):
+    kept: int  # jobs left because other jobs wait for them
+
+
+class QueueStats(BaseModel):
+    queue: str | None  # None: the totals over every queue (the first row)
     runs: int
     completed: int
     failed: int
@@ -246,10 +250,11 @@ def retry_all_dead(request: Request):
     return {"ids": ids, "count": len(ids)}
 
 
-@router.post("/dlq/purge", response_model=Done, summary="Delete every dead job")
+@router.post("/dlq/purge", response_model=Purged,
+             summary="Delete every dead job (but those others wait for)")  # fmt: skip
 def purge_dead(request: Request):
-    count = queue_of(request).purge(["dead"])
-    return {"ids": [], "count": count}
+    result = queue_of(request).purge(["dead"])
+    return {"ids": [], "count": result.purged, "kept": result.kept}
 
 
 @router.get("/workers", response_model=list[Worker], summary="Worker pools alive")

@@ -56,12 +56,10 @@ class Maintenance:
         config: Config,
         ahead: list[Job],
         unrecorded: list[Outcome],
-        draining: bool,
-    ) -> bool:
+    ) -> int:
         """Heartbeat and act on its answer: jobs held `ahead` that were reaped are
         dropped, those canceled are recorded canceled (into `unrecorded`); running
-        children are stopped likewise. Returns True when a stop was requested and the
-        pool is not `draining` yet."""
+        children are stopped likewise. Returns the stop asked: 0 none, 1 drain, 2 abort."""
         lease = config["lease-timeout"]
         # A third of the lease leaves two chances to renew before it expires; at most 2 s
         # so that config changes and stop requests from other hosts arrive quickly.
@@ -69,12 +67,8 @@ class Maintenance:
         worker_id, children = self.worker_id, self.children
         beat = self.store.heartbeat(worker_id, lease)
         stop, held, canceled = beat.stop, beat.held, beat.canceled
-        stopping = False
         if stop is None:  # our registration was forgotten (we looked dead): register again
             self.register()
-        elif stop and not draining:
-            self.log(f"worker {worker_id}: stop requested; finishing {len(children)} job(s)")
-            stopping = True
         ahead[:] = [job for job in ahead if job.id in held]  # others were reaped
         for job in [job for job in ahead if job.id in canceled]:
             ahead.remove(job)
@@ -86,7 +80,7 @@ class Maintenance:
             self.store.save_output(worker_id, live)
         for job_id in self.store.reap(forget_workers_after=lease * 10):
             self.log(f"job {job_id}: lease expired, handed back for another run")
-        return stopping
+        return stop or 0
 
 
 class Housekeeping:

@@ -225,8 +225,12 @@ class Pool:
         now = self._now()
         if now < self.maintenance.next_at:
             return
-        if self.maintenance.run(now, self.config, self.ahead, self.session.unrecorded,
-                                self.draining):  # fmt: skip
+        stop = self.maintenance.run(now, self.config, self.ahead, self.session.unrecorded)
+        if stop >= 2 and not self.aborting:
+            self.log(f"worker {self.id}: stop --now requested: aborting running jobs")
+            self.abort()
+        elif stop and not self.draining:
+            self.log(f"worker {self.id}: stop requested; finishing {len(self.running)} job(s)")
             self.draining = True
         self.config = Config(self.store.config())
         self.housekeeping.due = True
@@ -381,6 +385,11 @@ class Pool:
             self.draining = True
         else:
             self.log(f"worker {self.id}: {name} again: aborting running jobs")
-            self.draining = True
-            self.aborting = True
-            self.children.stop_all("abort", self.config["kill-grace"])
+            self.abort()
+
+    def abort(self) -> None:
+        """Kill the running jobs and hand them back (attempt unspent), then exit: a
+        second signal, or `worker stop --now`."""
+        self.draining = True
+        self.aborting = True
+        self.children.stop_all("abort", self.config["kill-grace"])

@@ -1,0 +1,4 @@
+-- Issue 11: `worker stop --now`. A stop request is a level the pool reads at its
+-- heartbeat: 0 none, 1 drain (finish the running jobs, then exit), 2 abort (kill them
+-- and hand them back unspent, as a second signal does, then exit). The column is an
+-- INTEGER already (0/1 so far), so only the version changes here.
