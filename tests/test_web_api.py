@@ -103,6 +103,21 @@ def test_jobs_filter_search_sort_and_paginate(api, queue):
     assert ([j["id"] for j in rest["jobs"]], rest["next"]) == (["job-1"], None)
 
 
+def test_jobs_filter_by_tag_and_show_tags(api, queue):
+    queue.enqueue({"id": "a", "command": "true", "tags": ["nightly", "db"]})
+    queue.enqueue({"id": "b", "command": "true", "tags": ["db"], "queue": "mail"})
+    queue.enqueue({"id": "c", "command": "true"})
+    assert ids(api.get("/api/jobs?tag=db")) == ["b", "a"]
+    assert ids(api.get("/api/jobs?tag=db&queue=mail")) == ["b"]
+    assert ids(api.get("/api/jobs?tag=db&sort=oldest&limit=1")) == ["a"]
+    assert ids(api.get("/api/jobs?tag=none")) == []
+    assert api.get("/api/jobs/a").json()["tags"] == ["nightly", "db"]
+    assert api.get("/api/jobs/c").json()["tags"] == []
+    page = api.get("/jobs?tag=nightly")  # the dashboard's jobs page, filtered
+    assert page.status_code == 200 and ">a</a>" in page.text and ">b</a>" not in page.text
+    assert 'href="/jobs?tag=nightly"' in page.text
+
+
 def test_job_detail_runs_and_output(api, queue):
     queue.enqueue({"id": "a/b c", "command": "echo out; echo err >&2; exit 1", "max_retries": 1})
     queue.work(burst=True)
@@ -136,7 +151,7 @@ def test_unknown_ids_get_404_with_a_json_error(api):
 @pytest.mark.parametrize(
     "query",
     ["state=bogus", "limit=0", "limit=501", "limit=x", "after=-1", "after=1e99", "sort=up",
-     "queue=bad%20queue", "queue=" + "q" * 65, "q=" + "x" * 201],
+     "queue=bad%20queue", "queue=" + "q" * 65, "q=" + "x" * 201, "tag=bad%20tag"],
 )  # fmt: skip
 def test_invalid_filters_get_422_and_change_nothing(api, queue, query):
     queue.enqueue({"id": "keep", "command": "true"})
