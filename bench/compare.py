@@ -229,7 +229,8 @@ class Bench:
             if proc.returncode != 0:
                 tail = log.read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"{ref.label}: the pool exited {proc.returncode}:\n{tail}")
-            counts = json.loads(ref.q(db, "status", "--json").stdout)["jobs"]
+            shown = json.loads(ref.q(db, "status", "--json").stdout)
+            counts = shown.get("counts") or shown["jobs"]  # "jobs" before issue 11
             if counts.get("completed") != self.args.jobs:
                 raise RuntimeError(f"{ref.label}: after the burst status says {counts}")
             return self.args.jobs / elapsed

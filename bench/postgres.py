@@ -178,7 +178,7 @@ def check_status(db, label: str, expected: dict) -> None:
     """`status --json` shows exactly the expected job counts and no registered pool."""
     got = status(db)
     want = {s: expected.get(s, 0) for s in STATES}
-    if got["jobs"] != want or got["workers"]:
+    if got["counts"] != want or got["workers"]:
         pools = [w.get("id") for w in got["workers"]]
         raise RuntimeError(f"{label}: status --json says {got['jobs']}, pools {pools}; want {want}")
 
@@ -304,7 +304,7 @@ def bench_throughput(args, schemas: Schemas, tmp) -> dict:
                 stopped |= partial
                 errors[name] += len(check_pools(f"throughput {name}", [pool], [log]))
                 if partial:
-                    done = status(db)["jobs"]["completed"] - rep * args.jobs
+                    done = status(db)["counts"]["completed"] - rep * args.jobs
                     rates[name].append(done / (end - start))
                     raise RuntimeError(
                         f"throughput {name}: the pool had not finished {args.jobs} jobs after"

@@ -153,7 +153,7 @@ def own_cpu(pid: int) -> float:
 def status_counts(db) -> tuple[dict, float]:
     start = time.perf_counter()
     out = queuectl(db, "status", "--json").stdout
-    return json.loads(out)["jobs"], time.perf_counter() - start
+    return json.loads(out)["counts"], time.perf_counter() - start
 
 
 class Store:
