@@ -50,7 +50,7 @@ def main() -> int:
             assert parsed == args.jobs
 
             db = tmp / f"queue-{rep}.db"
-            queuectl(db, "status")
+            queuectl(db, "db", "migrate")
             ids = tmp / f"ids-{rep}.txt"
             with open(ids, "wb") as out:
                 enqueue_times.append(

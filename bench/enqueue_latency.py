@@ -51,7 +51,7 @@ def main() -> int:
     assert os.path.isdir(os.path.join(package, "__pycache__"))
     with temp_dir("enqueue", args.dir) as tmp:
         db = tmp / "queue.db"
-        queuectl(db, "status")  # create the database, so no run pays for the schema
+        queuectl(db, "db", "migrate")  # create the database, so no run pays for the schema
         baseline_argv = [python, "-c", "pass"]
         enqueue_argv = [QUEUECTL, "--db", str(db), "enqueue", '{"command":"true"}']
         help_argv = [QUEUECTL, "--help"]

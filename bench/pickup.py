@@ -148,7 +148,7 @@ def main() -> int:
 
     with Workers() as workers, temp_dir("pickup", args.dir) as tmp:
         db = tmp / "queue.db"
-        queuectl(db, "status")
+        queuectl(db, "db", "migrate")
         log = tmp / "worker.log"
         pool = workers.start(db, "--count", "1", log_path=log)
         try:

@@ -108,7 +108,7 @@ class Schemas:
         self.names.append(name)
         url = schema_url(self.base, name)
         self.by_url[url] = name
-        queuectl(url, "status")
+        queuectl(url, "db", "migrate")
         return url
 
     def drop(self, url: str) -> None:
@@ -286,7 +286,7 @@ def bench_pickup(args, schemas: Schemas, tmp) -> dict:
 
 def bench_throughput(args, schemas: Schemas, tmp) -> dict:
     stores = {"SQLite": str(tmp / "throughput.db"), "PostgreSQL": schemas.create("throughput")}
-    queuectl(stores["SQLite"], "status")
+    queuectl(stores["SQLite"], "db", "migrate")
     rates: dict[str, list[float]] = {name: [] for name in stores}
     errors: dict[str, int] = dict.fromkeys(stores, 0)
     stopped = False
@@ -356,7 +356,7 @@ def bench_bulk(args, schemas: Schemas, tmp) -> dict:
         for name in order:
             if name == "SQLite":
                 db = str(tmp / f"bulk-{rep}.db")
-                queuectl(db, "status")
+                queuectl(db, "db", "migrate")
             else:
                 db = schemas.create(f"bulk{rep}")
             ids = tmp / f"bulk-ids-{name}-{rep}.txt"

@@ -251,7 +251,7 @@ class Store:
 
 def setup(label, tmp, workers, args, prefill_count=0, kind="completed") -> Store:
     db = tmp / f"{label.replace(' ', '_').replace(',', '')}.db"
-    queuectl(db, "status")  # create the database with the product's own schema
+    queuectl(db, "db", "migrate")  # create the database with the product's own schema
     states = ("pending", "processing", "completed", "failed", "dead", "canceled")
     expected = {s: 0 for s in states}
     store = Store(label, db, tmp, workers, expected)
