@@ -49,7 +49,8 @@ class CLI:
         self.db = db
         self.workdir = workdir
         self.env = {**os.environ, "QUEUECTL_DB": str(db), "NO_COLOR": "1"}
-        self.env.pop("XDG_DATA_HOME", None)
+        # the per-user data directory (a PostgreSQL pool's detached logs) stays in the test's
+        self.env["XDG_DATA_HOME"] = str(workdir / "xdg")
         self.workers: list[subprocess.Popen] = []
 
     def run(
