@@ -29,6 +29,15 @@ def wait_for(condition, timeout: float = 10.0, interval: float = 0.02, message: 
         time.sleep(interval)
 
 
+def alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie (PID 1 here may not reap)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
 def assert_one_error_line(proc: subprocess.CompletedProcess, code: int, phrase: str = ""):
     """A failed command as the CLI conventions want it: exit `code`, one `error:` line
     on stderr naming `phrase`, nothing on stdout, no traceback."""

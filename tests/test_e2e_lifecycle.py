@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import QUEUECTL, wait_for
+from conftest import QUEUECTL, alive, wait_for
 
 STATES = ("pending", "processing", "completed", "failed", "dead", "canceled")
 
@@ -36,15 +36,6 @@ def ts(value: str) -> float:
 
 def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie (PID 1 here may not reap)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def floats(path: Path) -> list[float]:

@@ -5,17 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 
-from conftest import wait_for
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+from conftest import alive, wait_for
 
 
 def test_stop_now_kills_running_jobs_hands_them_back_and_the_pool_exits(cli):
