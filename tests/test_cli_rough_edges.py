@@ -326,3 +326,18 @@ def test_completion_scripts_and_completing_from_the_database(user, tmp_path):
     user.env["QUEUECTL_DB"] = str(tmp_path / "elsewhere.db")
     assert sorted(complete(user, f"queuectl --db {user.db} show job")) == ["job1", "job2"]
     assert not (tmp_path / "elsewhere.db").exists()
+
+
+def test_enqueue_into_a_closed_pipe_enqueues_and_exits_zero(user: CLI):
+    """The fast enqueue path (no click) treats a reader that went away as every other
+    command does: the job is in the queue, no traceback, exit 0."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the id is written
+    proc = subprocess.run(
+        [QUEUECTL, "enqueue", '{"id": "piped", "command": "true"}'],
+        stdout=write, stderr=subprocess.PIPE, text=True, env=user.env, cwd=user.workdir,
+        timeout=30,
+    )  # fmt: skip
+    os.close(write)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert user.job("piped")["state"] == "pending"

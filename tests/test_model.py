@@ -155,6 +155,12 @@ def test_records_are_built_checked_and_frozen_as_dataclasses_would_be():
         Point(1, 2, z=3)  # type: ignore[call-arg]
     with pytest.raises(TypeError):
         Point(1, 2, 3)  # type: ignore[call-arg]
+    # Built often, a frozen record binds its arguments in generated code: the same rules.
+    assert [Point(i, y=i) for i in range(100)][-1] == Point(99, 99)
+    assert Point(1) == Point(x=1, y=0) == p
+    for bad in (lambda: Point(), lambda: Point(1, 2, z=3), lambda: Point(1, 2, 3)):
+        with pytest.raises(TypeError):
+            bad()  # type: ignore[call-arg]
 
     @record(eq=False)
     class Box:

@@ -7,8 +7,9 @@ millisecond a class. To the type checker `record` is `dataclasses.dataclass`, so
 construction and fields are checked as for one. At run time:
 
 - a frozen record is a tuple: immutable, hashable, compared by value, its fields read by
-  index in C (`operator.itemgetter`); its one generated function is `__new__`, whose
-  parameters are the fields (arguments bind in C: bulk enqueue builds one per job);
+  index in C (`operator.itemgetter`); once it has been built often, its `__new__` is
+  generated with the fields as parameters (arguments bind in C: bulk enqueue builds
+  one per job);
 - a mutable record (`frozen=False`, like `jobs.Job`) keeps its values as attributes,
   with `__eq__` unless eq=False.
 
@@ -65,6 +66,36 @@ def _values(cls_name: str, names, defaults, args, kwargs) -> list:
     return values
 
 
+_FAST_AFTER = 64  # constructions of a frozen record before its fast __new__ is made
+
+
+def _counting_new(name: str, names: tuple[str, ...], defaults: dict):
+    """A frozen record's first __new__: it binds arguments in Python (`_values`, a few
+    microseconds), and after _FAST_AFTER constructions installs the fast one. Compiling
+    that costs a quarter of a millisecond, more than a CLI start builds records; bulk
+    enqueue and a pool build thousands."""
+    built = 0
+
+    def __new__(cls, *args, **kwargs):
+        nonlocal built
+        built += 1
+        if built == _FAST_AFTER:
+            cls.__new__ = staticmethod(_fast_new(names, defaults))
+        return tuple.__new__(cls, _values(name, names, defaults, args, kwargs))
+
+    return __new__
+
+
+def _fast_new(names: tuple[str, ...], defaults: dict):
+    """A __new__ with the fields as its parameters (as namedtuple makes): arguments bind
+    in C, where a generic one cost bulk enqueue a sixth."""
+    params = ", ".join(f"{n}=_d[{n!r}]" if n in defaults else n for n in names)
+    source = f"def __new__(_cls, {params}):\n return _new(_cls, ({', '.join(names)},))"
+    namespace = {"_d": defaults, "_new": tuple.__new__}
+    exec(source, namespace)
+    return namespace["__new__"]
+
+
 def _repr(self) -> str:
     values = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__record_fields__)
     return f"{type(self).__name__}({values})"
@@ -79,15 +110,8 @@ def _build(cls, frozen: bool, eq: bool):
     body["__record_fields__"] = names
     name = cls.__name__
     if frozen:
-        # One generated __new__ with the fields as its parameters (as namedtuple does):
-        # arguments bind in C, where a generic one cost bulk enqueue a sixth.
-        params = ", ".join(f"{n}=_d[{n!r}]" if n in defaults else n for n in names)
-        source = f"def __new__(_cls, {params}):\n return _new(_cls, ({', '.join(names)},))"
-        namespace = {"_d": defaults, "_new": tuple.__new__}
-        exec(source, namespace)
-        __new__ = namespace["__new__"]
         body.update({n: property(itemgetter(i)) for i, n in enumerate(names)})
-        body.update(__new__=__new__, __slots__=())
+        body.update(__new__=_counting_new(name, names, defaults), __slots__=())
         built = type(name, (tuple,), body)
     else:
         known, required = frozenset(names), frozenset(names) - defaults.keys()

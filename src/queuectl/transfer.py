@@ -146,8 +146,8 @@ def build_import_row(record: object, *, now: float) -> ImportJob:
         tags=new.tags,
     )
     waits = _waits(record.get("waiting_for")) if job.state in CLAIMABLE else []
-    if job.state == State.PROCESSING.value:
-        job = replace(job, state=State.FAILED.value, run_at=now, worker_id=None,
+    if job.state == State.PROCESSING:
+        job = replace(job, state=State.FAILED, run_at=now, worker_id=None,
                       last_error="imported while processing; run again")  # fmt: skip
     return ImportJob(job, _output(record), waits)
 

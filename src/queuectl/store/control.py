@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
     Target = list[str] | Selector  # named jobs, or those a selector matches
 
-_WAITING, _RUNNING = (State.PENDING.value, State.FAILED.value), State.PROCESSING.value
-_NOT_RUNNING = (*_WAITING, State.COMPLETED.value, State.DEAD.value, State.CANCELED.value)
+_WAITING, _RUNNING = (State.PENDING, State.FAILED), State.PROCESSING
+_NOT_RUNNING = (*_WAITING, State.COMPLETED, State.DEAD, State.CANCELED)
 
 
 def _either(words) -> str:
@@ -159,7 +159,7 @@ class ControlWrites(Database):
         for dep in deps:
             if dep not in states:
                 raise UnknownDependency(job_id, dep)
-        return [dep for dep in deps if states[dep] != State.COMPLETED.value]
+        return [dep for dep in deps if states[dep] != State.COMPLETED]
 
     # ------------------------------------------------------------ controlling jobs
 
@@ -219,7 +219,7 @@ class ControlWrites(Database):
             states = self._targets(
                 conn,
                 target,
-                (State.FAILED.value, State.DEAD.value),
+                (State.FAILED, State.DEAD),
                 "retried",
                 " (requeue runs completed and canceled jobs again)",
             )
@@ -230,14 +230,14 @@ class ControlWrites(Database):
 
     def revive(self, target, dry_run=False):
         with self._taken_key(), self._tx() as conn:
-            states = self._targets(conn, target, (State.DEAD.value,), "retried from the DLQ")
+            states = self._targets(conn, target, (State.DEAD,), "retried from the DLQ")
             if not dry_run:
                 self._update(conn, "revive", list(states))
         return self._changed(states, dry_run)
 
     def requeue(self, target, dry_run=False):
         with self._taken_key(), self._tx() as conn:
-            states = self._targets(conn, target, (State.COMPLETED.value, State.CANCELED.value),
+            states = self._targets(conn, target, (State.COMPLETED, State.CANCELED),
                                    "requeued", " (retry runs failed and dead jobs)")  # fmt: skip
             if not dry_run:
                 self._update(conn, "requeue", list(states))

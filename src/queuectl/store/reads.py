@@ -4,13 +4,11 @@ export, paused queues and schedules. The queries are in queries.sql."""
 from __future__ import annotations
 
 import json
-import re
 
 from ..jobs import STATES, Job
 from .rows import job_from_row
 from .sql import Database, selection, where
 
-_LIKE_SPECIAL = re.compile(r"[\\%_]")  # matched literally in a search, escaped by a backslash
 EXPORT_RUN_FIELDS = ("job", "attempt", "queue", "worker_id", "started_at", "finished_at",
                      "waited", "outcome", "exit_code", "error")  # fmt: skip
 RUN_FIELDS = ("attempt", "worker_id", "started_at", "finished_at", "waited", "outcome",
@@ -47,7 +45,7 @@ class Reads(Database):
         if tag:
             conds.append("seq IN (SELECT job_seq FROM job_tags WHERE tag = :tag)")
         if search:
-            params["pattern"] = "%" + _LIKE_SPECIAL.sub(r"\\\g<0>", search) + "%"
+            params["pattern"] = f"%{_literal(search)}%"
             conds.append("(id ILIKE :pattern ESCAPE '\\' OR command ILIKE :pattern ESCAPE '\\')")
         if after is not None:
             conds.append(f"seq {'<' if newest_first else '>'} :after")
@@ -173,3 +171,9 @@ class Reads(Database):
             schedule["paused"] = bool(schedule["paused"])
             found.append(schedule)
         return found
+
+
+def _literal(text: str) -> str:
+    """`text` matched literally in a LIKE pattern: its wildcards escaped by a backslash
+    (with str.replace: a pattern compiled at import cost every CLI start)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -71,7 +71,7 @@ def import_values(record: ImportJob, now: float, paused: set, blockers: int) -> 
     for name in _JSON:
         values[name] = _encoded(values[name])
     values["blockers"] = blockers
-    waiting = job.state in (State.PENDING.value, State.FAILED.value)
+    waiting = job.state in (State.PENDING, State.FAILED)
     values["ready"] = (
         ready_value(job.queue, job.run_at, now, paused, blockers) if waiting else NOT_READY
     )
