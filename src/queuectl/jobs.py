@@ -75,6 +75,9 @@ class Job:
     blockers: int = 0  # dependencies not completed yet
     cancel_requested: bool = False
     tags: list[str] | None = None  # none: an empty list in JSON
+    concurrency_key: str | None = None  # at most concurrency_limit jobs of a key run at once
+    concurrency_limit: int | None = None  # (set, 1 by default, when the key is)
+    slots: int = 1  # of its pool's slots it occupies
     # (id, state) of each dependency it still waits for; read only when blockers > 0
     waiting_for: list[tuple[str, str]] | None = None
 
@@ -120,6 +123,9 @@ class NewJob:
     depends_on: list[str] | None
     unique_key: str | None
     tags: list[str] | None = None
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
+    slots: int = 1
     unique: bool = False  # not inserted when its id exists unfinished (not a column)
 
 
@@ -141,10 +147,15 @@ SPEC_KEYS = frozenset(
         "unique",
         "unique_key",
         "tags",
+        "concurrency_key",
+        "concurrency_limit",
+        "slots",
     }
 )
 MAX_DEPENDENCIES = 100
 MAX_TAGS = 20
+MAX_SLOTS = 1024  # as worker start --count
+MAX_LIMIT = 1_000_000  # a concurrency or rate limit
 MAX_RETRIES = 1000  # as the max-retries setting
 MAX_PRIORITY = 1_000_000_000  # both stores keep priorities as 32-bit integers
 MAX_ID_LENGTH = 200
@@ -259,10 +270,31 @@ def build_row(spec: object, *, now: float, cwd: str, max_retries: int) -> NewJob
                 f"unique_key must be 1-{MAX_ID_LENGTH} printable characters, got {key!r}"
             ) from None
     tags = check_tags(spec["tags"]) if "tags" in spec else None
+    concurrency_key, concurrency_limit = _concurrency(spec)
+    slots = _int(spec, "slots", 1, MAX_SLOTS) if "slots" in spec else 1
     return NewJob(id=job_id, command=command, max_retries=max_retries, priority=priority,
                   queue=queue, run_at=run_at, timeout=timeout, cwd=cwd, env=env, created_at=now,
                   depends_on=depends_on, unique_key=key, tags=tags or None,
-                  unique=unique)  # fmt: skip
+                  concurrency_key=concurrency_key, concurrency_limit=concurrency_limit,
+                  slots=slots, unique=unique)  # fmt: skip
+
+
+def _concurrency(spec: dict) -> tuple[str | None, int | None]:
+    """A spec's concurrency key and its limit (1 unless given; only with a key)."""
+    key = spec.get("concurrency_key")
+    if key is None:
+        if spec.get("concurrency_limit") is not None:
+            raise InvalidInput("concurrency_limit needs a concurrency_key")
+        return None, None
+    try:
+        check_id(key)
+    except InvalidInput:
+        raise InvalidInput(
+            f"concurrency_key must be 1-{MAX_ID_LENGTH} printable characters, got {key!r}"
+        ) from None
+    if spec.get("concurrency_limit") is None:
+        return key, 1
+    return key, _int(spec, "concurrency_limit", 1, MAX_LIMIT)
 
 
 def check_tags(value: object) -> list[str]:

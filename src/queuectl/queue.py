@@ -18,7 +18,7 @@ from .waiting import Waiting
 
 TYPE_CHECKING = False  # no typing import on the enqueue path
 if TYPE_CHECKING:
-    from .records import WorkerInfo
+    from .records import QueueInfo, QueueLimits, WorkerInfo
 
 
 class Queue(Handle, Actions, Waiting, Admin):
@@ -135,6 +135,47 @@ class Queue(Handle, Actions, Waiting, Admin):
         if output is None:
             raise JobNotFound(job_id)
         return output
+
+    # ------------------------------------------------------------ flow control
+
+    def set_queue_limits(
+        self, name: str, *, concurrency: object = None, rate: object = None
+    ) -> QueueLimits:
+        """Change a queue's limits: `concurrency` an integer, `rate` 'N/PERIOD' (10/s,
+        100/m, 5/30s), either 'none' to remove it, None to leave it as it is. Running
+        pools follow at once. Returns the queue's limits now."""
+        from .limits import parse_concurrency, parse_rate
+        from .records import QueueLimits
+
+        check_queue(name)
+        if concurrency is None and rate is None:
+            raise InvalidInput("give --concurrency N or --rate N/PERIOD (or 'none')")
+        new_concurrency = parse_concurrency(concurrency) if concurrency is not None else None
+        new_rate = parse_rate(rate) if rate is not None else None
+        old = {q.queue: q for q in self.store.queue_limits()}.get(name, QueueLimits(name))
+        limits = QueueLimits(
+            name,
+            old.concurrency if concurrency is None else new_concurrency,
+            *((old.rate_limit, old.rate_period) if rate is None else (new_rate or (None, None))),
+        )
+        self.store.set_queue_limits(limits)
+        return limits
+
+    def queue_list(self) -> list[QueueInfo]:
+        """Every queue that has jobs, is paused or has limits, by name."""
+        from .records import QueueInfo, QueueLimits
+
+        limits = {q.queue: q for q in self.store.queue_limits()}
+        paused = self.paused_queues()
+        usage = {row[0]: row[1:] for row in self.store.queue_usage()}
+        names = sorted(set(self.store.queue_names()) | set(paused) | set(limits))
+        found = []
+        for name in names:
+            lim = limits.get(name) or QueueLimits(name)
+            running, waiting, scheduled = usage.get(name, (0, 0, 0))
+            found.append(QueueInfo(name, name in paused, lim.concurrency, lim.rate_limit,
+                                   lim.rate_period, running, waiting, scheduled))  # fmt: skip
+        return found
 
     # ------------------------------------------------------------ schedules
 

@@ -4,7 +4,7 @@ and the answers of `Queue.wait` and `Queue.schema`.
 They are immutable: a record is a value handed from one layer to the next, never a
 place to keep state. They are `record`s (record.py): frozen dataclasses to the type
 checker, named tuples at run time, so they cost nothing to import or build (a pool
-makes a few per turn), and an answer unpacks: `done, jobs = store.finish_and_claim(...)`.
+makes a few per turn), and an answer unpacks: `done, jobs, *_ = store.finish_and_claim(...)`.
 """
 
 from __future__ import annotations
@@ -51,10 +51,54 @@ class Outcome:
 class TurnResult:
     """The answer of `finish_and_claim`: the ids whose outcomes were recorded (fenced:
     only jobs the worker still held), in the order they were sent, and the jobs claimed,
-    in claim order."""
+    in claim order. `gated`: the ids of those claimed through the gates (flow control);
+    `gates_waiting`: gated jobs wait for a claim (the next turn should go through the
+    gates)."""
 
     recorded: list[str]
     claimed: list[Job]
+    gated: frozenset[str] = frozenset()
+    gates_waiting: bool = False
+
+
+@record(frozen=True)
+class GatedClaim:
+    """A turn through the gates: `free` slots to fill now (claim-ahead never holds a gated
+    job), `want` jobs in all (the rest only ungated ones, held ahead), of a pool of
+    `slots`."""
+
+    free: int
+    want: int
+    slots: int
+
+
+@record(frozen=True)
+class QueueInfo:
+    """One queue as `queue list` shows it: its limits, whether it is paused, and its
+    jobs running, waiting (due, not running) and scheduled (due later)."""
+
+    name: str
+    paused: bool
+    concurrency: int | None
+    rate_limit: int | None
+    rate_period: float | None
+    running: int
+    waiting: int
+    scheduled: int
+
+    def to_dict(self) -> dict:
+        return {name: getattr(self, name) for name in self.__record_fields__}  # type: ignore[attr-defined]
+
+
+@record(frozen=True)
+class QueueLimits:
+    """A queue's limits (`queue set`): at most `concurrency` of its jobs run at once, at
+    most `rate_limit` start in any `rate_period` seconds; None: no such limit."""
+
+    queue: str
+    concurrency: int | None = None
+    rate_limit: int | None = None
+    rate_period: float | None = None
 
 
 @record(frozen=True)

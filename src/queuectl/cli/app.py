@@ -46,6 +46,7 @@ def _register() -> None:
         dlq_cmd,
         enqueue_cmd,
         jobs_cmd,
+        queue_cmd,
         schedule_cmd,
         stats_cmd,
         transfer_cmd,
@@ -54,7 +55,7 @@ def _register() -> None:
     )
 
     modules = (enqueue_cmd, jobs_cmd, wait_cmd, control_cmd, worker_cmd, dlq_cmd,
-               schedule_cmd, stats_cmd, dashboard_cmd, config_cmd, transfer_cmd,
+               queue_cmd, schedule_cmd, stats_cmd, dashboard_cmd, config_cmd, transfer_cmd,
                db_cmd, completion_cmd)  # fmt: skip
     for module in modules:
         for command in module.COMMANDS:

@@ -55,6 +55,12 @@ from .render import emit_json
     help="At most one waiting or running job per KEY: print that job's id if there is one.",
 )
 @click.option("--tag", "tags", multiple=True, metavar="TAG", help="A tag (repeatable).")
+@click.option("--concurrency-key", metavar="KEY",
+              help="At most the limit of jobs with this KEY run at once (any queue).")  # fmt: skip
+@click.option("--concurrency-limit", metavar="N", type=int,
+              help="That limit [default: 1].")  # fmt: skip
+@click.option("--slots", metavar="N", type=int,
+              help="Of its pool's slots it occupies [default: 1].")  # fmt: skip
 @click.option(
     "--capture-env",
     is_flag=True,
@@ -91,6 +97,9 @@ def enqueue(
     unique,
     unique_key,
     tags,
+    concurrency_key,
+    concurrency_limit,
+    slots,
     capture_env,
     lines_file,
     jobs_file,
@@ -103,6 +112,7 @@ def enqueue(
     queuectl enqueue --command 'make deploy' --after build --after test
     queuectl enqueue --file jobs.jsonl
     queuectl enqueue --lines commands.txt --queue batch --tag nightly
+    queuectl enqueue --command './deploy.sh' --concurrency-key deploy
     """
     flags = {
         "id": job_id,
@@ -117,6 +127,9 @@ def enqueue(
         "unique": unique or None,
         "unique_key": unique_key,
         "tags": list(tags) or None,
+        "concurrency_key": concurrency_key,
+        "concurrency_limit": concurrency_limit,
+        "slots": slots,
     }
     flags = {k: v for k, v in flags.items() if v is not None}
     if env or capture_env:

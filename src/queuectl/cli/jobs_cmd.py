@@ -111,6 +111,10 @@ def show(obj, job_id, as_json):
         emit_json({**d, "runs": [run_record(r) for r in runs]})
         return
     d["waiting_for"] = ", ".join(f"job {i} ({s})" for i, s in job.waiting_for or ())
+    if job.concurrency_key is None:  # flow control's fields only where they say something
+        del d["concurrency_key"], d["concurrency_limit"]
+    if job.slots == 1:
+        del d["slots"]
     width = max(len(k) for k in d)
     for key, value in d.items():
         if value is None or value == "" or value == []:

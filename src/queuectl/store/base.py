@@ -1,8 +1,8 @@
-"""The store contract, as four roles: what a worker pool needs (`PoolStore`), what the
-commands that change jobs need (`ControlStore`), what the read commands and the
-dashboard need (`ReadStore`), and set-up (`AdminStore`). `Store` is all four; each
-backend is one. A caller states the role it depends on, and a test may hand it any
-object that plays that role.
+"""The store contract, as four roles: what a worker pool needs (`PoolStore`, flow
+control's part of it in flow_role.py), what the commands that change jobs need
+(`ControlStore`), what the read commands and the dashboard need (`ReadStore`), and
+set-up (`AdminStore`). `Store` is all four; each backend is one. A caller states the
+role it depends on, and a test may hand it any object that plays that role.
 
 What every backend guarantees:
 - Every method that changes state is one atomic statement or transaction in the
@@ -23,8 +23,16 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from ..jobs import Job, NewJob
-from ..records import Deleted, Heartbeat, Outcome, Selector, TurnResult, WorkerInfo
+from ..records import (
+    Deleted,
+    Heartbeat,
+    Outcome,
+    Selector,
+    TurnResult,
+    WorkerInfo,
+)
 from ..transfer import ImportBatch
+from .flow_role import FlowStore
 
 __all__ = ["AdminStore", "ControlStore", "Outcome", "PoolStore", "ReadStore", "Store"]
 
@@ -37,7 +45,7 @@ class Clocked(Protocol):
     def close(self) -> None: ...
 
 
-class PoolStore(Clocked, Protocol):
+class PoolStore(FlowStore, Clocked, Protocol):
     """What a worker pool needs: its registration, its turn (finish then claim), leases,
     hand-backs, wake-ups, and its housekeeping (schedules, retention, config)."""
 
@@ -71,8 +79,11 @@ class PoolStore(Clocked, Protocol):
         queues: list[str] | None,
         limit: int,
         lease: float,
+        slots: int = 1,
     ) -> TurnResult:
-        """`finish` then `claim` (of up to `limit` jobs) in one commit: a pool's turn."""
+        """`finish` then `claim` (of up to `limit` jobs, none gated) in one commit: a
+        pool's turn. The result says whether gated jobs wait that a pool of `slots`
+        could take (then its next turn is `finish_and_claim_gated`)."""
         ...
 
     def send_finish_and_claim(
@@ -82,6 +93,7 @@ class PoolStore(Clocked, Protocol):
         queues: list[str] | None,
         limit: int,
         lease: float,
+        slots: int = 1,
     ) -> int | None:
         """Start `finish_and_claim` without waiting for it; `finish_and_claim_result` then
         gives its result. A backend that talks to a server returns a descriptor that

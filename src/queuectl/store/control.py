@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from ..errors import Conflict, DuplicateJob, JobNotFound, UnknownDependency
 from ..jobs import UNFINISHED, NewJob, State
 from ..record import field_names
-from .rows import import_values, new_job_values
+from .rows import Gates, import_values, new_job_values
 from .sql import Database, selection, where
 
 TYPE_CHECKING = False  # records are not on the enqueue path (see record.py)
@@ -37,11 +37,11 @@ class ControlWrites(Database):
             try:
                 with self._tx() as conn:
                     now = self._store_now(conn)
-                    paused = self._paused(conn)
+                    gates = self._gates(conn)
                     if checked:
-                        ids = self._insert_checked(conn, jobs, now, paused)
+                        ids = self._insert_checked(conn, jobs, now, gates)
                     else:
-                        self._insert_many(conn, jobs, now, paused)
+                        self._insert_many(conn, jobs, now, gates)
                         self._add_tags(conn, [(j.id, j.tags) for j in jobs])
                         ids = [j.id for j in jobs]
                 break
@@ -57,10 +57,10 @@ class ControlWrites(Database):
         try:
             with self._tx() as conn:
                 self._import_settings(conn, batch)
-                now, paused = self._store_now(conn), self._paused(conn)
+                now, gates = self._store_now(conn), self._gates(conn)
                 for record in batch.jobs:
                     waits = self._lock_dependencies(conn, record.job.id, record.waits)
-                    values = import_values(record, now, paused, len(waits))
+                    values = import_values(record, now, gates, len(waits))
                     self._insert(conn, "import_job", values, waits)
                     if record.output:
                         self._run(conn, "import_output",
@@ -97,12 +97,11 @@ class ControlWrites(Database):
             if not self._run(conn, "import_schedule", values).fetchall():
                 raise Conflict(f"a schedule named {schedule['name']!r} already exists")
 
-    def _store_now(self, conn) -> float:
-        """The store's clock as the transaction sees it (the `now` its statements use)."""
-        return self._params({}).get("now") or self._run(conn, "now").fetchone()[0]
-
-    def _paused(self, conn) -> set[str]:
-        return {queue for queue, _ in self._run(conn, "paused_queues").fetchall()}
+    def _gates(self, conn) -> Gates:
+        """The paused queues and the limited ones, in one read."""
+        rows = self._run(conn, "queue_gates").fetchall()
+        return Gates(frozenset(q for q, limited in rows if not limited),
+                     frozenset(q for q, limited in rows if limited))  # fmt: skip
 
     def _first_duplicate(self, ids: list[str]) -> str:
         seen: set[str] = set()
@@ -113,7 +112,7 @@ class ControlWrites(Database):
         found = self._fetch("existing_ids", {"ids": ids})
         return found[0][0] if found else ids[0]
 
-    def _insert_checked(self, conn, jobs, now, paused) -> list[str]:
+    def _insert_checked(self, conn, jobs, now, gates) -> list[str]:
         """Jobs one by one, for batches with dependencies or uniqueness: each waits for
         its dependencies that are not completed (locked while read, so none completes
         unseen); a unique job with an unfinished twin is not inserted (the twin's id
@@ -125,7 +124,7 @@ class ControlWrites(Database):
                 ids.append(twin)
                 continue
             waits = self._lock_dependencies(conn, job.id, job.depends_on or [])
-            self._insert(conn, "insert_job", new_job_values(job, now, paused, len(waits)), waits)
+            self._insert(conn, "insert_job", new_job_values(job, now, gates, len(waits)), waits)
             ids.append(job.id)
             inserted.append(job)
         self._add_tags(conn, [(j.id, j.tags) for j in inserted])
@@ -374,7 +373,7 @@ class ControlWrites(Database):
                                                       "tick": tick}).fetchall()  # fmt: skip
             if not moved:
                 return False  # another pool enqueued this tick
-            values = new_job_values(job, self._store_now(conn), self._paused(conn))
+            values = new_job_values(job, self._store_now(conn), self._gates(conn))
             self._run(conn, "add_scheduled_job", values)
         self._wake()
         return True

@@ -145,10 +145,22 @@ class PostgresStore(PoolWrites, ControlWrites, Reads):
     def _params(self, params: dict) -> dict:
         return params  # the clock is the server's, in the SQL
 
-    def _insert_many(self, conn, jobs, now, paused) -> None:
+    def _insert_many(self, conn, jobs, now, gates) -> None:
         with conn.cursor().copy(f"COPY jobs ({', '.join(NEW_NAMES)}) FROM STDIN") as copy:
             for job in jobs:
-                copy.write_row(new_job_tuple(job, now, paused))
+                copy.write_row(new_job_tuple(job, now, gates))
+
+    def _lock_lanes(self, conn, lanes, wait) -> set:
+        if not lanes:
+            return set()
+        names = [f"{kind}:{name}" for kind, name in lanes]
+        if wait:  # one at a time, in the order given (a statement's order is the planner's)
+            for name in names:
+                conn.execute(self._q("wait_for_lane"), {"lane": name})
+            return set(lanes)
+        found = conn.execute(self._q("try_lanes"), {"lanes": names}).fetchall()
+        locked = {row[0] for row in found}
+        return {lane for lane, name in zip(lanes, names) if name in locked}
 
     def _wake(self) -> None:
         conn = self._connection()
@@ -216,27 +228,19 @@ class PostgresStore(PoolWrites, ControlWrites, Reads):
 
     # ------------------------------------------------------------ the pool's turn
 
-    def finish_and_claim(self, worker_id, outcomes, queues, limit, lease):
-        fd = self.send_finish_and_claim(worker_id, outcomes, queues, limit, lease)
+    def finish_and_claim(self, worker_id, outcomes, queues, limit, lease, slots=1):
+        fd = self.send_finish_and_claim(worker_id, outcomes, queues, limit, lease, slots)
         while (result := self.finish_and_claim_result()) is None:
             select.select([fd], [], [])
         return result
 
-    def send_finish_and_claim(self, worker_id, outcomes, queues, limit, lease) -> int:
+    def send_finish_and_claim(self, worker_id, outcomes, queues, limit, lease, slots=1) -> int:
         """Scheduled jobs that became due are promoted (a statement of its own, so the
         claim sees them), then one statement records the outcomes (fenced), keeps their
         output and claims the next jobs. Both are sent at once (libpq's pipeline mode,
         asynchronous calls): a pool keeps reaping and starting jobs while the server
         works, and reads the result when the returned socket becomes readable."""
-        params = {
-            "worker": worker_id, "lease": lease, "limit": limit, "queues": queues,
-            "ids": [o.job_id for o in outcomes],
-            "states": [o.state for o in outcomes],
-            "codes": [o.exit_code for o in outcomes],
-            "errors": [o.error for o in outcomes],
-            "delays": [float(o.retry_delay) if o.state == "failed" else 0.0 for o in outcomes],
-            "outputs": [bytes(o.output or b"") for o in outcomes],
-        }  # fmt: skip
+        params = self._turn_params(worker_id, outcomes, queues, limit, lease, slots)
         conn = self._connection()
         with self._errors(conn):
             name = "queuectl_turn_queues" if queues else "queuectl_turn"
@@ -293,10 +297,32 @@ class PostgresStore(PoolWrites, ControlWrites, Reads):
             result = self._results[-1]
             self._adapt.set_pgresult(result)
             rows = self._adapt.load_rows(0, result.ntuples, tuple)
-        finished = set(rows[0][-1] or ())
-        claimed = sorted((row[:-1] for row in rows if row[0] is not None), key=claim_order)
+        finished, waiting = set(rows[0][-2] or ()), bool(rows[0][-1])
+        claimed = sorted((row[:-2] for row in rows if row[0] is not None), key=claim_order)
         jobs = [job_from_row(row) for row in claimed]
-        return TurnResult([job_id for job_id in self._sent_ids if job_id in finished], jobs)
+        recorded = [job_id for job_id in self._sent_ids if job_id in finished]
+        return TurnResult(recorded, jobs, frozenset(), waiting)
+
+    @staticmethod
+    def _turn_params(worker_id, outcomes, queues, limit, lease, slots) -> dict:
+        return {
+            "worker": worker_id, "lease": lease, "limit": limit, "queues": queues,
+            "pool_slots": slots,
+            "ids": [o.job_id for o in outcomes],
+            "states": [o.state for o in outcomes],
+            "codes": [o.exit_code for o in outcomes],
+            "errors": [o.error for o in outcomes],
+            "delays": [float(o.retry_delay) if o.state == "failed" else 0.0 for o in outcomes],
+            "outputs": [bytes(o.output or b"") for o in outcomes],
+        }  # fmt: skip
+
+    def _finish(self, conn, worker_id, outcomes) -> list[str]:
+        """Record outcomes in the caller's transaction: the turn's statement, claiming
+        nothing (finish's queries read the table of outcomes that only it builds)."""
+        params = self._turn_params(worker_id, outcomes, None, 0, 0.0, 1)
+        row = conn.execute(self._q("turn", queue_filter=""), params).fetchone()
+        finished = set(row[-2] or ())
+        return [o.job_id for o in outcomes if o.job_id in finished]
 
     def finish(self, worker_id, outcomes) -> list[str]:
         return self.finish_and_claim(worker_id, outcomes, None, 0, 0.0).recorded

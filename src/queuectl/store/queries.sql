@@ -2,14 +2,22 @@
 -- (:name) and the store's clock as :now; sql.py renders each for SQLite (lists as
 -- JSON, /*postgres: …*/ and /*sqlite: …*/ kept only by their dialect). A block
 -- `name.sqlite` replaces `name` on SQLite where the two truly differ. {READY},
--- {NOT_READY} and {PAUSED} are the codes of jobs.ready (rows.py); {JOB_COLUMNS} what a
--- Job is read from; {queue_filter} is empty or `AND queue = ANY(:queues)`.
+-- {NOT_READY}, {PAUSED}, {GATED}, {HELD_QUEUE} and {HELD_KEY} are the codes of
+-- jobs.ready (rows.py); {JOB_COLUMNS} what a Job is read from; {queue_filter} is empty
+-- or `AND queue = ANY(:queues)`.
 
 ------------------------------------------------------------------ the pool's turn
 
 -- name: ready_now
--- The `ready` of a job that may run now: paused if its queue is paused.
-CASE WHEN queue IN (SELECT queue FROM paused_queues) THEN {PAUSED} ELSE {READY} END
+-- The `ready` of a job that may run now: paused if its queue is paused, gated where a
+-- gate applies to it.
+CASE WHEN queue IN (SELECT queue FROM paused_queues) THEN {PAUSED}
+    WHEN {gated} THEN {GATED} ELSE {READY} END
+
+-- name: gated
+-- A job runs only through the gates (flow.py): its queue has limits, it has a
+-- concurrency key or takes more than one slot.
+(concurrency_key IS NOT NULL OR slots > 1 OR queue IN (SELECT queue FROM queue_limits))
 
 -- name: promote
 -- Scheduled jobs whose time has come become ready (run before each claim).
@@ -24,12 +32,10 @@ WHERE seq = ANY(ARRAY(SELECT seq FROM jobs /*sqlite: INDEXED BY jobs_scheduled*/
 -- made ready while its queue was being paused is not taken (SQLite's writers take
 -- turns: no job is made ready while a pause commits). = ANY(ARRAY(…)) runs the SKIP
 -- LOCKED subquery once (IN (…) may run it again and take other rows).
-UPDATE jobs SET state = 'processing', attempts = attempts + 1, worker_id = :worker,
-    cancel_requested = FALSE, lease_until = :now + :lease, started_at = :now,
-    updated_at = :now, waited = greatest(0, :now - run_at), finished_at = NULL,
-    ready = {NOT_READY}
+UPDATE jobs SET {claimed}
 WHERE seq = ANY(ARRAY(SELECT seq FROM jobs WHERE ready = {READY}{queue_filter}
     /*postgres: AND queue NOT IN (SELECT queue FROM paused_queues)*/
+    /*postgres: AND queue NOT IN (SELECT queue FROM queue_limits)*/
     ORDER BY priority DESC, run_at, seq LIMIT :limit /*postgres: FOR UPDATE SKIP LOCKED*/))
 RETURNING {JOB_COLUMNS}, seq
 
@@ -85,10 +91,12 @@ RETURNING jobs.seq, jobs.id, jobs.attempts, jobs.queue, jobs.started_at, jobs.wa
 -- name: turn.postgres
 -- finish then claim in one statement, PostgreSQL's pipelined turn: the outcomes are
 -- recorded (fenced), their runs and output kept, then the next jobs claimed. One row at
--- least, so the recorded ids arrive even when nothing is claimed.
+-- least, so the recorded ids arrive even when nothing is claimed; and whether gated
+-- jobs wait (gates_waiting: the pool's next turn goes through the gates).
 WITH {outcomes}, done AS ({finish}), runs AS ({record_runs}), kept AS ({keep_output}),
     cleared AS ({clear_output}), claimed AS ({claim})
-SELECT c.*, d.ids FROM (SELECT array_agg(id) AS ids FROM done) d LEFT JOIN claimed c ON true
+SELECT c.*, d.ids, ({gates_waiting}) FROM (SELECT array_agg(id) AS ids FROM done) d
+    LEFT JOIN claimed c ON true
 
 -- name: run_columns
 -- A run in the history, as recorded with its outcome.
@@ -129,12 +137,14 @@ DELETE FROM job_output WHERE job_seq IN
 DELETE FROM job_output WHERE job_seq = :seq
 
 -- name: seconds_until_due
--- (0.0 or NULL, seconds until the earliest scheduled job or NULL): 0.0 when a job of
--- the queues is ready. min() answered from the index (it stands alone).
+-- (0.0 or NULL, seconds until the earliest scheduled job or NULL, seconds until a rate
+-- window reopens or NULL): 0.0 when a job of the queues is ready. min() answered from
+-- the index (it stands alone).
 SELECT (SELECT 0.0 FROM jobs WHERE ready = {READY}{queue_filter} LIMIT 1),
     (SELECT min(run_at) FROM jobs /*sqlite: INDEXED BY jobs_scheduled*/
         WHERE ready = {NOT_READY} AND state IN ('pending', 'failed') AND blockers = 0
-        {queue_filter}) - :now
+        {queue_filter}) - :now,
+    (SELECT min(reopen_at) FROM queue_limits) - :now
 
 -- name: heartbeat_worker
 -- The worker is alive; returns the stop asked: 0 none, 1 drain, 2 abort (no row: it
@@ -197,6 +207,147 @@ INSERT INTO job_output (job_seq, output)
 SELECT seq, :output FROM jobs WHERE id = :id AND state = 'processing' AND worker_id = :worker
 ON CONFLICT (job_seq) DO UPDATE SET output = excluded.output
 
+------------------------------------------------------------------ flow control (flow.py)
+
+-- name: gates_waiting
+-- Gated jobs wait that a pool of :pool_slots could take, or a rate window reopened.
+SELECT EXISTS (SELECT 1 FROM jobs WHERE ready = {GATED} AND slots <= :pool_slots{queue_filter})
+    OR EXISTS (SELECT 1 FROM queue_limits WHERE reopen_at <= :now)
+
+-- name: gated_candidates
+-- The first gated jobs a pool of :pool_slots could take, in claim order, locked (SKIP
+-- LOCKED: another pool's candidates are left to it).
+SELECT seq, queue, concurrency_key, concurrency_limit, slots, priority, run_at
+FROM jobs WHERE ready = {GATED} AND slots <= :pool_slots{queue_filter}
+    /*postgres: AND queue NOT IN (SELECT queue FROM paused_queues)*/
+ORDER BY priority DESC, run_at, seq LIMIT :limit /*postgres: FOR UPDATE SKIP LOCKED*/
+
+-- name: ready_peek
+-- The claim order of the first ungated ready jobs (not locked: the claim takes them).
+SELECT priority, run_at, seq FROM jobs WHERE ready = {READY}{queue_filter}
+ORDER BY priority DESC, run_at, seq LIMIT :limit
+
+-- name: try_lanes.postgres
+-- Try the locks of these lanes (in this order); returns those taken.
+SELECT lane FROM unnest(:lanes::text[]) AS lane
+WHERE pg_try_advisory_xact_lock(hashtextextended('queuectl:' || lane, 0))
+
+-- name: wait_for_lane.postgres
+-- Take the lock of a lane (callers take them in sorted order: never crosswise).
+SELECT pg_advisory_xact_lock(hashtextextended('queuectl:' || :lane, 0))
+
+-- name: limits_of
+-- The limits of these queues.
+SELECT queue, concurrency, rate_limit, rate_period FROM queue_limits WHERE queue = ANY(:queues)
+
+-- name: queue_limits
+-- Every queue's limits.
+SELECT queue, concurrency, rate_limit, rate_period FROM queue_limits ORDER BY queue
+
+-- name: set_queue_limits
+-- A queue's limits, set or changed.
+INSERT INTO queue_limits (queue, concurrency, rate_limit, rate_period)
+VALUES (:queue, :concurrency, :rate_limit, :rate_period)
+ON CONFLICT (queue) DO UPDATE SET concurrency = excluded.concurrency,
+    rate_limit = excluded.rate_limit, rate_period = excluded.rate_period
+
+-- name: drop_queue_limits
+-- A queue without limits.
+DELETE FROM queue_limits WHERE queue = :queue
+
+-- name: gate_queue
+-- A queue given limits: its ready jobs go through the gates.
+UPDATE jobs SET ready = {GATED} WHERE queue = :queue AND state IN ('pending', 'failed')
+    AND ready = {READY}
+
+-- name: ungate_queue
+-- A queue without limits: its gated and held jobs are ready (gated if a key or their
+-- slots still gate them).
+UPDATE jobs SET ready = {ready_now} WHERE queue = :queue AND state IN ('pending', 'failed')
+    AND ready IN ({GATED}, {HELD_QUEUE})
+
+-- name: running_in_queues
+-- Jobs running in each of these queues.
+SELECT queue, count(*) FROM jobs WHERE state = 'processing' AND queue = ANY(:queues)
+GROUP BY queue
+
+-- name: running_with_keys
+-- Jobs running with each of these concurrency keys.
+SELECT concurrency_key, count(*) FROM jobs
+WHERE state = 'processing' AND concurrency_key = ANY(:keys) GROUP BY concurrency_key
+
+-- name: prune_starts
+-- A queue's starts that left its rate window.
+DELETE FROM queue_starts WHERE queue = :queue AND started_at <= :since
+
+-- name: window_starts
+-- A queue's latest starts within its rate window, newest first.
+SELECT started_at FROM queue_starts WHERE queue = :queue AND started_at > :since
+ORDER BY started_at DESC LIMIT :limit
+
+-- name: add_start
+-- A job of a rate-limited queue starts now.
+INSERT INTO queue_starts (queue, started_at) VALUES (:queue, :now)
+
+-- name: set_reopen
+-- When a rate-limited queue with held jobs has room in its window again (NULL: now).
+UPDATE queue_limits SET reopen_at = :at WHERE queue = :queue
+
+-- name: reopened
+-- Rate-limited queues whose window has room again.
+SELECT queue FROM queue_limits WHERE reopen_at <= :now
+
+-- name: hold
+-- Gated jobs whose queue or key is full leave the claim's range (:ready says which).
+UPDATE jobs SET ready = :ready WHERE seq = ANY(:seqs) AND ready = {GATED}
+
+-- name: claimed
+-- What a claim sets on the jobs it takes.
+state = 'processing', attempts = attempts + 1, worker_id = :worker,
+    cancel_requested = FALSE, lease_until = :now + :lease, started_at = :now,
+    updated_at = :now, waited = greatest(0, :now - run_at), finished_at = NULL,
+    ready = {NOT_READY}
+
+-- name: claim_gated
+-- Take these gated jobs (locked by this transaction's candidates read).
+UPDATE jobs SET {claimed} WHERE seq = ANY(:seqs) AND ready = {GATED}
+RETURNING {JOB_COLUMNS}, seq
+
+-- name: lanes_of
+-- The queue (and whether it has limits) and the key of these jobs.
+SELECT queue, concurrency_key, queue IN (SELECT queue FROM queue_limits) FROM jobs
+WHERE id = ANY(:ids)
+
+-- name: free_held_queue
+-- Up to :room jobs held by the queue's limit back to the gates, in claim order.
+UPDATE jobs SET ready = {GATED} WHERE seq = ANY(ARRAY(SELECT seq FROM jobs
+    WHERE ready = {HELD_QUEUE} AND queue = :queue ORDER BY priority DESC, run_at, seq
+    LIMIT :room /*postgres: FOR UPDATE SKIP LOCKED*/))
+
+-- name: held_key_limit
+-- The limit of the first job held by a key (the one freeing would take first).
+SELECT concurrency_limit FROM jobs WHERE ready = {HELD_KEY} AND concurrency_key = :key
+ORDER BY priority DESC, run_at, seq LIMIT 1
+
+-- name: free_held_key
+-- Up to :room jobs held by the key's limit back to the gates, in claim order.
+UPDATE jobs SET ready = {GATED} WHERE seq = ANY(ARRAY(SELECT seq FROM jobs
+    WHERE ready = {HELD_KEY} AND concurrency_key = :key ORDER BY priority DESC, run_at, seq
+    LIMIT :room /*postgres: FOR UPDATE SKIP LOCKED*/))
+
+-- name: queues_holding
+-- Queues with limits (each may hold jobs).
+SELECT queue FROM queue_limits
+
+-- name: keys_holding
+-- The keys that hold jobs, each once: one index probe per key (a loose index scan).
+WITH RECURSIVE k(key) AS (
+    SELECT min(concurrency_key) FROM jobs WHERE ready = {HELD_KEY}
+    UNION ALL
+    SELECT (SELECT min(concurrency_key) FROM jobs WHERE ready = {HELD_KEY}
+        AND concurrency_key > k.key) FROM k WHERE k.key IS NOT NULL)
+SELECT key FROM k WHERE key IS NOT NULL
+
 ------------------------------------------------------------------ workers and config
 
 -- name: register_worker
@@ -252,6 +403,10 @@ INSERT INTO jobs ({IMPORT_COLUMNS}) VALUES ({IMPORT_VALUES}) RETURNING seq
 -- name: paused_queues
 -- The paused queues (read in the caller's transaction).
 SELECT queue, paused_at FROM paused_queues ORDER BY queue
+
+-- name: queue_gates
+-- The paused queues (false) and those with limits (true), for the `ready` of new jobs.
+SELECT queue, FALSE FROM paused_queues UNION ALL SELECT queue, TRUE FROM queue_limits
 
 -- name: unfinished_with_id
 -- A unique job's twin: the same id, not finished.
@@ -352,7 +507,10 @@ WHERE id = ANY(:ids)
 -- they are now or as changed (SET reads the old row), so `ready` follows the change.
 UPDATE jobs SET {changes}, updated_at = :now,
     ready = CASE WHEN blockers > 0 OR :run_at > :now THEN {NOT_READY}
-        WHEN :queue IN (SELECT queue FROM paused_queues) THEN {PAUSED} ELSE {READY} END
+        WHEN :queue IN (SELECT queue FROM paused_queues) THEN {PAUSED}
+        WHEN concurrency_key IS NOT NULL OR slots > 1
+            OR :queue IN (SELECT queue FROM queue_limits) THEN {GATED}
+        ELSE {READY} END
 WHERE id = :id
 
 -- name: job_for_edit
@@ -402,8 +560,9 @@ INSERT INTO paused_queues (queue, paused_at) VALUES (:queue, :now)
 ON CONFLICT (queue) DO NOTHING
 
 -- name: park_paused
--- A paused queue's ready jobs leave the claim index.
-UPDATE jobs SET ready = {PAUSED} WHERE ready = {READY} AND queue = ANY(:queues)
+-- A paused queue's ready jobs (gated and held ones too) leave the claim index.
+UPDATE jobs SET ready = {PAUSED} WHERE queue = ANY(:queues)
+    AND state IN ('pending', 'failed') AND ready IN ({READY}, {GATED}, {HELD_QUEUE}, {HELD_KEY})
     AND queue IN (SELECT queue FROM paused_queues)
 
 -- name: resume
@@ -411,8 +570,8 @@ UPDATE jobs SET ready = {PAUSED} WHERE ready = {READY} AND queue = ANY(:queues)
 DELETE FROM paused_queues WHERE queue = ANY(:queues) RETURNING queue
 
 -- name: unpark_resumed
--- A resumed queue's jobs come back to the claim index.
-UPDATE jobs SET ready = {READY} WHERE ready = {PAUSED} AND queue = ANY(:queues)
+-- A resumed queue's jobs come back to the claim index (or the gates).
+UPDATE jobs SET ready = {ready_now} WHERE ready = {PAUSED} AND queue = ANY(:queues)
     AND queue NOT IN (SELECT queue FROM paused_queues)
 
 ------------------------------------------------------------------ schedules
@@ -488,6 +647,13 @@ SELECT queue, state, count(*) FROM jobs
 WHERE queue = ANY(:queues) AND state IN ('pending', 'failed', 'processing')
     AND NOT (state = 'pending' AND run_at > :now)
 GROUP BY queue, state
+
+-- name: queue_usage
+-- Per queue with unfinished jobs: running, waiting (due, not running), scheduled.
+SELECT queue, sum(CASE WHEN state = 'processing' THEN 1 ELSE 0 END),
+    sum(CASE WHEN state <> 'processing' AND run_at <= :now THEN 1 ELSE 0 END),
+    sum(CASE WHEN state <> 'processing' AND run_at > :now THEN 1 ELSE 0 END)
+FROM jobs WHERE state IN ('pending', 'processing', 'failed') GROUP BY queue
 
 -- name: queue_state_counts
 -- Jobs per queue and state in one pass (when there are many queues).

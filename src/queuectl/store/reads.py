@@ -160,6 +160,13 @@ class Reads(Database):
         latest = self._fetch("latest_runs", params, queue=of_queue)
         return counts, latest
 
+    def queue_usage(self) -> list[tuple[str, int, int, int]]:
+        """(queue, jobs running, waiting (due), scheduled (due later)) of each queue with
+        unfinished jobs."""
+        return [
+            (q, int(r or 0), int(w or 0), int(s or 0)) for q, r, w, s in self._fetch("queue_usage")
+        ]
+
     def paused_queues(self) -> dict[str, float]:
         return dict(self._fetch("paused_queues"))
 

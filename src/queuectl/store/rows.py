@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from ..jobs import STORED, Job, NewJob, State
-from ..record import field_names
+from ..record import field_names, record
 
 TYPE_CHECKING = False  # records are not on the enqueue path (see record.py)
 if TYPE_CHECKING:
@@ -15,7 +15,20 @@ if TYPE_CHECKING:
 
 # The values of jobs.ready. Claims read only READY rows; a paused queue's due jobs are
 # PAUSED so they leave the claim index; NOT_READY: not due, blocked or not waiting.
-NOT_READY, READY, PAUSED = 0, 1, 2
+# GATED: due, and run only through the gates (flow.py): its queue has limits, it has a
+# concurrency key or takes more than one slot. HELD_QUEUE, HELD_KEY: gated jobs a claim
+# found their queue's or their key's limit full for; a place freeing puts them back.
+NOT_READY, READY, PAUSED, GATED, HELD_QUEUE, HELD_KEY = 0, 1, 2, 3, 4, 5
+WAITING_READY = (READY, GATED, HELD_QUEUE, HELD_KEY)  # due and not paused
+
+
+@record(frozen=True)
+class Gates:
+    """What decides a due job's `ready`: the paused queues and those with limits."""
+
+    paused: frozenset[str]
+    limited: frozenset[str]
+
 
 # What a Job is read from, in this order.
 COLUMNS = ", ".join(STORED)
@@ -27,23 +40,28 @@ NEW_NAMES = (*_NEW_FIELDS, "updated_at", "ready", "blockers")
 IMPORT_NAMES = (*(n for n in STORED if n not in ("lease_until", "cancel_requested")), "ready")
 
 
-def ready_value(queue: str, run_at: float, now: float, paused: set, blockers: int = 0) -> int:
-    """What `ready` a waiting job gets: due, nothing to wait for, and its queue running."""
-    if blockers or run_at > now:
+def ready_value(job, now: float, gates: Gates, blockers: int = 0) -> int:
+    """What `ready` a waiting job (a NewJob or a Job) gets: due, nothing to wait for, its
+    queue running; gated where a gate applies to it."""
+    if blockers or job.run_at > now:
         return NOT_READY
-    return PAUSED if queue in paused else READY
+    if job.queue in gates.paused:
+        return PAUSED
+    if job.concurrency_key is not None or job.slots > 1 or job.queue in gates.limited:
+        return GATED
+    return READY
 
 
 def _encoded(value):
     return None if value is None else json.dumps(value)
 
 
-def new_job_values(job: NewJob, now: float, paused: set, blockers: int = 0) -> dict:
+def new_job_values(job: NewJob, now: float, gates: Gates, blockers: int = 0) -> dict:
     """A new job's row: {column: value} over NEW_NAMES."""
     values = {name: getattr(job, name) for name in _NEW_FIELDS}
     for name in _JSON:
         values[name] = _encoded(values[name])
-    values.update(updated_at=now, ready=ready_value(job.queue, job.run_at, now, paused, blockers),
+    values.update(updated_at=now, ready=ready_value(job, now, gates, blockers),
                   blockers=blockers)  # fmt: skip
     return values
 
@@ -53,18 +71,18 @@ assert field_names(NewJob)[: len(_NEW_FIELDS)] == _NEW_FIELDS
 _ENCODED_AT = [_NEW_FIELDS.index(name) for name in _JSON]
 
 
-def new_job_tuple(job: NewJob, now: float, paused: set) -> list:
+def new_job_tuple(job: NewJob, now: float, gates: Gates) -> list:
     """The same in NEW_NAMES order, for bulk inserts (executemany, COPY): built by
     position, as bulk enqueue makes one per job."""
     values = list(job[: len(_NEW_FIELDS)])  # type: ignore[index]
     for at in _ENCODED_AT:
         if values[at] is not None:
             values[at] = json.dumps(values[at])
-    values += (now, ready_value(job.queue, job.run_at, now, paused), 0)
+    values += (now, ready_value(job, now, gates), 0)
     return values
 
 
-def import_values(record: ImportJob, now: float, paused: set, blockers: int) -> dict:
+def import_values(record: ImportJob, now: float, gates: Gates, blockers: int) -> dict:
     """An imported job's row: {column: value} over IMPORT_NAMES."""
     job = record.job
     values = {name: getattr(job, name) for name in IMPORT_NAMES if name != "ready"}
@@ -72,9 +90,7 @@ def import_values(record: ImportJob, now: float, paused: set, blockers: int) -> 
         values[name] = _encoded(values[name])
     values["blockers"] = blockers
     waiting = job.state in (State.PENDING, State.FAILED)
-    values["ready"] = (
-        ready_value(job.queue, job.run_at, now, paused, blockers) if waiting else NOT_READY
-    )
+    values["ready"] = ready_value(job, now, gates, blockers) if waiting else NOT_READY
     return values
 
 

@@ -32,7 +32,17 @@ from contextlib import AbstractContextManager
 from functools import cache
 
 from ..record import record
-from .rows import COLUMNS, IMPORT_NAMES, NEW_NAMES, NOT_READY, PAUSED, READY
+from .rows import (
+    COLUMNS,
+    GATED,
+    HELD_KEY,
+    HELD_QUEUE,
+    IMPORT_NAMES,
+    NEW_NAMES,
+    NOT_READY,
+    PAUSED,
+    READY,
+)
 
 TYPE_CHECKING = False  # no typing import on the enqueue path
 if TYPE_CHECKING:
@@ -41,11 +51,13 @@ if TYPE_CHECKING:
 
     from ..jobs import NewJob
     from ..records import Selector
+    from .rows import Gates
 
 QUERIES = os.path.join(os.path.dirname(__file__), "queries.sql")
 # Named values the queries use by name, so no bare code is written in them.
 CONSTANTS = {
     "{READY}": str(READY), "{NOT_READY}": str(NOT_READY), "{PAUSED}": str(PAUSED),
+    "{GATED}": str(GATED), "{HELD_QUEUE}": str(HELD_QUEUE), "{HELD_KEY}": str(HELD_KEY),
     "{JOB_COLUMNS}": COLUMNS, "{NEW_COLUMNS}": ", ".join(NEW_NAMES),
     "{NEW_VALUES}": ", ".join(":" + name for name in NEW_NAMES),
     "{IMPORT_COLUMNS}": ", ".join(IMPORT_NAMES),
@@ -241,7 +253,7 @@ class Database(abc.ABC):
         """Wake idle pools (after a commit that gave them work or news)."""
 
     @abc.abstractmethod
-    def _insert_many(self, conn, jobs: list[NewJob], now: float, paused: set[str]) -> None:
+    def _insert_many(self, conn, jobs: list[NewJob], now: float, gates: Gates) -> None:
         """Insert new jobs without dependencies or uniqueness, as fast as the backend can."""
 
     @abc.abstractmethod
@@ -253,11 +265,21 @@ class Database(abc.ABC):
     def now(self) -> float:
         """The store's clock, in epoch seconds."""
 
+    @abc.abstractmethod
+    def _lock_lanes(self, conn, lanes: list[tuple[str, str]], wait: bool) -> set:
+        """Lock these flow-control lanes (flow.py) for the rest of the transaction, in
+        the order given; returns those locked (`wait=False`: only tried, never waited
+        for)."""
+
     def _settle(self) -> None:  # noqa: B027 -- a no-op unless the backend overrides it
         """Wait until writers that may have read the paused queues before a change are
         done. Nothing to wait for where writers take turns (SQLite)."""
 
     # ---- helpers every operation uses
+
+    def _store_now(self, conn) -> float:
+        """The store's clock as the transaction sees it (the `now` its statements use)."""
+        return self._params({}).get("now") or self._run(conn, "now").fetchone()[0]
 
     def _q(self, name: str, **fragments: str) -> str:
         """A named query rendered for this backend (kept: a pool asks thousands of times)."""

@@ -137,9 +137,10 @@ class SQLiteStore(PoolWrites, ControlWrites, Reads):
                     applied.append(version)
         return applied
 
-    def send_finish_and_claim(self, worker_id, outcomes, queues, limit, lease) -> None:
+    def send_finish_and_claim(self, worker_id, outcomes, queues, limit, lease, slots=1) -> None:
         # Done at once: SQLite answers in-process.
-        self._sent_turn = self.finish_and_claim(worker_id, outcomes, queues, limit, lease)
+        self._sent_turn = self.finish_and_claim(worker_id, outcomes, queues, limit, lease,
+                                                slots)  # fmt: skip
         return None
 
     def finish_and_claim_result(self) -> TurnResult | None:
@@ -218,11 +219,14 @@ class SQLiteStore(PoolWrites, ControlWrites, Reads):
         """The transaction's time (one for all its statements), else the time now."""
         return (self._tx_now if self._conn.in_transaction else None) or time.time()
 
-    def _insert_many(self, conn, jobs, now, paused) -> None:
-        conn.executemany(_INSERT_MANY, [new_job_tuple(job, now, paused) for job in jobs])
+    def _insert_many(self, conn, jobs, now, gates) -> None:
+        conn.executemany(_INSERT_MANY, [new_job_tuple(job, now, gates) for job in jobs])
 
     def _wake(self) -> None:
         self._notify()
+
+    def _lock_lanes(self, conn, lanes, wait) -> set:
+        return set(lanes)  # writers take turns: the transaction has the database to itself
 
     def now(self) -> float:
         return time.time()

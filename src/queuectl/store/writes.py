@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 
+from .flow import FlowWrites
 from .rows import claim_order, job_from_row, workers_from_rows
-from .sql import Database, queue_filter
+from .sql import queue_filter
 
 TYPE_CHECKING = False  # records are not on the enqueue path (see record.py)
 if TYPE_CHECKING:
@@ -32,13 +33,19 @@ def _records():
 _RECORDS = None
 
 
-class PoolWrites(Database):
+class PoolWrites(FlowWrites):
     def claim(self, worker_id, queues, limit, lease):
         with self._tx() as conn:
             return self._claim(conn, worker_id, queues, limit, lease)
 
     def _claim(self, conn, worker_id, queues, limit, lease):
         self._run(conn, "promote")
+        return self._claim_ready(conn, worker_id, queues, limit, lease)
+
+    def _claim_ready(self, conn, worker_id, queues, limit, lease):
+        """The plain claim: ungated ready jobs (promote has run)."""
+        if limit <= 0:
+            return []
         rows = self._run(
             conn, "claim", {"worker": worker_id, "lease": lease, "limit": limit,
                             "queues": queues}, queue_filter=queue_filter(queues),
@@ -76,22 +83,39 @@ class PoolWrites(Database):
                 self._run(conn, "clear_output", params)
         return done
 
-    def finish_and_claim(self, worker_id, outcomes, queues, limit, lease) -> TurnResult:
+    def finish_and_claim(self, worker_id, outcomes, queues, limit, lease, slots=1) -> TurnResult:
         with self._tx() as conn:  # one commit for the turn
             done = self._finish(conn, worker_id, outcomes) if outcomes else []
             claimed = self._claim(conn, worker_id, queues, limit, lease) if limit > 0 else []
-        return _records().TurnResult(done, claimed)
+            waiting = self._gates_waiting(conn, queues, slots)
+        return _records().TurnResult(done, claimed, frozenset(), waiting)
+
+    def finish_and_claim_gated(self, worker_id, outcomes, queues, claim, lease) -> TurnResult:
+        with self._tx() as conn:  # one commit for the turn
+            done = self._finish(conn, worker_id, outcomes) if outcomes else []
+            if done:
+                self._free_lanes(conn, self._lanes_of(conn, done))
+            self._run(conn, "promote")
+            reopened = [q for (q,) in self._run(conn, "reopened").fetchall()]
+            if reopened:
+                self._free_lanes(conn, [("queue", q) for q in reopened])
+            gated, ready_limit = self._claim_gated(conn, worker_id, queues, claim, lease)
+            ready = self._claim_ready(conn, worker_id, queues, ready_limit, lease)
+            waiting = self._gates_waiting(conn, queues, claim.slots)
+        gated_ids = frozenset(job.id for job in gated)
+        return _records().TurnResult(done, gated + ready, gated_ids, waiting)
 
     def batch(self):
         """Several operations in one transaction (a pool's turn commits once)."""
         return self._tx()
 
     def seconds_until_due(self, queues) -> float | None:
-        ready, until = self._fetch("seconds_until_due", {"queues": queues},
-                                   queue_filter=queue_filter(queues))[0]  # fmt: skip
+        ready, until, reopen = self._fetch("seconds_until_due", {"queues": queues},
+                                           queue_filter=queue_filter(queues))[0]  # fmt: skip
         if ready is not None:
             return 0.0
-        return None if until is None else max(0.0, until)
+        times = [t for t in (until, reopen) if t is not None]
+        return max(0.0, min(times)) if times else None
 
     def heartbeat(self, worker_id, lease) -> Heartbeat:
         with self._tx() as conn:
@@ -107,7 +131,10 @@ class PoolWrites(Database):
     def release(self, worker_id, job_ids) -> list[str]:
         with self._tx() as conn:
             rows = self._run(conn, "release", {"worker": worker_id, "ids": list(job_ids)})
-            return [row[0] for row in rows.fetchall()]
+            released = [row[0] for row in rows.fetchall()]
+            if released:
+                self._free_lanes(conn, self._lanes_of(conn, released))
+            return released
 
     def reap(self, forget_workers_after: float = 3600.0) -> list[str]:
         with self._tx() as conn:
@@ -116,6 +143,7 @@ class PoolWrites(Database):
             if seqs:
                 self._run(conn, "record_lost_runs", {"seqs": seqs})
                 reaped = [r[0] for r in self._run(conn, "reap", {"seqs": seqs}).fetchall()]
+                self._free_lanes(conn, self._lanes_of(conn, reaped))
             self._run(conn, "forget_workers", {"after": forget_workers_after})
         return reaped
 

@@ -48,6 +48,11 @@ class Children:
     def __len__(self) -> int:
         return len(self.running)
 
+    @property
+    def slots(self) -> int:
+        """The pool's slots the running jobs occupy (a job takes `job.slots`)."""
+        return sum(run.job.slots for run in self.running.values())
+
     # ------------------------------------------------------------ start and end
 
     def start(self, job: Job, config: Config) -> None:

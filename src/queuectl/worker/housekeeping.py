@@ -84,8 +84,8 @@ class Maintenance:
 
 
 class Housekeeping:
-    """Schedules and retention, once after each heartbeat (and at the start, so a burst
-    pool runs due schedules too)."""
+    """Schedules, retention and freeing flow-control lanes, once after each heartbeat
+    (and at the start, so a burst pool runs due schedules too)."""
 
     def __init__(self, store: PoolStore, *, worker_id: str, log: Callable[[str], None]):
         self.store = store
@@ -102,6 +102,9 @@ class Housekeeping:
             for job_id in self.scheduler.run_due(config["max-retries"]):
                 self.log(f"job {job_id}: enqueued by its schedule")
             self._prune(config)
+            # The safety net of flow control: held jobs whose lane has room go back to
+            # the gates (their lane's finish was lost with its pool, a window moved on).
+            self.store.free_every_lane()
         except QueueError as exc:
             self.log(f"worker {self.worker_id}: housekeeping skipped: {exc.message}")
         except Exception as exc:  # a pool outlives a bad schedule or an odd row

@@ -26,8 +26,6 @@ import os
 import selectors
 import signal
 import socket
-import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -39,19 +37,10 @@ from ..store.base import PoolStore
 from .children import Children
 from .clock import SYSTEM_CLOCK, Clock
 from .housekeeping import Housekeeping, Maintenance
+from .identity import new_worker_id, stderr_log
 from .outcomes import outcome_of
 from .process import Run
 from .session import Session, TurnAnswer
-
-
-def new_worker_id() -> str:
-    """Fresh for every pool start, so a restarted pool never finishes its past life's jobs."""
-    return f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
-
-
-def stderr_log(message: str) -> None:
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    print(f"{stamp} {message}", file=sys.stderr, flush=True)
 
 
 class Pool:
@@ -181,9 +170,9 @@ class Pool:
 
     def start_ahead(self) -> None:
         """Start jobs held ahead in the free slots."""
-        ahead, running = self.ahead, self.children.running
-        while ahead and len(running) < self.count and not self.draining:
-            self.children.start(ahead.pop(0), self.config)
+        ahead, children = self.ahead, self.children
+        while ahead and children.slots + ahead[0].slots <= self.count and not self.draining:
+            children.start(ahead.pop(0), self.config)
 
     def talk_to_store(self) -> int:
         """Record outcomes, heartbeat and claim: one turn, one transaction. Where the
@@ -209,7 +198,12 @@ class Pool:
                 self.maintain()
                 answer = None
                 if self.turn_wanted():
-                    answer = session.send(self.wanted(), self.config["lease-timeout"])
+                    answer = session.send(
+                        self.wanted(),
+                        self.config["lease-timeout"],
+                        free=self.count - self.busy(),
+                        slots=self.count,
+                    )
             if answer is not None:  # committed
                 claimed += self.took(answer)
         except StoreUnavailable as exc:
@@ -247,8 +241,11 @@ class Pool:
         # While jobs are very short, hold one more job per slot (see claim-ahead).
         typical = self.children.typical_run
         short = typical is not None and typical < self.config["claim-ahead"]
-        busy = len(self.children.running) + len(self.ahead)
-        return max(0, self.count * (2 if short else 1) - busy)
+        return max(0, self.count * (2 if short else 1) - self.busy())
+
+    def busy(self) -> int:
+        """Slots taken: by the running jobs and by those held ahead."""
+        return self.children.slots + sum(job.slots for job in self.ahead)
 
     def took(self, answer: TurnAnswer) -> int:
         """Apply a committed turn's answer: forget what the store now has, hold the
@@ -258,14 +255,17 @@ class Pool:
             # Kept on our monotonic clock, so waiting for it needs no store round trip.
             due = answer.next_due
             self.next_due = None if due is None else self._now() + due
-        self.may_claim = answer.got_all
-        self.ahead += answer.claimed
+        # Gated jobs waiting: one turn through the gates follows at once. Gated jobs start now.
+        self.may_claim = answer.got_all or (answer.gates_waiting and not answer.through_gates)
+        gated = [job for job in answer.claimed if job.id in answer.gated]
+        self.ahead[:0] = gated
+        self.ahead += [job for job in answer.claimed if job.id not in answer.gated]
         return len(answer.claimed)
 
     def sleep_time(self) -> float:
         now = self._now()
         wake = self.maintenance.next_at
-        if not self.draining and len(self.children.running) < self.count:
+        if not self.draining and self.children.slots < self.count:
             wake = min(wake, now + self.config["poll-interval"])
             if self.next_due is not None:
                 wake = min(wake, self.next_due)

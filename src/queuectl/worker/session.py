@@ -26,7 +26,7 @@ from collections.abc import Callable
 from ..errors import StoreUnavailable
 from ..jobs import Job
 from ..record import record
-from ..records import Outcome
+from ..records import Outcome, TurnResult
 from ..store.base import PoolStore
 
 
@@ -38,7 +38,9 @@ class TurnAnswer:
     `recorded` are the ids the store recorded (the others' leases were lost); `released`:
     how many queued hand-backs it released; `claimed`: the jobs it claimed, in claim
     order; `got_all`: the claim got as many jobs as it asked for; if not, `next_due` is
-    the seconds until the next job is due by the store (None: nothing waits)."""
+    the seconds until the next job is due by the store (None: nothing waits).
+    `through_gates`: the turn went through the gates; `gated`: the ids of the claimed
+    jobs that did (they start now: never held ahead); `gates_waiting`: gated jobs wait."""
 
     sent: int
     recorded: set[str]
@@ -46,6 +48,9 @@ class TurnAnswer:
     claimed: list[Job]
     got_all: bool
     next_due: float | None
+    through_gates: bool = False
+    gated: frozenset[str] = frozenset()
+    gates_waiting: bool = False
 
 
 class _Turn:
@@ -90,6 +95,12 @@ class Session:
         self.retry_at = 0.0  # while the store is failing: when to try it again
         self.wake_fd: int | None = None
         self.listening_lost = False
+        # Flow control: the held jobs that came through the gates (their outcomes free a
+        # place in their lanes), and whether gated jobs wait (the next turn goes through
+        # the gates). A turn through the gates is answered at once (`_gated_result`).
+        self.gated: set[str] = set()
+        self.gates_waiting = False
+        self._gated_result: TurnResult | None = None
 
     # ------------------------------------------------------------ wake-ups
 
@@ -124,13 +135,24 @@ class Session:
         turn = self.turn
         return None if turn is None else turn.fd
 
-    def send(self, want: int, lease: float) -> TurnAnswer | None:
-        """Send a turn: the queued outcomes, then a claim of up to `want` jobs. Returns
-        its answer if the store gave it at once (in the caller's transaction, so it
-        counts only once that commits), else None: `answer` gives it later."""
-        fd = self.store.send_finish_and_claim(self.worker_id, self.unrecorded, self.queues,
-                                              want, lease)  # fmt: skip
-        self.turn = _Turn(len(self.unrecorded), len(self.unreleased), want, fd)
+    def send(self, want: int, lease: float, free: int = 0, slots: int = 1) -> TurnAnswer | None:
+        """Send a turn: the queued outcomes, then a claim of up to `want` jobs (`free` of
+        the pool's `slots` free now). Returns its answer if the store gave it at once
+        (in the caller's transaction, so it counts only once that commits), else None:
+        `answer` gives it later. Through the gates (flow control) when gated jobs wait or
+        an outcome is of a gated job: then at once."""
+        store, unrecorded = self.store, self.unrecorded
+        fd = None
+        if self.gates_waiting or any(o.job_id in self.gated for o in unrecorded):
+            from ..records import GatedClaim
+
+            self._gated_result = store.finish_and_claim_gated(
+                self.worker_id, unrecorded, self.queues, GatedClaim(free, want, slots), lease
+            )
+        else:
+            fd = store.send_finish_and_claim(self.worker_id, unrecorded, self.queues, want,
+                                             lease, slots)  # fmt: skip
+        self.turn = _Turn(len(unrecorded), len(self.unreleased), want, fd)
         if fd is None:
             return self.answer()
         return None
@@ -140,10 +162,15 @@ class Session:
         turn = self.turn
         assert turn is not None
         store = self.store
-        result = store.finish_and_claim_result()
+        through_gates, result = self._gated_result is not None, self._gated_result
+        self._gated_result = None
+        if result is None:
+            result = store.finish_and_claim_result()
         if result is None:
             return None
         self.turn = None
+        self.gated |= result.gated
+        self.gates_waiting = result.gates_waiting
         done, jobs = result.recorded, result.claimed
         # The turn is committed: whatever fails below, its claimed jobs must be kept
         # (dropping them would leave them processing under our renewed lease).
@@ -160,7 +187,8 @@ class Session:
         except StoreUnavailable as exc:
             self.log(f"worker {self.worker_id}: {exc.message}; will retry")
             got_all, next_due = False, 0.0  # look again soon; hand-backs stay queued
-        return TurnAnswer(turn.sent, set(done), released, jobs, got_all, next_due)
+        return TurnAnswer(turn.sent, set(done), released, jobs, got_all, next_due,
+                          through_gates, result.gated, result.gates_waiting)  # fmt: skip
 
     def wait_answer(self, timeout: float) -> None:
         """Wait up to `timeout` seconds for the answer of the turn in flight."""
@@ -175,8 +203,10 @@ class Session:
     def _forget(self, sent: int, done: set[str], released: int) -> None:
         self.finished += len(done)
         for outcome in self.unrecorded[:sent]:
+            self.gated.discard(outcome.job_id)
             if outcome.job_id not in done:
                 self.log(f"job {outcome.job_id}: outcome not recorded, the lease was lost")
+        self.gated.difference_update(self.unreleased[:released])
         del self.unrecorded[:sent]
         del self.unreleased[:released]
 

@@ -1,0 +1,75 @@
+"""`queuectl queue`: the queues and their flow control (concurrency and rate limits)."""
+
+from __future__ import annotations
+
+import click
+
+from ..limits import format_rate
+from .completion_cmd import queue_names
+from .context import read_only
+from .jobs_cmd import json_option
+from .render import cut, emit_json, table
+
+
+@click.group()
+def queue():
+    """Queues and their limits, kept in the database: every pool on every host obeys.
+
+    \b
+    queuectl queue set deploys --concurrency 2     # at most 2 run at once
+    queuectl queue set api --rate 100/m            # at most 100 start in any minute
+    queuectl queue set api --rate none             # no rate limit any more
+    queuectl queue list
+    """
+
+
+@queue.command("set")
+@click.argument("name", shell_complete=queue_names)
+@click.option("--concurrency", metavar="N|none",
+              help="At most N of its jobs run at once, counting every pool.")  # fmt: skip
+@click.option("--rate", metavar="N/PERIOD|none",
+              help="At most N of its jobs start in any PERIOD (10/s, 100/m, 5/30s).")  # fmt: skip
+@click.pass_obj
+def queue_set(obj, name, concurrency, rate):
+    """Set or remove a queue's limits ('none' removes one; the other stays).
+
+    Running pools follow at once. A job held by a pool that died counts against the
+    concurrency until its lease expires.
+    """
+    limits = obj.queue.set_queue_limits(name, concurrency=concurrency, rate=rate)
+    click.echo(f"{name}: {describe(limits.concurrency, limits.rate_limit, limits.rate_period)}")
+
+
+def describe(concurrency: int | None, rate_limit: int | None, rate_period: float | None) -> str:
+    """A queue's limits in words: 'concurrency 2, rate 100/m', or 'no limits'."""
+    parts = []
+    if concurrency is not None:
+        parts.append(f"concurrency {concurrency}")
+    rate = format_rate(rate_limit, rate_period)
+    if rate is not None:
+        parts.append(f"rate {rate}")
+    return ", ".join(parts) or "no limits"
+
+
+@read_only
+@queue.command("list")
+@json_option
+@click.pass_obj
+def queue_list(obj, as_json):
+    """Every queue that has jobs, is paused or has limits."""
+    found = obj.queue.queue_list()
+    if as_json:
+        emit_json([q.to_dict() for q in found])
+        return
+    if not found:
+        click.echo("No queues yet (a queue exists once a job is enqueued to it or it is set)")
+        return
+    rows = [(q.name, "paused" if q.paused else "active",
+             "-" if q.concurrency is None else q.concurrency,
+             format_rate(q.rate_limit, q.rate_period) or "-", q.running, q.waiting,
+             q.scheduled) for q in found]  # fmt: skip
+    table([cut("queue", 8), "state", "concurrency", "rate", "running", "waiting",
+           "scheduled"], rows)  # fmt: skip
+
+
+COMMANDS = [queue]

@@ -1,0 +1,59 @@
+"""Flow control's input: a queue's limits as `queue set` and the API take them, checked
+here once (a concurrency `N`, a rate `N/PERIOD`, `none` for no limit)."""
+
+from __future__ import annotations
+
+from .errors import InvalidInput
+from .jobs import MAX_LIMIT
+from .timeutil import parse_duration
+
+UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+MAX_PERIOD = 7 * 86400.0  # a rate window of at most a week
+
+
+def parse_concurrency(value: object) -> int | None:
+    """A concurrency limit: a positive integer, or 'none' (no limit) as None."""
+    if isinstance(value, str) and value.strip().lower() == "none":
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIMIT:
+        raise InvalidInput(
+            f"concurrency must be an integer from 1 to {MAX_LIMIT} or 'none', got {value!r}"
+        )
+    return value
+
+
+def parse_rate(value: object) -> tuple[int, float] | None:
+    """A rate limit `N/PERIOD` (PERIOD a unit, s m h, or a duration: 10/s, 100/m,
+    5/30s) as (N, seconds), or 'none' as None."""
+    text = value.strip().lower() if isinstance(value, str) else ""
+    if text == "none":
+        return None
+    count, slash, period = text.partition("/")
+    hint = f"rate must look like N/PERIOD (10/s, 100/m, 5/30s) or 'none', got {value!r}"
+    if not slash or not count.isdigit():
+        raise InvalidInput(hint)
+    n = int(count)
+    if not 1 <= n <= MAX_LIMIT:
+        raise InvalidInput(f"a rate's count must be from 1 to {MAX_LIMIT}, got {n}")
+    if period in UNITS:
+        seconds = UNITS[period]
+    else:
+        try:
+            seconds = parse_duration(period, "rate period")
+        except InvalidInput:
+            raise InvalidInput(hint) from None
+    if not 0 < seconds <= MAX_PERIOD:
+        raise InvalidInput(f"a rate's period must be more than 0 and at most 7d, got {period!r}")
+    return n, seconds
+
+
+def format_rate(limit: int | None, period: float | None) -> str | None:
+    """A rate as `queue set` takes it: 10/s, 100/m, 5/30s (None: no rate limit)."""
+    if limit is None or period is None:
+        return None
+    for unit, seconds in UNITS.items():
+        if period == seconds:
+            return f"{limit}/{unit}"
+    return f"{limit}/{period:g}s"
