@@ -50,22 +50,20 @@ class FlowWrites(Database):
         with self._tx() as conn:
             self._lock_lanes(conn, [("queue", queue)], wait=True)
             if limited:
-                values = {
-                    "queue": queue,
-                    "concurrency": limits.concurrency,
-                    "rate_limit": limits.rate_limit,
-                    "rate_period": limits.rate_period,
-                }
+                values = {"queue": queue, "concurrency": limits.concurrency,
+                          "rate_limit": limits.rate_limit, "rate_period": limits.rate_period}
                 self._run(conn, "set_queue_limits", values)  # fmt: skip
-            else:
-                self._run(conn, "drop_queue_limits", {"queue": queue})
-        self._settle()  # an enqueue that read the old limits has committed by now
-        with self._tx() as conn:
-            if limited:
                 self._run(conn, "gate_queue", {"queue": queue})
                 self._free_lanes(conn, [("queue", queue)])  # a raised limit has room
             else:
+                self._run(conn, "drop_queue_limits", {"queue": queue})
                 self._run(conn, "ungate_queue", {"queue": queue})
+        if limited:
+            # An enqueue that read the gates before the change made its jobs ready (the
+            # plain claim on PostgreSQL skips limited queues meanwhile): gate them too.
+            self._settle()
+            with self._tx() as conn:
+                self._run(conn, "gate_queue", {"queue": queue})
         self._wake()
 
     def queue_limits(self) -> list[QueueLimits]:
@@ -87,8 +85,10 @@ class FlowWrites(Database):
         params = {"queues": queues, "pool_slots": claim.slots, "limit": claim.free + EXTRA}
         found = self._run(conn, "gated_candidates", params,
                           queue_filter=queue_filter(queues)).fetchall()  # fmt: skip
-        if not found or claim.free <= 0:
+        if not found:
             return [], claim.want
+        if claim.free <= 0:
+            return [], 0  # no claim-ahead while gated jobs wait: slots free up for them
         peek = self._run(conn, "ready_peek", {"queues": queues, "limit": claim.free},
                          queue_filter=queue_filter(queues)).fetchall()  # fmt: skip
         now = self._store_now(conn)
@@ -148,8 +148,9 @@ class FlowWrites(Database):
             params = {"worker": worker_id, "lease": lease, "seqs": take}
             rows = self._run(conn, "claim_gated", params).fetchall()
             claimed = [job_from_row(row) for row in sorted(rows, key=claim_order)]
-        ahead = 0 if waiting_for_slots else claim.want - claim.free
-        return claimed, ready + free + ahead
+        # No claim-ahead while gated jobs wait (held ahead, ungated jobs would take every
+        # slot that frees); and behind a gated job waiting for its slots, nothing more.
+        return claimed, ready + (0 if waiting_for_slots else free)
 
     @staticmethod
     def _full(limits: QueueLimits, running: int, rate_room: int | None) -> bool:

@@ -93,12 +93,11 @@ class PoolWrites(FlowWrites):
     def finish_and_claim_gated(self, worker_id, outcomes, queues, claim, lease) -> TurnResult:
         with self._tx() as conn:  # one commit for the turn
             done = self._finish(conn, worker_id, outcomes) if outcomes else []
-            if done:
-                self._free_lanes(conn, self._lanes_of(conn, done))
+            # The lanes its finishes freed, and those whose rate window reopened: their
+            # locks taken in one sorted batch, before any tried (no two turns crosswise).
+            reopened = [("queue", q) for (q,) in self._run(conn, "reopened").fetchall()]
+            self._free_lanes(conn, self._lanes_of(conn, done) + reopened)
             self._run(conn, "promote")
-            reopened = [q for (q,) in self._run(conn, "reopened").fetchall()]
-            if reopened:
-                self._free_lanes(conn, [("queue", q) for q in reopened])
             gated, ready_limit = self._claim_gated(conn, worker_id, queues, claim, lease)
             ready = self._claim_ready(conn, worker_id, queues, ready_limit, lease)
             waiting = self._gates_waiting(conn, queues, claim.slots)
