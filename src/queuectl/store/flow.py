@@ -50,8 +50,12 @@ class FlowWrites(Database):
         with self._tx() as conn:
             self._lock_lanes(conn, [("queue", queue)], wait=True)
             if limited:
-                values = {"queue": queue, "concurrency": limits.concurrency,
-                          "rate_limit": limits.rate_limit, "rate_period": limits.rate_period}
+                values = {
+                    "queue": queue,
+                    "concurrency": limits.concurrency,
+                    "rate_limit": limits.rate_limit,
+                    "rate_period": limits.rate_period,
+                }
                 self._run(conn, "set_queue_limits", values)  # fmt: skip
                 self._run(conn, "gate_queue", {"queue": queue})
                 self._free_lanes(conn, [("queue", queue)])  # a raised limit has room

@@ -34,8 +34,8 @@ WHERE seq = ANY(ARRAY(SELECT seq FROM jobs /*sqlite: INDEXED BY jobs_scheduled*/
 -- LOCKED subquery once (IN (…) may run it again and take other rows).
 UPDATE jobs SET {claimed}
 WHERE seq = ANY(ARRAY(SELECT seq FROM jobs WHERE ready = {READY}{queue_filter}
-    /*postgres: AND queue NOT IN (SELECT queue FROM paused_queues)*/
-    /*postgres: AND queue NOT IN (SELECT queue FROM queue_limits)*/
+    /*postgres: AND queue NOT IN (SELECT queue FROM paused_queues
+        UNION ALL SELECT queue FROM queue_limits)*/
     ORDER BY priority DESC, run_at, seq LIMIT :limit /*postgres: FOR UPDATE SKIP LOCKED*/))
 RETURNING {JOB_COLUMNS}, seq
 
@@ -272,7 +272,7 @@ SELECT queue, count(*) FROM jobs WHERE state = 'processing' AND queue = ANY(:que
 GROUP BY queue
 
 -- name: running_with_keys
--- Jobs running with each of these concurrency keys.
+-- Jobs running with each of these concurrency keys (running jobs are few: no index of their own).
 SELECT concurrency_key, count(*) FROM jobs
 WHERE state = 'processing' AND concurrency_key = ANY(:keys) GROUP BY concurrency_key
 

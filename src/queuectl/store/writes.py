@@ -4,6 +4,7 @@ release, reap, live output, workers and config. The queries are in queries.sql."
 from __future__ import annotations
 
 import json
+import time
 
 from .flow import FlowWrites
 from .rows import claim_order, job_from_row, workers_from_rows
@@ -33,7 +34,12 @@ def _records():
 _RECORDS = None
 
 
+PROBE_EVERY = 0.05  # seconds between asking a busy turn whether gated jobs wait
+
+
 class PoolWrites(FlowWrites):
+    _probed_at = 0.0  # (monotonic) when a turn last asked whether gated jobs wait
+
     def claim(self, worker_id, queues, limit, lease):
         with self._tx() as conn:
             return self._claim(conn, worker_id, queues, limit, lease)
@@ -87,7 +93,12 @@ class PoolWrites(FlowWrites):
         with self._tx() as conn:  # one commit for the turn
             done = self._finish(conn, worker_id, outcomes) if outcomes else []
             claimed = self._claim(conn, worker_id, queues, limit, lease) if limit > 0 else []
-            waiting = self._gates_waiting(conn, queues, slots)
+            # Do gated jobs wait? Asked when the claim came short (the pool may sleep
+            # next), else at most every PROBE_EVERY: a tenth of a busy turn otherwise.
+            waiting = False
+            if len(claimed) < limit or time.monotonic() - self._probed_at >= PROBE_EVERY:
+                self._probed_at = time.monotonic()
+                waiting = self._gates_waiting(conn, queues, slots)
         return _records().TurnResult(done, claimed, frozenset(), waiting)
 
     def finish_and_claim_gated(self, worker_id, outcomes, queues, claim, lease) -> TurnResult:

@@ -10,8 +10,6 @@ ALTER TABLE jobs
 CREATE INDEX jobs_gated ON jobs (priority DESC, run_at, seq) WHERE ready = 3;
 CREATE INDEX jobs_held_queue ON jobs (queue, priority DESC, run_at, seq) WHERE ready = 4;
 CREATE INDEX jobs_held_key ON jobs (concurrency_key, priority DESC, run_at, seq) WHERE ready = 5;
-CREATE INDEX jobs_running_key ON jobs (concurrency_key)
-    WHERE state = 'processing' AND concurrency_key IS NOT NULL;
 -- The limits of a queue (`queue set`); reopen_at: when a rate-limited queue with held
 -- jobs has room in its window again.
 CREATE TABLE queue_limits (
