@@ -10,8 +10,9 @@ transaction. The queries are in queries.sql ("flow control").
   under the concurrency limit, its queue's starts in the window under the rate limit,
   its key's running jobs under the job's limit, and its slots free in the pool. The
   ungated ones it passes are what the plain claim then takes.
-- A candidate whose queue or key is full is HELD under that gate: out of the claim's
-  range, so a saturated queue or key costs other jobs nothing. When a place frees in a
+- A candidate whose queue or key is full is HELD under that gate, and with it every
+  gated job of that lane: out of the claim's range, so a saturated queue or key costs
+  other jobs nothing. When a place frees in a
   lane (a job of it finished, was handed back or reaped, a limit was raised, a rate
   window moved on), as many held jobs as there is room go back to GATED.
 - A lane is a queue with limits or a key. Whoever decides on a lane holds its lock for
@@ -26,7 +27,7 @@ transaction. The queries are in queries.sql ("flow control").
 
 from __future__ import annotations
 
-from .rows import HELD_KEY, HELD_QUEUE, claim_order, job_from_row
+from .rows import claim_order, job_from_row
 from .sql import Database, queue_filter
 
 TYPE_CHECKING = False  # records are not on the enqueue path (see record.py)
@@ -108,7 +109,7 @@ class FlowWrites(Database):
                       + [((-row[5], row[6], row[0]), row) for row in found])  # fmt: skip
         free, ready, waiting_for_slots = claim.free, 0, False
         take: list[int] = []
-        held: dict[int, list[int]] = {HELD_QUEUE: [], HELD_KEY: []}
+        full: set[Lane] = set()
         started: dict[str, int] = {}
         for _, row in walk:
             if free <= 0:
@@ -126,10 +127,10 @@ class FlowWrites(Database):
                 break  # nothing behind it jumps ahead (its slots drain meanwhile)
             if lane_q and self._full(limits[queue], running.get(lane_q, 0),
                                      rate_room.get(queue)):  # fmt: skip
-                held[HELD_QUEUE].append(seq)
+                full.add(lane_q)
                 continue
             if lane_k and running.get(lane_k, 0) >= (key_limit or 1):
-                held[HELD_KEY].append(seq)
+                full.add(lane_k)
                 continue
             take.append(seq)
             free -= slots
@@ -139,9 +140,8 @@ class FlowWrites(Database):
             if queue in rate_room:
                 rate_room[queue] -= 1
                 started[queue] = started.get(queue, 0) + 1
-        for code, seqs in held.items():
-            if seqs:
-                self._run(conn, "hold", {"ready": code, "seqs": seqs})
+        for kind, name in sorted(full):  # every gated job of a full lane, at once
+            self._run(conn, f"hold_{kind}", {"lane": name})
         for queue, n in started.items():
             for _ in range(n):
                 self._run(conn, "add_start", {"queue": queue})

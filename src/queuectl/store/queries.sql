@@ -297,9 +297,16 @@ UPDATE queue_limits SET reopen_at = :at WHERE queue = :queue
 -- Rate-limited queues whose window has room again.
 SELECT queue FROM queue_limits WHERE reopen_at <= :now
 
--- name: hold
--- Gated jobs whose queue or key is full leave the claim's range (:ready says which).
-UPDATE jobs SET ready = :ready WHERE seq = ANY(:seqs) AND ready = {GATED}
+-- name: hold_queue
+-- A queue's limit is full: its gated jobs leave the claim's range (those another
+-- transaction has locked stay gated: it decides on them).
+UPDATE jobs SET ready = {HELD_QUEUE} WHERE seq = ANY(ARRAY(SELECT seq FROM jobs
+    WHERE ready = {GATED} AND queue = :lane /*postgres: FOR UPDATE SKIP LOCKED*/))
+
+-- name: hold_key
+-- A key's limit is full: its gated jobs leave the claim's range.
+UPDATE jobs SET ready = {HELD_KEY} WHERE seq = ANY(ARRAY(SELECT seq FROM jobs
+    WHERE ready = {GATED} AND concurrency_key = :lane /*postgres: FOR UPDATE SKIP LOCKED*/))
 
 -- name: claimed
 -- What a claim sets on the jobs it takes.
