@@ -10,8 +10,9 @@ from contextlib import contextmanager
 from ..errors import Conflict, DuplicateJob, JobNotFound, UnknownDependency
 from ..jobs import UNFINISHED, NewJob, State
 from ..record import field_names
+from .flow import FlowWrites
 from .rows import Gates, import_values, new_job_values
-from .sql import Database, selection, where
+from .sql import selection, where
 
 TYPE_CHECKING = False  # records are not on the enqueue path (see record.py)
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ def _either(words) -> str:
     return " or ".join(words) if len(words) < 3 else f"{', '.join(words[:-1])} or {words[-1]}"
 
 
-class ControlWrites(Database):
+class ControlWrites(FlowWrites):
     # ------------------------------------------------------------ adding jobs
 
     def add(self, jobs: list[NewJob]) -> list[str]:
@@ -37,7 +38,7 @@ class ControlWrites(Database):
             try:
                 with self._tx() as conn:
                     now = self._store_now(conn)
-                    gates = self._gates(conn)
+                    gates = self._hold_full_lanes(conn, jobs, now, self._gates(conn))
                     if checked:
                         ids = self._insert_checked(conn, jobs, now, gates)
                     else:

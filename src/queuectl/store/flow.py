@@ -27,7 +27,7 @@ transaction. The queries are in queries.sql ("flow control").
 
 from __future__ import annotations
 
-from .rows import claim_order, job_from_row
+from .rows import HELD_KEY, HELD_QUEUE, Gates, claim_order, job_from_row
 from .sql import Database, queue_filter
 
 TYPE_CHECKING = False  # records are not on the enqueue path (see record.py)
@@ -75,6 +75,47 @@ class FlowWrites(Database):
         from ..records import QueueLimits
 
         return [QueueLimits(*row[:4]) for row in self._fetch("queue_limits")]
+
+    def _hold_full_lanes(self, conn, jobs, now: float, gates: Gates) -> Gates:
+        """The gates for new jobs, with those that are due into a lane already full held
+        at once (not gated first and held by the first claim: 100,000 jobs behind a
+        saturated key never enter the gated range). The lanes' locks are taken, so a
+        finish freeing one waits for these jobs and sees them."""
+        limited = gates.limited
+        due = [
+            j
+            for j in jobs
+            if (j.concurrency_key is not None or j.queue in limited)
+            and j.run_at <= now
+            and not j.depends_on
+            and j.queue not in gates.paused
+        ]
+        if not due:
+            return gates
+        lanes = {("queue", j.queue) for j in due if j.queue in gates.limited}
+        lanes |= {("key", j.concurrency_key) for j in due if j.concurrency_key is not None}
+        self._lock_lanes(conn, sorted(lanes), wait=True)
+        running = self._running(conn, lanes)
+        limits = self._limits(conn, {name for kind, name in lanes if kind == "queue"})
+        room: dict[Lane, int] = {}
+        for (kind, name), lim in ((("queue", q), lim) for q, lim in limits.items()):
+            if lim.concurrency is not None:
+                room[kind, name] = lim.concurrency - running.get((kind, name), 0)
+        held: dict[str, int] = {}
+        for job in due:
+            lane_q = ("queue", job.queue)
+            lane_k = ("key", job.concurrency_key) if job.concurrency_key is not None else None
+            if lane_k and lane_k not in room:
+                room[lane_k] = (job.concurrency_limit or 1) - running.get(lane_k, 0)
+            if room.get(lane_q, 1) <= 0:
+                held[job.id] = HELD_QUEUE
+            elif lane_k and room[lane_k] <= 0:
+                held[job.id] = HELD_KEY
+            else:
+                for lane in (lane_q, lane_k):
+                    if lane in room:
+                        room[lane] -= 1
+        return Gates(gates.paused, gates.limited, held) if held else gates
 
     # ------------------------------------------------------------ the turn
 

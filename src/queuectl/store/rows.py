@@ -24,10 +24,12 @@ WAITING_READY = (READY, GATED, HELD_QUEUE, HELD_KEY)  # due and not paused
 
 @record(frozen=True)
 class Gates:
-    """What decides a due job's `ready`: the paused queues and those with limits."""
+    """What decides a due job's `ready`: the paused queues, those with limits, and the
+    new jobs held at once because their lane is full (id -> HELD_QUEUE or HELD_KEY)."""
 
     paused: frozenset[str]
     limited: frozenset[str]
+    held: dict[str, int] | None = None
 
 
 # What a Job is read from, in this order.
@@ -48,7 +50,7 @@ def ready_value(job, now: float, gates: Gates, blockers: int = 0) -> int:
     if job.queue in gates.paused:
         return PAUSED
     if job.concurrency_key is not None or job.slots > 1 or job.queue in gates.limited:
-        return GATED
+        return gates.held.get(job.id, GATED) if gates.held else GATED
     return READY
 
 
