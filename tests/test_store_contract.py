@@ -58,20 +58,20 @@ def test_claim_filters_queues(store):
 def test_scheduled_job_becomes_due(store):
     add(store, "later", delay=0.3)
     assert store.claim("w", None, 1, 30) == []
-    assert store.seconds_until_due(None) == pytest.approx(0.3, abs=0.2)
+    assert store.seconds_until_due(None).seconds == pytest.approx(0.3, abs=0.2)
     due = store.get("later").run_at
     wait_for(lambda: store.now() > due, timeout=5, message="the store's clock to pass run_at")
     assert [j.id for j in store.claim("w", None, 1, 30)] == ["later"]
 
 
 def test_seconds_until_due(store):
-    assert store.seconds_until_due(None) is None
+    assert store.seconds_until_due(None).seconds is None
     add(store, "later", delay=60, queue="slow")
-    assert store.seconds_until_due(None) == pytest.approx(60, abs=2)
-    assert store.seconds_until_due(["other"]) is None
+    assert store.seconds_until_due(None).seconds == pytest.approx(60, abs=2)
+    assert store.seconds_until_due(["other"]).seconds is None
     add(store, "now")
-    assert store.seconds_until_due(None) == 0
-    assert store.seconds_until_due(["slow"]) == pytest.approx(60, abs=2)
+    assert store.seconds_until_due(None).seconds == 0
+    assert store.seconds_until_due(["slow"]).seconds == pytest.approx(60, abs=2)
 
 
 def test_finish_and_claim_records_then_claims(store):

@@ -85,7 +85,9 @@ def test_many_waiting_jobs_do_not_stop_other_jobs(store):
     store.add([row(store, "root")] + [row(store, f"w{i}", depends_on=["root"]) for i in range(300)])
     add(store, "free")
     assert claim_ids(store, limit=5) == ["root", "free"]
-    assert store.seconds_until_due(None) is None  # nothing else can run, nothing to wake for
+    assert (
+        store.seconds_until_due(None).seconds is None
+    )  # nothing else can run, nothing to wake for
     complete(store, "root")
     assert len(claim_ids(store, limit=1000)) == 300
 
@@ -162,7 +164,7 @@ def test_jobs_that_become_due_in_a_paused_queue_wait_for_resume(store):
     due = store.get("soon").run_at
     wait_for(lambda: store.now() > due, timeout=5, message="the job to become due")
     assert claim_ids(store) == []
-    assert store.seconds_until_due(None) is None
+    assert store.seconds_until_due(None).seconds is None
     store.resume(["q"])
     assert claim_ids(store) == ["soon"]
 
@@ -384,7 +386,7 @@ def test_a_retry_racing_pause_or_resume_ends_as_the_queue_is(location, monkeypat
             assert claimed == ["a"]
         else:
             assert claimed == []
-            assert second.seconds_until_due(None) is None  # no pool spins on it
+            assert second.seconds_until_due(None).seconds is None  # no pool spins on it
     finally:
         first.close()
         second.close()

@@ -62,6 +62,16 @@ class TurnResult:
 
 
 @record(frozen=True)
+class NextDue:
+    """When a pool should look again (`seconds_until_due`): seconds until the earliest
+    waiting job is due (0: now; None: nothing waits), and whether due jobs wait for flow
+    control (`held`: a burst pool waits for them)."""
+
+    seconds: float | None
+    held: bool = False
+
+
+@record(frozen=True)
 class GatedClaim:
     """A turn through the gates: `free` slots to fill now (claim-ahead never holds a gated
     job), `want` jobs in all (the rest only ungated ones, held ahead), of a pool of

@@ -26,6 +26,7 @@ from ..jobs import Job, NewJob
 from ..records import (
     Deleted,
     Heartbeat,
+    NextDue,
     Outcome,
     Selector,
     TurnResult,
@@ -108,9 +109,12 @@ class PoolStore(FlowStore, Clocked, Protocol):
         what the server did: the pool sends the same outcomes again, fenced)."""
         ...
 
-    def seconds_until_due(self, queues: list[str] | None) -> float | None:
+    def seconds_until_due(self, queues: list[str] | None, slots: int = 1) -> NextDue:
         """Seconds (by the store's clock) until the earliest waiting job of `queues` is
-        due: 0 when one is due now, None when nothing waits."""
+        due: 0 when one is due now, None when nothing waits. Due jobs that wait for flow
+        control (that a pool of `slots` could take: `held`) count as due in FLOW_POLL
+        seconds, or when a rate window reopens if that is sooner (a place freed by a
+        finish is taken by the pool that finished)."""
         ...
 
     def heartbeat(self, worker_id: str, lease: float) -> Heartbeat:

@@ -181,8 +181,6 @@ class FlowWrites(Database):
             if queue in rate_room:
                 rate_room[queue] -= 1
                 started[queue] = started.get(queue, 0) + 1
-        for kind, name in sorted(full):  # every gated job of a full lane, at once
-            self._run(conn, f"hold_{kind}", {"lane": name})
         for queue, n in started.items():
             for _ in range(n):
                 self._run(conn, "add_start", {"queue": queue})
@@ -193,6 +191,8 @@ class FlowWrites(Database):
             params = {"worker": worker_id, "lease": lease, "seqs": take}
             rows = self._run(conn, "claim_gated", params).fetchall()
             claimed = [job_from_row(row) for row in sorted(rows, key=claim_order)]
+        for kind, name in sorted(full):  # then every gated job left in a full lane, at once
+            self._run(conn, f"hold_{kind}", {"lane": name})
         # No claim-ahead while gated jobs wait (held ahead, ungated jobs would take every
         # slot that frees); and behind a gated job waiting for its slots, nothing more.
         return claimed, ready + (0 if waiting_for_slots else free)

@@ -138,13 +138,17 @@ DELETE FROM job_output WHERE job_seq = :seq
 
 -- name: seconds_until_due
 -- (0.0 or NULL, seconds until the earliest scheduled job or NULL, seconds until a rate
--- window reopens or NULL): 0.0 when a job of the queues is ready. min() answered from
--- the index (it stands alone).
+-- window reopens or NULL, whether due jobs of the queues that a pool of :pool_slots
+-- could take wait for flow control): 0.0 when a job of the queues is ready. min()
+-- answered from the index (it stands alone); each EXISTS reads its partial index.
 SELECT (SELECT 0.0 FROM jobs WHERE ready = {READY}{queue_filter} LIMIT 1),
     (SELECT min(run_at) FROM jobs /*sqlite: INDEXED BY jobs_scheduled*/
         WHERE ready = {NOT_READY} AND state IN ('pending', 'failed') AND blockers = 0
         {queue_filter}) - :now,
-    (SELECT min(reopen_at) FROM queue_limits) - :now
+    (SELECT min(reopen_at) FROM queue_limits) - :now,
+    EXISTS (SELECT 1 FROM jobs WHERE ready = {GATED} AND slots <= :pool_slots{queue_filter})
+    OR EXISTS (SELECT 1 FROM jobs WHERE ready = {HELD_QUEUE} AND slots <= :pool_slots{queue_filter})
+    OR EXISTS (SELECT 1 FROM jobs WHERE ready = {HELD_KEY} AND slots <= :pool_slots{queue_filter})
 
 -- name: heartbeat_worker
 -- The worker is alive; returns the stop asked: 0 none, 1 drain, 2 abort (no row: it

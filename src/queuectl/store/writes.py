@@ -12,7 +12,7 @@ from .sql import queue_filter
 
 TYPE_CHECKING = False  # records are not on the enqueue path (see record.py)
 if TYPE_CHECKING:
-    from ..records import Heartbeat, Outcome, TurnResult, WorkerInfo
+    from ..records import Heartbeat, NextDue, Outcome, TurnResult, WorkerInfo
 
 # The columns of a row of finish's RETURNING (the `done` table).
 DONE = ("seq", "id", "attempts", "queue", "started_at", "waited", "state", "code", "error",
@@ -35,6 +35,7 @@ _RECORDS = None
 
 
 PROBE_EVERY = 0.05  # seconds between asking a busy turn whether gated jobs wait
+FLOW_POLL = 1.0  # seconds after which a pool looks again at jobs held by flow control
 
 
 class PoolWrites(FlowWrites):
@@ -119,13 +120,16 @@ class PoolWrites(FlowWrites):
         """Several operations in one transaction (a pool's turn commits once)."""
         return self._tx()
 
-    def seconds_until_due(self, queues) -> float | None:
-        ready, until, reopen = self._fetch("seconds_until_due", {"queues": queues},
-                                           queue_filter=queue_filter(queues))[0]  # fmt: skip
+    def seconds_until_due(self, queues, slots=1) -> NextDue:
+        params = {"queues": queues, "pool_slots": slots}
+        ready, until, reopen, flow = self._fetch("seconds_until_due", params,
+                                                 queue_filter=queue_filter(queues))[0]  # fmt: skip
         if ready is not None:
-            return 0.0
+            return _records().NextDue(0.0, bool(flow))
         times = [t for t in (until, reopen) if t is not None]
-        return max(0.0, min(times)) if times else None
+        if flow:
+            times.append(FLOW_POLL)
+        return _records().NextDue(max(0.0, min(times)) if times else None, bool(flow))
 
     def heartbeat(self, worker_id, lease) -> Heartbeat:
         with self._tx() as conn:

@@ -74,10 +74,11 @@ class Pool:
         self.draining = False  # no new claims; exit when the running jobs are done
         self.aborting = False  # running jobs are being killed and handed back
         self.signals = 0
-        # Jobs claimed ahead of a free slot (only while jobs are very short): they start
-        # the moment a slot frees, without waiting for a database round trip.
+        # Jobs claimed ahead of a free slot (only while jobs are very short) start the
+        # moment a slot frees, without waiting for a database round trip.
         self.ahead: list[Job] = []
         self.next_due: float | None = None  # monotonic time the earliest scheduled job is due
+        self.held = False  # due jobs wait for flow control
         # False after a claim got fewer jobs than it asked for: claim again once
         # something happens (a wake-up, a job's output or exit, a timeout), not right
         # after every answer of the store.
@@ -255,6 +256,7 @@ class Pool:
             # Kept on our monotonic clock, so waiting for it needs no store round trip.
             due = answer.next_due
             self.next_due = None if due is None else self._now() + due
+        self.held = answer.held and not answer.got_all  # a burst pool waits for those
         # Gated jobs waiting: one turn through the gates follows at once. Gated jobs start now.
         self.may_claim = answer.got_all or (answer.gates_waiting and not answer.through_gates)
         gated = [job for job in answer.claimed if job.id in answer.gated]
@@ -301,7 +303,8 @@ class Pool:
                 self.selector.unregister(key.fd)  # EOF: the output pipe is closed
 
     def _idle(self) -> bool:
-        return not self.ahead and (self.next_due is None or self.next_due > self._now())
+        due = self.next_due
+        return not (self.ahead or self.held) and (due is None or due > self._now())
 
     # ------------------------------------------------------------ outcomes and shutdown
 

@@ -51,6 +51,7 @@ class TurnAnswer:
     through_gates: bool = False
     gated: frozenset[str] = frozenset()
     gates_waiting: bool = False
+    held: bool = False  # (with a short claim) due jobs wait for flow control
 
 
 class _Turn:
@@ -100,6 +101,7 @@ class Session:
         # the gates). A turn through the gates is answered at once (`_gated_result`).
         self.gated: set[str] = set()
         self.gates_waiting = False
+        self.slots = 1  # the pool's, as the last turn said
         self._gated_result: TurnResult | None = None
 
     # ------------------------------------------------------------ wake-ups
@@ -142,7 +144,7 @@ class Session:
         `answer` gives it later. Through the gates (flow control) when gated jobs wait or
         an outcome is of a gated job: then at once."""
         store, unrecorded = self.store, self.unrecorded
-        fd = None
+        self.slots, fd = slots, None
         if self.gates_waiting or any(o.job_id in self.gated for o in unrecorded):
             from ..records import GatedClaim
 
@@ -175,7 +177,7 @@ class Session:
         # The turn is committed: whatever fails below, its claimed jobs must be kept
         # (dropping them would leave them processing under our renewed lease).
         released = 0
-        got_all = True
+        got_all, held = True, False
         next_due: float | None = None
         try:
             if turn.releasing:
@@ -183,12 +185,13 @@ class Session:
                 released = turn.releasing
             if len(jobs) < turn.want:
                 got_all = False
-                next_due = store.seconds_until_due(self.queues)
+                due = store.seconds_until_due(self.queues, self.slots)
+                next_due, held = due.seconds, due.held
         except StoreUnavailable as exc:
             self.log(f"worker {self.worker_id}: {exc.message}; will retry")
             got_all, next_due = False, 0.0  # look again soon; hand-backs stay queued
         return TurnAnswer(turn.sent, set(done), released, jobs, got_all, next_due,
-                          through_gates, result.gated, result.gates_waiting)  # fmt: skip
+                          through_gates, result.gated, result.gates_waiting, held)  # fmt: skip
 
     def wait_answer(self, timeout: float) -> None:
         """Wait up to `timeout` seconds for the answer of the turn in flight."""
