@@ -271,6 +271,59 @@ def test_long_jobs_are_not_claimed_ahead(queue, store, make_pool, clock):
     assert pool.wanted() == 0
 
 
+# ---------------------------------------------------------------- flow control
+
+
+def test_gated_jobs_are_never_held_ahead_and_short_jobs_do_not_starve_them(queue, store, make_pool):
+    """With a backlog of short ungated jobs (claimed ahead), jobs of a key still get
+    slots, one at a time, and are never among the jobs held ahead."""
+    for i in range(20):
+        queue.enqueue({"id": f"s{i:02}", "command": "true"})
+    for i in range(3):
+        queue.enqueue({"id": f"k{i}", "command": "true", "concurrency_key": "deploy"})
+    pool = make_pool(count=2, burst=True)
+    deadline = time.monotonic() + 10
+    while pool.step(max_wait=STEP_WAIT) and time.monotonic() < deadline:
+        assert not any(job.concurrency_key for job in pool.ahead if job.id not in pool.running)
+        keyed = [job for job in store.jobs(Selector(states=("processing",)))
+                 if job.concurrency_key]  # fmt: skip
+        assert len(keyed) <= 1
+    pool.close()
+    assert store.count("completed") == 23
+
+
+def test_a_job_takes_its_slots_and_nothing_behind_it_jumps_ahead(queue, store, make_pool):
+    queue.enqueue({"id": "small", "command": "sleep 5"})
+    queue.enqueue({"id": "big", "command": "true", "slots": 2})
+    queue.enqueue({"id": "huge", "command": "true", "slots": 3})  # larger than the pool
+    pool = make_pool(count=2)
+    step_until(pool, lambda: "small" in pool.running)
+    for _ in range(5):
+        pool.step(max_wait=STEP_WAIT)
+    queue.enqueue({"id": "after", "command": "true"})  # (a pool that knows gated jobs wait)
+    for _ in range(20):
+        pool.step(max_wait=STEP_WAIT)
+    # "big" waits for both slots; "after", behind it, does not take the free one.
+    assert list(pool.running) == ["small"] and store.get("after").state == "pending"
+    pool.running["small"]._signal_group(signal.SIGKILL)
+    step_until(pool, lambda: store.get("after").state == "completed")
+    assert store.get("big").state == "completed"
+    assert store.get("huge").state == "pending"  # no pool of 3 slots: never claimed
+
+
+def test_a_finish_hands_the_key_to_the_next_job_in_the_same_turn(queue, store, make_pool):
+    for i in range(3):
+        queue.enqueue({"id": f"d{i}", "command": "sleep 5", "concurrency_key": "deploy"})
+    pool = make_pool(count=4)
+    step_until(pool, lambda: "d0" in pool.running)
+    for _ in range(10):
+        pool.step(max_wait=STEP_WAIT)
+    assert list(pool.running) == ["d0"]  # the others are held by the key
+    pool.running["d0"]._signal_group(signal.SIGKILL)
+    step_until(pool, lambda: "d1" in pool.running)
+    assert list(pool.running) == ["d1"]
+
+
 # ---------------------------------------------------------------- draining and aborting
 
 
