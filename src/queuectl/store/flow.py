@@ -185,7 +185,7 @@ class FlowWrites(Database):
             for _ in range(n):
                 self._run(conn, "add_start", {"queue": queue})
         for queue in {q for q in rate_room if rate_room[q] <= 0}:
-            self._rate_room(conn, queue, limits[queue], now, started.get(queue, 0))
+            self._rate_room(conn, queue, limits[queue], now, 0)  # sets reopen_at
         claimed = []
         if take:
             params = {"worker": worker_id, "lease": lease, "seqs": take}

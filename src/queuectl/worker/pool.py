@@ -259,6 +259,8 @@ class Pool:
         self.held = answer.held and not answer.got_all  # a burst pool waits for those
         # Gated jobs waiting: one turn through the gates follows at once. Gated jobs start now.
         self.may_claim = answer.got_all or (answer.gates_waiting and not answer.through_gates)
+        if answer.gates_waiting and not answer.through_gates:
+            self.next_due = self._now()
         gated = [job for job in answer.claimed if job.id in answer.gated]
         self.ahead[:0] = gated
         self.ahead += [job for job in answer.claimed if job.id not in answer.gated]
