@@ -9,7 +9,11 @@ import click
 from ..errors import InvalidInput
 from ..jobs import parse_job_json
 from .completion_cmd import job_ids, queue_names
+from .context import flags_named
 from .render import emit_json
+
+# Keys whose errors name the flag that gave them (the others keep the key's name).
+FLOW_FLAGS = ("concurrency_key", "concurrency_limit", "slots")
 
 
 @click.command()
@@ -147,7 +151,9 @@ def enqueue(
         specs = [{"command": line.strip(), **flags} for line in lines_file if line.strip()]
         if not specs:
             raise InvalidInput("no commands given (the input has no non-empty line)")
-        click.echo("\n".join(obj.queue.enqueue_many(specs)))
+        with flags_named(*FLOW_FLAGS):
+            ids = obj.queue.enqueue_many(specs)
+        click.echo("\n".join(ids))
         return
     if jobs_file is not None:
         if flags:
@@ -160,7 +166,8 @@ def enqueue(
             raise InvalidInput("give the job as JSON or as flags, not both")
         click.echo(obj.queue.enqueue_many([spec])[0])
         return
-    click.echo(obj.queue.enqueue_many([{"command": command, **flags}])[0])
+    with flags_named(*FLOW_FLAGS):
+        click.echo(obj.queue.enqueue_many([{"command": command, **flags}])[0])
 
 
 @click.command()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from ..limits import format_rate
+from ..limits import describe_limits, format_rate
 from .completion_cmd import queue_names
-from .context import read_only
+from .context import flags_named, read_only
 from .jobs_cmd import json_option
 from .render import cut, emit_json, table
 
@@ -36,19 +36,10 @@ def queue_set(obj, name, concurrency, rate):
     Running pools follow at once. A job held by a pool that died counts against the
     concurrency until its lease expires.
     """
-    limits = obj.queue.set_queue_limits(name, concurrency=concurrency, rate=rate)
-    click.echo(f"{name}: {describe(limits.concurrency, limits.rate_limit, limits.rate_period)}")
-
-
-def describe(concurrency: int | None, rate_limit: int | None, rate_period: float | None) -> str:
-    """A queue's limits in words: 'concurrency 2, rate 100/m', or 'no limits'."""
-    parts = []
-    if concurrency is not None:
-        parts.append(f"concurrency {concurrency}")
-    rate = format_rate(rate_limit, rate_period)
-    if rate is not None:
-        parts.append(f"rate {rate}")
-    return ", ".join(parts) or "no limits"
+    with flags_named("concurrency", "rate"):
+        limits = obj.queue.set_queue_limits(name, concurrency=concurrency, rate=rate)
+    shown = describe_limits(limits.concurrency, limits.rate_limit, limits.rate_period)
+    click.echo(f"{name}: {shown}")
 
 
 @read_only

@@ -93,6 +93,20 @@ class QueueCounts(BaseModel):
     name: str
     paused: bool
     counts: dict[str, int]
+    concurrency: int | None  # at most this many of its jobs run at once (null: no limit)
+    rate_limit: int | None  # at most this many start in any rate_period (null: no limit)
+    rate_period: float | None  # seconds
+
+
+class QueueOut(BaseModel):  # Queue.queue_list, as `queue list --json`
+    name: str
+    paused: bool
+    concurrency: int | None
+    rate_limit: int | None
+    rate_period: float | None  # seconds
+    running: int
+    waiting: int  # due, not running
+    scheduled: int  # due later
 
 
 class Minute(BaseModel):
@@ -262,6 +276,11 @@ def list_workers(request: Request):
     queue = queue_of(request)
     now = queue.now()
     return [worker_view(w, now) for w in queue.workers()]
+
+
+@router.get("/queues", response_model=list[QueueOut], summary="Queues and their limits")
+def list_queues(request: Request):
+    return [q.to_dict() for q in queue_of(request).queue_list()]
 
 
 @router.get("/schedules", response_model=list[Schedule], summary="Cron schedules")

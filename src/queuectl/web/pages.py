@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from .. import __version__
 from ..jobs import STATES
+from ..limits import describe_limits
 from ..schedules import schedule_record
 from ..timeutil import iso
 from ..views import status_view, worker_view
@@ -36,6 +37,11 @@ env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoesca
 env.globals["STATES"] = STATES
 env.filters["when"] = lambda iso: "" if not iso else iso[:19].replace("T", " ")  # to the second
 env.filters["q"] = lambda value: quote(str(value), safe="")
+# a queue of status_view: "concurrency 2, rate 10/m", or "-" (as `status` marks it)
+env.filters["limits"] = lambda q: (
+    "-" if q["concurrency"] is None and q["rate_limit"] is None
+    else describe_limits(q["concurrency"], q["rate_limit"], q["rate_period"])
+)  # fmt: skip
 ACTIONS = frozenset({"retry", "cancel", "requeue", "delete"})  # Queue methods, by name
 
 router = APIRouter(include_in_schema=False)
