@@ -60,11 +60,13 @@ FLOW_FLAGS = ("concurrency_key", "concurrency_limit", "slots")
 )
 @click.option("--tag", "tags", multiple=True, metavar="TAG", help="A tag (repeatable).")
 @click.option("--concurrency-key", metavar="KEY",
-              help="At most the limit of jobs with this KEY run at once (any queue).")  # fmt: skip
+              help="Among jobs with this KEY (any queue) at most --concurrency-limit run"
+                   " at once.")  # fmt: skip
 @click.option("--concurrency-limit", metavar="N", type=int,
-              help="That limit [default: 1].")  # fmt: skip
+              help="That limit, with --concurrency-key [default: 1].")  # fmt: skip
 @click.option("--slots", metavar="N", type=int,
-              help="Of its pool's slots it occupies [default: 1].")  # fmt: skip
+              help="Slots of its pool it occupies; a smaller pool never takes it"
+                   " [default: 1].")  # fmt: skip
 @click.option(
     "--capture-env",
     is_flag=True,
