@@ -199,6 +199,23 @@ def test_the_overview_shows_each_queues_limits(cli, q, api):
     assert '<td class="limits">-</td>' in page  # default: no limits
 
 
+def test_the_api_and_the_dashboard_say_why_a_job_waits(cli, q, api):
+    cli.run("queue", "set", "deploys", "--concurrency", "1")
+    for job_id in ("d1", "d2"):
+        cli.run("enqueue", "--id", job_id, "--command", "true", "--queue", "deploys")
+    assert hold_running(q) == ["d1"]
+    reason = "waiting for queue deploys: 1 running (limit 1)"
+    detail = api.get("/api/jobs/d2").json()
+    assert detail["blocked_by"] == [{"gate": "queue", "name": "deploys", "reason": reason}]
+    shown = cli.job("d2")
+    assert {k: v for k, v in detail.items() if k != "runs"} == {
+        k: v for k, v in shown.items() if k != "runs"
+    }
+    assert api.get("/api/jobs/d1").json()["blocked_by"] == []
+    assert f'<td class="blocked">{reason}</td>' in api.get("/jobs/d2").text
+    assert f'<td class="note">{reason}</td>' in api.get("/jobs").text
+
+
 # ---------------------------------------------------------------- queue list, help, completion
 
 

@@ -60,7 +60,14 @@ class Run(BaseModel):
     error: str | None
 
 
+class Gate(BaseModel):  # blocking.gate: a flow-control gate that holds a due job now
+    gate: Literal["queue", "rate", "key", "slots"]
+    name: str | None  # the queue or the key (null for slots)
+    reason: str  # as `list` and `show` say it
+
+
 class JobDetail(JobOut):  # type: ignore[misc,valid-type]
+    blocked_by: list[Gate]  # as `show --json`
     runs: list[Run]
 
 
@@ -255,7 +262,7 @@ def get_job(request: Request, job_id: str):
     queue = queue_of(request)
     job = queue.get(job_id)
     runs = [run_record(r) for r in queue.runs(job_id)]
-    return {**job.to_dict(), "runs": runs}
+    return {**job.to_dict(), "blocked_by": queue.blocked_by([job]).get(job.id, []), "runs": runs}
 
 
 @router.post("/dlq/retry", response_model=Done, summary="Retry every dead job")

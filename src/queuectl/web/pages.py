@@ -142,7 +142,7 @@ def jobs(
     queues = [] if partial_wanted(request) else api.queue_of(request).queue_names()
     return live(
         request, "jobs.html", "_jobs.html", jobs=found, filters=filters, queues=queues,
-        now=api.queue_of(request).now(),
+        now=api.queue_of(request).now(), blocked=api.queue_of(request).blocked_by(found),
         next_url=f"/jobs?{urlencode({**filters, 'after': cursor})}" if cursor else None,
         first_url=f"/jobs?{urlencode(filters)}" if after is not None else None,
     )  # fmt: skip
@@ -158,7 +158,7 @@ def job_page(request: Request, job_id: str):
         run["took"] = run["finished_at"] - run["started_at"]
         run["started_iso"] = iso(run["started_at"])
     return live(request, "job.html", "_job.html", job=job, d=job.to_dict(), runs=runs,
-                output=output)  # fmt: skip
+                output=output, blocked=queue.blocked_by([job]).get(job.id, []))  # fmt: skip
 
 
 @router.post("/jobs/{job_id:path}/{action}")
