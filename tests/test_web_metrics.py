@@ -10,6 +10,7 @@ import pytest
 
 from conftest import CLI, wait_for
 from queuectl import Queue
+from queuectl.records import GatedClaim
 
 pytest.importorskip("fastapi")
 pytest.importorskip("prometheus_client")
@@ -22,6 +23,10 @@ from queuectl.web.app import create_app
 FAMILIES = {  # name: (type, label names of its samples, but le)
     "queuectl_jobs": ("gauge", {"queue", "state"}),
     "queuectl_queue_paused": ("gauge", {"queue"}),
+    "queuectl_queue_running": ("gauge", {"queue"}),
+    "queuectl_queue_concurrency_limit": ("gauge", {"queue"}),
+    "queuectl_queue_rate_limit": ("gauge", {"queue"}),
+    "queuectl_queue_rate_period_seconds": ("gauge", {"queue"}),
     "queuectl_workers": ("gauge", set()),
     "queuectl_worker_slots": ("gauge", set()),
     "queuectl_worker_busy_slots": ("gauge", set()),
@@ -142,6 +147,7 @@ def test_every_documented_family_with_its_type_and_labels(client, q, cli):
     # Runs after the first scrape, so that the counters and histograms have samples
     # (see test_runs_between_the_start_and_the_first_scrape_are_counted).
     Scrape(client)
+    q.set_queue_limits("mail", concurrency=2, rate="100/m")  # (limits have samples)
     q.enqueue({"id": "ok", "command": "true"})
     q.enqueue({"id": "bad", "command": "exit 3", "max_retries": 0, "queue": "mail"})
     burst(cli)
@@ -328,6 +334,30 @@ def test_worker_gauges_follow_a_real_pool(client, q, cli, tmp_path):
     )
     assert scrape.get("queuectl_worker_slots") == 0
     assert finished(scrape) == {("completed", "default"): 1}
+
+
+def test_queue_limits_and_running_jobs_follow_queue_set(client, q):
+    q.set_queue_limits("deploys", concurrency=2)
+    q.set_queue_limits("api", rate="10/m")
+    q.set_queue_limits("both", concurrency=3, rate="5/30s")
+    q.enqueue_many([{"id": f"d{i}", "command": "true", "queue": "deploys"} for i in range(3)])
+    q.store.register_worker("w1", "host-a", 4242, 4, None)
+    q.store.claim("w1", None, 4, 60)  # ungated jobs only: none of these
+    q.store.finish_and_claim_gated("w1", [], None, GatedClaim(free=4, want=4, slots=4), 60)
+    scrape = Scrape(client)
+    assert scrape.labelled("queuectl_queue_concurrency_limit") == {("both",): 3, ("deploys",): 2}
+    assert scrape.labelled("queuectl_queue_rate_limit") == {("api",): 10, ("both",): 5}
+    assert scrape.labelled("queuectl_queue_rate_period_seconds") == {("api",): 60, ("both",): 30}
+    # a limited queue without jobs is a queue too (0 running)
+    assert scrape.labelled("queuectl_queue_running") == {("api",): 0, ("both",): 0,
+                                                         ("deploys",): 2}  # fmt: skip
+    assert_gauges_match(scrape, q)
+    q.set_queue_limits("api", rate="none")
+    q.set_queue_limits("deploys", concurrency="none")
+    scrape = Scrape(client)
+    assert scrape.labelled("queuectl_queue_concurrency_limit") == {("both",): 3}
+    assert scrape.labelled("queuectl_queue_rate_limit") == {("both",): 5}
+    assert scrape.labelled("queuectl_queue_running") == {("both",): 0, ("deploys",): 2}
 
 
 def test_metrics_need_the_token_when_there_is_one(location):

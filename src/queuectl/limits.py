@@ -15,11 +15,12 @@ def parse_concurrency(value: object) -> int | None:
     """A concurrency limit: a positive integer, or 'none' (no limit) as None."""
     if isinstance(value, str) and value.strip().lower() == "none":
         return None
+    given = value
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIMIT:
         raise InvalidInput(
-            f"concurrency must be an integer from 1 to {MAX_LIMIT} or 'none', got {value!r}"
+            f"concurrency must be an integer from 1 to {MAX_LIMIT} or 'none', got {given!r}"
         )
     return value
 
@@ -36,7 +37,9 @@ def parse_rate(value: object) -> tuple[int, float] | None:
         raise InvalidInput(hint)
     n = int(count)
     if not 1 <= n <= MAX_LIMIT:
-        raise InvalidInput(f"a rate's count must be from 1 to {MAX_LIMIT}, got {n}")
+        raise InvalidInput(
+            f"rate must allow 1 to {MAX_LIMIT} starts per period (N/PERIOD), got {value!r}"
+        )
     if period in UNITS:
         seconds = UNITS[period]
     else:
@@ -45,7 +48,7 @@ def parse_rate(value: object) -> tuple[int, float] | None:
         except InvalidInput:
             raise InvalidInput(hint) from None
     if not 0 < seconds <= MAX_PERIOD:
-        raise InvalidInput(f"a rate's period must be more than 0 and at most 7d, got {period!r}")
+        raise InvalidInput(f"rate must have a period of more than 0 and at most 7d, got {value!r}")
     return n, seconds
 
 
@@ -57,3 +60,23 @@ def format_rate(limit: int | None, period: float | None) -> str | None:
         if period == seconds:
             return f"{limit}/{unit}"
     return f"{limit}/{period:g}s"
+
+
+def describe_limits(
+    concurrency: int | None, rate_limit: int | None, rate_period: float | None
+) -> str:
+    """A queue's limits in words: 'concurrency 2, rate 100/m', or 'no limits'."""
+    parts = [] if concurrency is None else [f"concurrency {concurrency}"]
+    rate = format_rate(rate_limit, rate_period)
+    if rate is not None:
+        parts.append(f"rate {rate}")
+    return ", ".join(parts) or "no limits"
+
+
+def limited_queues(limits) -> list[str]:
+    """The queues with limits, each marked with them, for `status`: ['api (rate 10/m)',
+    'deploys (concurrency 2)']; `limits` are QueueLimits records."""
+    return [
+        f"{q.queue} ({describe_limits(q.concurrency, q.rate_limit, q.rate_period)})"
+        for q in sorted(limits, key=lambda q: q.queue)
+    ]

@@ -76,14 +76,18 @@ class Queue(Handle, Actions, Waiting, Admin):
         return self.store.page(state, queue, search or None, newest_first, after, limit, tag)
 
     def queue_counts(self) -> dict[str, dict[str, int]]:
-        """Jobs per state of each queue that has jobs or is paused, every state present."""
+        """Jobs per state of each queue that has jobs, is paused or has limits, every state
+        present."""
         found = self.store.queue_counts()
-        queues = sorted({q for q, _ in found} | set(self.paused_queues()))
+        queues = sorted({q for q, _ in found} | set(self.paused_queues()) | self._limited())
         return {q: {state: found.get((q, state), 0) for state in STATES} for q in queues}
 
     def queue_names(self) -> list[str]:
-        """Queues that have jobs or are paused."""
-        return sorted(set(self.store.queue_names()) | set(self.paused_queues()))
+        """Queues that have jobs, are paused or have limits."""
+        return sorted(set(self.store.queue_names()) | set(self.paused_queues()) | self._limited())
+
+    def _limited(self) -> set[str]:
+        return {q.queue for q in self.store.queue_limits()}
 
     def throughput(self, window: float = 3600.0, step: float = 60.0) -> list[dict]:
         """Runs finished per `step` seconds over the last `window`, oldest bucket first,
@@ -149,7 +153,9 @@ class Queue(Handle, Actions, Waiting, Admin):
 
         check_queue(name)
         if concurrency is None and rate is None:
-            raise InvalidInput("give --concurrency N or --rate N/PERIOD (or 'none')")
+            raise InvalidInput(
+                "nothing to change: give --concurrency N or --rate N/PERIOD ('none' removes one)"
+            )
         new_concurrency = parse_concurrency(concurrency) if concurrency is not None else None
         new_rate = parse_rate(rate) if rate is not None else None
         old = {q.queue: q for q in self.store.queue_limits()}.get(name, QueueLimits(name))
@@ -160,6 +166,18 @@ class Queue(Handle, Actions, Waiting, Admin):
         )
         self.store.set_queue_limits(limits)
         return limits
+
+    def queue_limits(self) -> dict[str, QueueLimits]:
+        """The limits of every queue that has some, by name."""
+        return {q.queue: q for q in self.store.queue_limits()}
+
+    def blocked_by(self, jobs: Sequence[Job], paused=None) -> dict[str, list[dict]]:
+        """Why due waiting jobs do not run: {job id: the flow-control gates that hold it
+        now} (its queue full, its rate window, its key saturated, more slots than any
+        live pool has; see blocking.py), read from live counts in one go."""
+        from .blocking import blocked_by
+
+        return blocked_by(self.store, jobs, self.workers, paused)
 
     def queue_list(self) -> list[QueueInfo]:
         """Every queue that has jobs, is paused or has limits, by name."""

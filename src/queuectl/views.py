@@ -12,7 +12,7 @@ from .timeutil import iso, parse_duration
 TYPE_CHECKING = False  # no typing import on the enqueue path
 if TYPE_CHECKING:
     from .queue import Queue
-    from .records import WorkerInfo
+    from .records import QueueLimits, WorkerInfo
 
 MAX_WINDOW = 366 * 86400
 
@@ -32,20 +32,34 @@ def worker_view(worker: WorkerInfo, now: float) -> dict:
 
 
 def status_view(queue: Queue, per_queue: dict[str, dict[str, int]] | None = None) -> dict:
-    """Jobs per state (`counts`), per queue with whether it is paused (`queues`), the
+    """Jobs per state (`counts`), per queue with whether it is paused and its limits
+    (`queues`: concurrency, rate_limit, rate_period, null when not set), the
     pools alive (`workers`) and runs finished per minute over the last hour
     (`throughput`). `per_queue` is `queue.queue_counts()` when the caller has it already
     (the dashboard serves a recent count of a big store)."""
     if per_queue is None:
         per_queue = queue.queue_counts()
     paused = queue.paused_queues()
+    limits = queue.queue_limits()
     now = queue.now()
     return {
         "counts": {state: sum(c[state] for c in per_queue.values()) for state in STATES},
-        "queues": [{"name": q, "paused": q in paused, "counts": c} for q, c in per_queue.items()],
+        "queues": [
+            {"name": q, "paused": q in paused, "counts": c, **_limits(limits.get(q))}
+            for q, c in per_queue.items()
+        ],
         "workers": [worker_view(w, now) for w in queue.workers()],
         "throughput": [{**m, "at": iso(m["at"])} for m in queue.throughput()],
     }
+
+
+def _limits(limits: QueueLimits | None) -> dict:
+    """A queue's limits as JSON: `concurrency`, `rate_limit` (starts per period) and
+    `rate_period` (seconds), each null when not set (as `queue list --json`)."""
+    if limits is None:
+        return {"concurrency": None, "rate_limit": None, "rate_period": None}
+    return {"concurrency": limits.concurrency, "rate_limit": limits.rate_limit,
+            "rate_period": limits.rate_period}  # fmt: skip
 
 
 def stats_view(queue: Queue, window: object = "1h", name: str | None = None) -> dict:

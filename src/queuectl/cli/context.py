@@ -60,3 +60,28 @@ class Context:
 def note(text: str) -> None:
     """A remark on stderr that is not an error."""
     click.echo(f"queuectl: {text}", err=True)
+
+
+class flags_named:
+    """A context in which an InvalidInput that names values by their key (`slots`,
+    `concurrency_limit`) names them by the flags the command line gave them in
+    (`--slots`, `--concurrency-limit`): the model's messages serve the JSON and the
+    Python API, which use the keys."""
+
+    def __init__(self, *keys: str):
+        self.keys = keys
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, exc, tb) -> None:
+        from ..errors import InvalidInput
+
+        if isinstance(exc, InvalidInput):
+            import re
+
+            message = exc.message
+            for key in self.keys:
+                flag = "--" + key.replace("_", "-")
+                message = re.sub(rf"(?<![\w-]){key}(?![\w'])", flag, message)
+            raise InvalidInput(message) from None

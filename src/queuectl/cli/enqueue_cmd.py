@@ -9,7 +9,11 @@ import click
 from ..errors import InvalidInput
 from ..jobs import parse_job_json
 from .completion_cmd import job_ids, queue_names
+from .context import flags_named
 from .render import emit_json
+
+# Keys whose errors name the flag that gave them (the others keep the key's name).
+FLOW_FLAGS = ("concurrency_key", "concurrency_limit", "slots")
 
 
 @click.command()
@@ -56,11 +60,13 @@ from .render import emit_json
 )
 @click.option("--tag", "tags", multiple=True, metavar="TAG", help="A tag (repeatable).")
 @click.option("--concurrency-key", metavar="KEY",
-              help="At most the limit of jobs with this KEY run at once (any queue).")  # fmt: skip
+              help="Among jobs with this KEY (any queue) at most --concurrency-limit run"
+                   " at once.")  # fmt: skip
 @click.option("--concurrency-limit", metavar="N", type=int,
-              help="That limit [default: 1].")  # fmt: skip
+              help="That limit, with --concurrency-key [default: 1].")  # fmt: skip
 @click.option("--slots", metavar="N", type=int,
-              help="Of its pool's slots it occupies [default: 1].")  # fmt: skip
+              help="Slots of its pool it occupies; a smaller pool never takes it"
+                   " [default: 1].")  # fmt: skip
 @click.option(
     "--capture-env",
     is_flag=True,
@@ -147,7 +153,9 @@ def enqueue(
         specs = [{"command": line.strip(), **flags} for line in lines_file if line.strip()]
         if not specs:
             raise InvalidInput("no commands given (the input has no non-empty line)")
-        click.echo("\n".join(obj.queue.enqueue_many(specs)))
+        with flags_named(*FLOW_FLAGS):
+            ids = obj.queue.enqueue_many(specs)
+        click.echo("\n".join(ids))
         return
     if jobs_file is not None:
         if flags:
@@ -160,7 +168,8 @@ def enqueue(
             raise InvalidInput("give the job as JSON or as flags, not both")
         click.echo(obj.queue.enqueue_many([spec])[0])
         return
-    click.echo(obj.queue.enqueue_many([{"command": command, **flags}])[0])
+    with flags_named(*FLOW_FLAGS):
+        click.echo(obj.queue.enqueue_many([{"command": command, **flags}])[0])
 
 
 @click.command()

@@ -7,10 +7,11 @@ import sys
 import click
 
 from ..jobs import CLAIMABLE, STATES, TIME_FIELDS, run_record
+from ..limits import limited_queues
 from ..views import status_view
 from .completion_cmd import job_ids, queue_names
 from .context import read_only
-from .render import col, cut, emit_json, local_time, table, time_header
+from .render import col, cut, emit_json, local_time, table, time_header, wrap_items
 from .worker_view import render_workers
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -42,6 +43,10 @@ def status(obj, as_json, watch, interval):
     if paused:
         click.echo(f"Paused queues: {', '.join(paused)} (resume with: queuectl resume QUEUE)")
         click.echo()
+    limits = queue.queue_limits()
+    if limits:
+        click.echo("\n".join(wrap_items("Limited queues: ", limited_queues(limits.values()))))
+        click.echo()
     if not workers:
         click.echo("Workers: none running (start one with: queuectl worker start)")
         return
@@ -69,13 +74,20 @@ def list_jobs(obj, states, queues, tags, sort, limit, as_json):
     """
     jobs = obj.queue.jobs(list(states), list(queues), limit, tag=list(tags),
                           newest_first=sort == "newest")  # fmt: skip
-    render_jobs(jobs, as_json, paused=() if as_json else obj.queue.paused_queues())
+    paused = obj.queue.paused_queues()
+    render_jobs(jobs, as_json, paused, obj.queue.blocked_by(jobs, paused))
 
 
-def render_jobs(jobs, as_json: bool, paused=()) -> None:
+def render_jobs(jobs, as_json: bool, paused=(), blocked: dict | None = None) -> None:
+    """Jobs as a table (or JSON); `blocked`: the gates that hold each (Queue.blocked_by),
+    in the note and as JSON's `blocked_by`."""
     if as_json:
-        emit_json([job.to_dict() for job in jobs])
+        if blocked is None:
+            emit_json([job.to_dict() for job in jobs])
+        else:
+            emit_json([{**job.to_dict(), "blocked_by": blocked.get(job.id, [])} for job in jobs])
         return
+    blocked = blocked or {}
     # On a terminal the columns marked `cut` are shortened to fit its width.
     headers = ["id", "state", col("attempts", short="try"), col("priority", short="pri"),
                cut("queue", 7), cut("tags", 6), time_header("run at"),
@@ -86,15 +98,18 @@ def render_jobs(jobs, as_json: bool, paused=()) -> None:
         waiting = job.state in CLAIMABLE
         rows.append((job.id, job.state, job.attempts, job.priority, job.queue,
                      ",".join(job.tags or ()), local_time(job.run_at) if waiting else "",
-                     local_time(job.updated_at), _note(job, waiting and job.queue in paused),
+                     local_time(job.updated_at),
+                     _note(job, waiting and job.queue in paused, blocked.get(job.id, ())),
                      job.command))  # fmt: skip
     table(headers, rows)
 
 
-def _note(job, queue_paused: bool) -> str:
-    """Why a job waits, else its last error."""
+def _note(job, queue_paused: bool, gates=()) -> str:
+    """Why a job waits (its dependencies first, then a paused queue, then the gates of
+    flow control that hold it), else its last error."""
     reason = job.waiting_reason() or ("queue paused" if queue_paused else "")
-    return "; ".join(r for r in (reason, job.last_error) if r)
+    reasons = (reason, *(g["reason"] for g in gates), job.last_error)
+    return "; ".join(r for r in reasons if r)
 
 
 @read_only
@@ -107,10 +122,13 @@ def show(obj, job_id, as_json):
     job = obj.queue.get(job_id)
     d = job.to_dict()
     runs = obj.queue.runs(job_id)
+    gates = obj.queue.blocked_by([job]).get(job.id, [])
     if as_json:
-        emit_json({**d, "runs": [run_record(r) for r in runs]})
+        emit_json({**d, "blocked_by": gates, "runs": [run_record(r) for r in runs]})
         return
     d["waiting_for"] = ", ".join(f"job {i} ({s})" for i, s in job.waiting_for or ())
+    if gates:  # why it does not run, where flow control holds it
+        d["blocked_by"] = "; ".join(g["reason"] for g in gates)
     if job.concurrency_key is None:  # flow control's fields only where they say something
         del d["concurrency_key"], d["concurrency_limit"]
     if job.slots == 1:

@@ -150,6 +150,20 @@ def table(headers: Sequence[str], rows: Sequence[Sequence], *, title: str | None
         click.echo("  ".join(parts).rstrip())
 
 
+def wrap_items(head: str, items: Sequence[str], width: int = 80) -> list[str]:
+    """`head` and the items, comma-separated, in lines of at most `width` characters
+    (but an item longer than a line), broken between items only, the lines after the
+    first indented."""
+    lines, line = [], head
+    for i, item in enumerate(items):
+        text = item + ("," if i < len(items) - 1 else "")
+        if line.strip() and len(line) + len(text) > width:
+            lines.append(line.rstrip())
+            line = "  "
+        line += text + " "
+    return [*lines, line.rstrip()]
+
+
 def zone() -> str:
     """The local time zone's name now (TZ honoured), e.g. UTC, CET: tables name it in
     the header of a time column."""

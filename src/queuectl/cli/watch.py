@@ -6,6 +6,7 @@ import time
 
 from ..errors import InvalidInput
 from ..jobs import STATES
+from ..limits import limited_queues
 from ..timeutil import parse_duration
 from .render import console, is_terminal, rich_table
 from .worker_view import WORKER_HEADERS, worker_rows
@@ -54,6 +55,9 @@ def view(queue):
     ]
     if paused:
         parts.append(Text(f"Paused queues: {', '.join(paused)}"))
+    limits = queue.queue_limits()
+    if limits:
+        parts.append(Text(f"Limited queues: {', '.join(limited_queues(limits.values()))}"))
     if workers:
         parts.append(rich_table(WORKER_HEADERS, worker_rows(workers), title="Workers", width=width))
     else:

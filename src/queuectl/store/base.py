@@ -347,6 +347,13 @@ class ReadStore(Clocked, Protocol):
         "exit_code", "error"}."""
         ...
 
+    def flow_usage(self, queues: list[str], keys: list[str]) -> dict[tuple[str, str], int]:
+        """What holds waiting jobs back now, in one read whatever the number of jobs:
+        {("queue", q): jobs running in queue q, ("key", k): jobs running with key k,
+        ("starts", q): starts of rate-limited queue q within its window (as the claim
+        counts them)}, for these queues and keys; zeros left out."""
+        ...
+
     def paused_queues(self) -> dict[str, float]:
         """Paused queue -> when it was paused."""
         ...

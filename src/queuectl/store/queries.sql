@@ -666,6 +666,22 @@ SELECT queue, sum(CASE WHEN state = 'processing' THEN 1 ELSE 0 END),
     sum(CASE WHEN state <> 'processing' AND run_at > :now THEN 1 ELSE 0 END)
 FROM jobs WHERE state IN ('pending', 'processing', 'failed') GROUP BY queue
 
+-- name: flow_usage
+-- What holds waiting jobs back, for the notes of the jobs shown (all in one statement,
+-- never one per job): ('queue', q, n) jobs running in each of :queues, ('key', k, n)
+-- jobs running with each of :keys, ('starts', q, n) starts of each rate-limited queue
+-- of :queues within its window (taken :margin longer, as the claim takes it).
+SELECT 'queue', queue, count(*) FROM jobs
+WHERE state = 'processing' AND queue = ANY(:queues) GROUP BY queue
+UNION ALL
+SELECT 'key', concurrency_key, count(*) FROM jobs
+WHERE state = 'processing' AND concurrency_key = ANY(:keys) GROUP BY concurrency_key
+UNION ALL
+SELECT 'starts', l.queue, count(*) FROM queue_limits l
+    JOIN queue_starts s ON s.queue = l.queue
+        AND s.started_at > :now - l.rate_period - :margin
+WHERE l.queue = ANY(:queues) AND l.rate_limit IS NOT NULL GROUP BY l.queue
+
 -- name: queue_state_counts
 -- Jobs per queue and state in one pass (when there are many queues).
 SELECT queue, state, count(*) FROM jobs GROUP BY queue, state

@@ -167,6 +167,14 @@ class Reads(Database):
             (q, int(r or 0), int(w or 0), int(s or 0)) for q, r, w, s in self._fetch("queue_usage")
         ]
 
+    def flow_usage(self, queues: list[str], keys: list[str]) -> dict[tuple[str, str], int]:
+        from .flow import MARGIN  # the rate window as the claim takes it
+
+        if not queues and not keys:
+            return {}
+        params = {"queues": list(queues), "keys": list(keys), "margin": MARGIN}
+        return {(kind, name): int(n) for kind, name, n in self._fetch("flow_usage", params)}
+
     def paused_queues(self) -> dict[str, float]:
         return dict(self._fetch("paused_queues"))
 

@@ -60,7 +60,14 @@ class Run(BaseModel):
     error: str | None
 
 
+class Gate(BaseModel):  # blocking.gate: a flow-control gate that holds a due job now
+    gate: Literal["queue", "rate", "key", "slots"]
+    name: str | None  # the queue or the key (null for slots)
+    reason: str  # as `list` and `show` say it
+
+
 class JobDetail(JobOut):  # type: ignore[misc,valid-type]
+    blocked_by: list[Gate]  # as `show --json`
     runs: list[Run]
 
 
@@ -93,6 +100,20 @@ class QueueCounts(BaseModel):
     name: str
     paused: bool
     counts: dict[str, int]
+    concurrency: int | None  # at most this many of its jobs run at once (null: no limit)
+    rate_limit: int | None  # at most this many start in any rate_period (null: no limit)
+    rate_period: float | None  # seconds
+
+
+class QueueOut(BaseModel):  # Queue.queue_list, as `queue list --json`
+    name: str
+    paused: bool
+    concurrency: int | None
+    rate_limit: int | None
+    rate_period: float | None  # seconds
+    running: int
+    waiting: int  # due, not running
+    scheduled: int  # due later
 
 
 class Minute(BaseModel):
@@ -241,7 +262,7 @@ def get_job(request: Request, job_id: str):
     queue = queue_of(request)
     job = queue.get(job_id)
     runs = [run_record(r) for r in queue.runs(job_id)]
-    return {**job.to_dict(), "runs": runs}
+    return {**job.to_dict(), "blocked_by": queue.blocked_by([job]).get(job.id, []), "runs": runs}
 
 
 @router.post("/dlq/retry", response_model=Done, summary="Retry every dead job")
@@ -262,6 +283,11 @@ def list_workers(request: Request):
     queue = queue_of(request)
     now = queue.now()
     return [worker_view(w, now) for w in queue.workers()]
+
+
+@router.get("/queues", response_model=list[QueueOut], summary="Queues and their limits")
+def list_queues(request: Request):
+    return [q.to_dict() for q in queue_of(request).queue_list()]
 
 
 @router.get("/schedules", response_model=list[Schedule], summary="Cron schedules")

@@ -1,10 +1,10 @@
 """/metrics: the queue in the Prometheus text format, with the official client library.
 
-Gauges (jobs per queue and state, paused queues, workers and their slots) are read from
-the store at each scrape. Counters and histograms come from the history of runs: each
-scrape reads the runs finished since the previous one, so they count from this
-process's start, as any Prometheus counter does (rate() and increase() allow for the
-reset when the dashboard restarts).
+Gauges (jobs per queue and state, paused queues, jobs running and the limits of each
+queue, workers and their slots) are read from the store at each scrape. Counters and
+histograms come from the history of runs: each scrape reads the runs finished since the
+previous one, so they count from this process's start, as any Prometheus counter does
+(rate() and increase() allow for the reset when the dashboard restarts).
 """
 
 from __future__ import annotations
@@ -95,14 +95,20 @@ class _Gauges:
         paused = GaugeMetricFamily(
             "queuectl_queue_paused", "1 while the queue is paused", labels=["queue"]
         )
+        running = GaugeMetricFamily(
+            "queuectl_queue_running", "Jobs of the queue running now", labels=["queue"]
+        )
         paused_queues = self.queue.paused_queues()
         for queue, counts in self.counts.get(self.queue).items():
             for state, n in counts.items():
                 jobs.add_metric([queue, state], n)
             paused.add_metric([queue], 1 if queue in paused_queues else 0)
+            running.add_metric([queue], counts["processing"])
         workers = self.queue.workers()
         yield jobs
         yield paused
+        yield running
+        yield from self._limits()
         yield GaugeMetricFamily(
             "queuectl_workers", "Worker pools alive (heartbeating)", value=len(workers)
         )
@@ -114,3 +120,26 @@ class _Gauges:
             "queuectl_worker_busy_slots", "Slots running a job now",
             value=sum(w.to_dict()["busy"] for w in workers),
         )  # fmt: skip
+
+    def _limits(self):
+        """The limits of the queues that have some (a queue without one has no sample)."""
+        concurrency = GaugeMetricFamily(
+            "queuectl_queue_concurrency_limit", "At most this many of the queue's jobs run"
+            " at once (queue set --concurrency)", labels=["queue"],
+        )  # fmt: skip
+        rate = GaugeMetricFamily(
+            "queuectl_queue_rate_limit", "At most this many of the queue's jobs start in"
+            " any rate period (queue set --rate)", labels=["queue"],
+        )  # fmt: skip
+        period = GaugeMetricFamily(
+            "queuectl_queue_rate_period_seconds", "The queue's rate period", labels=["queue"]
+        )
+        for name, limits in self.queue.queue_limits().items():
+            if limits.concurrency is not None:
+                concurrency.add_metric([name], limits.concurrency)
+            if limits.rate_limit is not None and limits.rate_period is not None:
+                rate.add_metric([name], limits.rate_limit)
+                period.add_metric([name], limits.rate_period)
+        yield concurrency
+        yield rate
+        yield period

@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from .. import __version__
 from ..jobs import STATES
+from ..limits import describe_limits
 from ..schedules import schedule_record
 from ..timeutil import iso
 from ..views import status_view, worker_view
@@ -36,6 +37,11 @@ env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoesca
 env.globals["STATES"] = STATES
 env.filters["when"] = lambda iso: "" if not iso else iso[:19].replace("T", " ")  # to the second
 env.filters["q"] = lambda value: quote(str(value), safe="")
+# a queue of status_view: "concurrency 2, rate 10/m", or "-" (as `status` marks it)
+env.filters["limits"] = lambda q: (
+    "-" if q["concurrency"] is None and q["rate_limit"] is None
+    else describe_limits(q["concurrency"], q["rate_limit"], q["rate_period"])
+)  # fmt: skip
 ACTIONS = frozenset({"retry", "cancel", "requeue", "delete"})  # Queue methods, by name
 
 router = APIRouter(include_in_schema=False)
@@ -136,7 +142,7 @@ def jobs(
     queues = [] if partial_wanted(request) else api.queue_of(request).queue_names()
     return live(
         request, "jobs.html", "_jobs.html", jobs=found, filters=filters, queues=queues,
-        now=api.queue_of(request).now(),
+        now=api.queue_of(request).now(), blocked=api.queue_of(request).blocked_by(found),
         next_url=f"/jobs?{urlencode({**filters, 'after': cursor})}" if cursor else None,
         first_url=f"/jobs?{urlencode(filters)}" if after is not None else None,
     )  # fmt: skip
@@ -152,7 +158,7 @@ def job_page(request: Request, job_id: str):
         run["took"] = run["finished_at"] - run["started_at"]
         run["started_iso"] = iso(run["started_at"])
     return live(request, "job.html", "_job.html", job=job, d=job.to_dict(), runs=runs,
-                output=output)  # fmt: skip
+                output=output, blocked=queue.blocked_by([job]).get(job.id, []))  # fmt: skip
 
 
 @router.post("/jobs/{job_id:path}/{action}")
