@@ -149,23 +149,19 @@ class Queue(Handle, Actions, Waiting, Admin):
         100/m, 5/30s), either 'none' to remove it, None to leave it as it is. Running
         pools follow at once. Returns the queue's limits now."""
         from .limits import parse_concurrency, parse_rate
-        from .records import QueueLimits
 
         check_queue(name)
         if concurrency is None and rate is None:
             raise InvalidInput(
                 "nothing to change: give --concurrency N or --rate N/PERIOD ('none' removes one)"
             )
-        new_concurrency = parse_concurrency(concurrency) if concurrency is not None else None
-        new_rate = parse_rate(rate) if rate is not None else None
-        old = {q.queue: q for q in self.store.queue_limits()}.get(name, QueueLimits(name))
-        limits = QueueLimits(
-            name,
-            old.concurrency if concurrency is None else new_concurrency,
-            *((old.rate_limit, old.rate_period) if rate is None else (new_rate or (None, None))),
-        )
-        self.store.set_queue_limits(limits)
-        return limits
+        changes: dict = {}
+        if concurrency is not None:
+            changes["concurrency"] = parse_concurrency(concurrency)
+        if rate is not None:
+            changes["rate"] = parse_rate(rate)
+        # merged with the limits it leaves as they are in the store's transaction
+        return self.store.set_queue_limits(name, changes)
 
     def queue_limits(self) -> dict[str, QueueLimits]:
         """The limits of every queue that has some, by name."""

@@ -44,12 +44,17 @@ Lane = tuple[str, str]  # ("queue", name) or ("key", name)
 class FlowWrites(Database):
     # ------------------------------------------------------------ queue limits
 
-    def set_queue_limits(self, limits: QueueLimits) -> None:
-        """Store a queue's limits (none: forget them); its waiting jobs follow at once."""
-        queue = limits.queue
-        limited = limits.concurrency is not None or limits.rate_limit is not None
+    def set_queue_limits(self, queue: str, changes: dict) -> QueueLimits:
+        from ..records import QueueLimits
+
         with self._tx() as conn:
             self._lock_lanes(conn, [("queue", queue)], wait=True)
+            old = self._limits(conn, [queue]).get(queue) or QueueLimits(queue)
+            concurrency = changes.get("concurrency", old.concurrency)
+            rate = changes.get("rate", (old.rate_limit, old.rate_period))
+            rate_limit, rate_period = rate or (None, None)
+            limits = QueueLimits(queue, concurrency, rate_limit, rate_period)
+            limited = concurrency is not None or rate_limit is not None
             if limited:
                 values = {
                     "queue": queue,
@@ -70,6 +75,7 @@ class FlowWrites(Database):
             with self._tx() as conn:
                 self._run(conn, "gate_queue", {"queue": queue})
         self._wake()
+        return limits
 
     def queue_limits(self) -> list[QueueLimits]:
         from ..records import QueueLimits

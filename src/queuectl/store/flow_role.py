@@ -38,9 +38,11 @@ class FlowStore(Protocol):
         safety net a pool runs after each heartbeat)."""
         ...
 
-    def set_queue_limits(self, limits: QueueLimits) -> None:
-        """Store a queue's limits (both None: none); its waiting jobs follow at once, and
-        running pools at their next turn."""
+    def set_queue_limits(self, queue: str, changes: dict) -> QueueLimits:
+        """Change a queue's limits, in one transaction under its lane's lock: `changes`
+        has "concurrency" (an int, or None to remove it) and/or "rate" ((count, period
+        seconds), or None); the other stays as stored. Its waiting jobs follow at once,
+        running pools at their next turn. Returns the queue's limits now."""
         ...
 
     def queue_limits(self) -> list[QueueLimits]:
