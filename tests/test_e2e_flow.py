@@ -275,13 +275,6 @@ def test_weighted_slots_a_4_slot_job_runs_alone_in_its_pool_and_8_slots_wait(cli
     assert ledger.wait_ended(["huge"])["huge"].pool == "p3"
 
 
-SLOTS_BUG = (
-    "the plain claim fills the slots a weighted job at the head waits for"
-    " (flow.py: _claim_gated returns `ready + free` when waiting_for_slots)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=SLOTS_BUG)
 def test_a_weighted_job_at_the_head_is_not_overtaken_by_jobs_behind_it(cli, ledger):
     """flow.py: "the first gated job that waits for slots stops the claim (nothing behind
     it jumps ahead)". One pool of 4 and a backlog of 1-slot jobs on both sides of a

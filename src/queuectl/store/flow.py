@@ -4,17 +4,18 @@ transaction. The queries are in queries.sql ("flow control").
 
 - A due job a gate applies to is GATED (rows.py): its queue has limits, it has a
   concurrency key or it takes more than one slot. The plain claim never takes it.
-- A turn through the gates (`finish_and_claim_gated`, writes.py) reads the first gated candidates
-  in claim order (locked, SKIP LOCKED) and the first ungated ready jobs, walks both in
-  claim order and takes each gated one whose gates have room: its queue's running jobs
-  under the concurrency limit, its queue's starts in the window under the rate limit,
-  its key's running jobs under the job's limit, and its slots free in the pool. The
-  ungated ones it passes are what the plain claim then takes.
+- A turn through the gates (`finish_and_claim_gated`, writes.py) reads the first gated
+  candidates in claim order (not locked: their lanes' locks decide) and the first
+  ungated ready jobs, walks both in claim order and takes each gated one whose gates
+  have room: its queue's running jobs under the concurrency limit, its queue's starts
+  in the window under the rate limit, its key's running jobs under the job's limit, and
+  its slots free in the pool. The ungated ones it passes are what the plain claim then
+  takes.
 - A candidate whose queue or key is full is HELD under that gate, and with it every
   gated job of that lane: out of the claim's range, so a saturated queue or key costs
-  other jobs nothing. When a place frees in a
-  lane (a job of it finished, was handed back or reaped, a limit was raised, a rate
-  window moved on), as many held jobs as there is room go back to GATED.
+  other jobs nothing. New jobs due into a full lane are held at once. When a place
+  frees in a lane (a job of it finished, was handed back or reaped, a limit was raised,
+  a rate window moved on), as many held jobs as there is room go back to GATED.
 - A lane is a queue with limits or a key. Whoever decides on a lane holds its lock for
   the rest of the transaction (`_lock_lanes`: advisory locks on PostgreSQL; SQLite's
   writers take turns anyway), and counts only after it got the lock, so the count sees
@@ -108,7 +109,7 @@ class FlowWrites(Database):
             if lim.concurrency is not None:
                 room[kind, name] = lim.concurrency - running.get((kind, name), 0)
         held: dict[str, int] = {}
-        for job in due:
+        for job in sorted(due, key=lambda j: (-j.priority, j.run_at)):  # in claim order
             lane_q = ("queue", job.queue)
             lane_k = ("key", job.concurrency_key) if job.concurrency_key is not None else None
             if lane_k and lane_k not in room:

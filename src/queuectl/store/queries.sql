@@ -219,12 +219,13 @@ SELECT EXISTS (SELECT 1 FROM jobs WHERE ready = {GATED} AND slots <= :pool_slots
     OR EXISTS (SELECT 1 FROM queue_limits WHERE reopen_at <= :now)
 
 -- name: gated_candidates
--- The first gated jobs a pool of :pool_slots could take, in claim order, locked (SKIP
--- LOCKED: another pool's candidates are left to it).
+-- The first gated jobs a pool of :pool_slots could take, in claim order. Not locked:
+-- the locks of their lanes decide who takes them (a candidate locked by a pool that did
+-- not get its lane would let another take the jobs behind it first).
 SELECT seq, queue, concurrency_key, concurrency_limit, slots, priority, run_at
 FROM jobs WHERE ready = {GATED} AND slots <= :pool_slots{queue_filter}
     /*postgres: AND queue NOT IN (SELECT queue FROM paused_queues)*/
-ORDER BY priority DESC, run_at, seq LIMIT :limit /*postgres: FOR UPDATE SKIP LOCKED*/
+ORDER BY priority DESC, run_at, seq LIMIT :limit
 
 -- name: ready_peek
 -- The claim order of the first ungated ready jobs (not locked: the claim takes them).
@@ -320,8 +321,10 @@ state = 'processing', attempts = attempts + 1, worker_id = :worker,
     ready = {NOT_READY}
 
 -- name: claim_gated
--- Take these gated jobs (locked by this transaction's candidates read).
+-- Take these gated jobs, if they still are (checked again on each row as it is now:
+-- one taken or canceled since the candidates were read is left alone).
 UPDATE jobs SET {claimed} WHERE seq = ANY(:seqs) AND ready = {GATED}
+    AND state IN ('pending', 'failed')
 RETURNING {JOB_COLUMNS}, seq
 
 -- name: lanes_of
