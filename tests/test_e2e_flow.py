@@ -397,3 +397,22 @@ def test_priorities_delays_and_dependencies_keep_working_in_a_queue_limited_to_1
     # once due it goes next (priority 9), ahead of the fillers still waiting
     assert order.index("delayed") < len(order) - 1, order
     assert delayed.start < enqueued + 1.5 + 0.25 + 0.5, (delayed.start - enqueued, order)
+
+
+# ---------------------------------------------------------------- what show and list say
+
+
+@pytest.mark.xfail(strict=True, reason="issue 12's interface: show/list do not yet say why a"
+                   " job waits for its key or for a pool large enough")  # fmt: skip
+def test_show_and_list_say_a_job_waits_for_its_key_or_for_a_large_enough_pool(cli, orphans):
+    pidfile = cli.workdir / "holder.pid"
+    start_pools(cli, count=1)
+    cli.enqueue(id="k1", command=f"echo $$ > {pidfile}; exec sleep 30", concurrency_key="deploy")
+    wait_for(lambda: pidfile.exists() and pidfile.read_text(), message="k1 to run")
+    orphans.append(int(pidfile.read_text()))
+    cli.enqueue(id="k2", command="true", concurrency_key="deploy")
+    cli.enqueue(id="big", command="true", slots=8)
+    assert cli.state("k2") == "pending"
+    assert "waiting for key deploy: 1 running" in cli.run("show", "k2").stdout
+    assert "waiting for key deploy: 1 running" in cli.run("list").stdout
+    assert "large enough" in cli.run("show", "big").stdout
