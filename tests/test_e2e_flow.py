@@ -402,8 +402,6 @@ def test_priorities_delays_and_dependencies_keep_working_in_a_queue_limited_to_1
 # ---------------------------------------------------------------- what show and list say
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12's interface: show/list do not yet say why a"
-                   " job waits for its key or for a pool large enough")  # fmt: skip
 def test_show_and_list_say_a_job_waits_for_its_key_or_for_a_large_enough_pool(cli, orphans):
     pidfile = cli.workdir / "holder.pid"
     start_pools(cli, count=1)
@@ -415,4 +413,4 @@ def test_show_and_list_say_a_job_waits_for_its_key_or_for_a_large_enough_pool(cl
     assert cli.state("k2") == "pending"
     assert "waiting for key deploy: 1 running" in cli.run("show", "k2").stdout
     assert "waiting for key deploy: 1 running" in cli.run("list").stdout
-    assert "large enough" in cli.run("show", "big").stdout
+    assert "needs 8 slots; no live pool has that many (largest: 4)" in cli.run("show", "big").stdout
