@@ -66,8 +66,9 @@ def wait(ctx, job_ids, queues, timeout, as_json):
         return
     result = queue.wait(list(job_ids), seconds)
     jobs = [queue.get(job_id) for job_id in dict.fromkeys(job_ids)]
-    if as_json:
-        emit_json([job.to_dict() for job in jobs])
+    if as_json:  # the shape of `show --json` (without the runs)
+        blocked = queue.blocked_by(jobs)
+        emit_json([{**job.to_dict(), "blocked_by": blocked.get(job.id, [])} for job in jobs])
     else:
         for job in jobs:
             note = job.last_error if job.state in ("dead", "canceled") else None
