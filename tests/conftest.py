@@ -183,6 +183,20 @@ def cli(request, tmp_path: Path, db: Path):
     runner.cleanup()
 
 
+@pytest.fixture
+def reaper():
+    """Pids (and process groups) a job started that a test may leave behind (a SIGKILLed
+    worker's child, for one); killed at teardown so no test leaves processes running."""
+    groups: list[int] = []
+    yield groups
+    for pid in groups:
+        for kill in (os.killpg, os.kill):
+            try:
+                kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
 # ---------------------------------------------------------------- store-level fixtures
 
 

@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
-
-import pytest
 
 from conftest import CLI, assert_one_error_line, wait_for
 from queuectl.store import open_store
@@ -139,18 +136,6 @@ def quiet_cron(epoch: float) -> str:
     (with `* * * * *` a minute that begins during the test would add a run)."""
     now = int(epoch // 60)
     return ",".join(str(m) for m in sorted((now - i) % 60 for i in range(13))) + " * * * *"
-
-
-@pytest.fixture
-def reaper():
-    """Pids a job started that a failing test may leave behind; killed at teardown."""
-    pids: list[int] = []
-    yield pids
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 # ---------------------------------------------------------------- dependencies

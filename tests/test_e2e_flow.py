@@ -157,19 +157,6 @@ def ledger(cli) -> Ledger:
     return Ledger(cli.workdir / "ledger")
 
 
-@pytest.fixture
-def orphans():
-    """Process groups of jobs whose pool was SIGKILLed (they live in their own sessions):
-    killed at teardown, each by its own id."""
-    groups: list[int] = []
-    yield groups
-    for pid in groups:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
 def job(name: str, ledger: Ledger, seconds: float, **spec) -> dict:
     return {"id": name, "command": ledger.command(name, seconds), **spec}
 
@@ -333,7 +320,7 @@ def test_a_limit_changed_while_pools_run_takes_effect_within_a_heartbeat(cli, le
 
 
 def test_a_sigkilled_pool_holds_its_job_of_a_queue_limited_to_1_until_the_lease_expires(
-    cli, ledger, orphans
+    cli, ledger, reaper
 ):
     cli.run("queue", "set", "solo", "--concurrency", "1")
     (victim,) = start_pools(cli, count=1)
@@ -344,7 +331,7 @@ def test_a_sigkilled_pool_holds_its_job_of_a_queue_limited_to_1_until_the_lease_
     enqueue_all(cli, [first])
     wait_for(lambda: "first" in ledger.runs() and pidfile.exists() and pidfile.read_text(),
              message="the first job to run")  # fmt: skip
-    orphans.append(int(pidfile.read_text()))  # its own session: it outlives its pool
+    reaper.append(int(pidfile.read_text()))  # its own session: it outlives its pool
     enqueue_all(cli, [job("second", ledger, 0.1, queue="solo")])
     start_pools(cli, count=2, first=1)
     assert cli.job("second")["state"] == "pending"
@@ -354,7 +341,7 @@ def test_a_sigkilled_pool_holds_its_job_of_a_queue_limited_to_1_until_the_lease_
     victim.wait(timeout=10)
     pool = next(w for w in cli.json("worker", "list") if w["pid"] == victim.pid)
     lease_end = max(ts(pool["heartbeat_at"]), ts(cli.job("first")["started_at"])) + 2
-    assert alive(orphans[0])  # the first job still runs: it must keep counting
+    assert alive(reaper[0])  # the first job still runs: it must keep counting
 
     runs = ledger.wait_ended(["second"], timeout=15)
     second = runs["second"]
@@ -402,12 +389,12 @@ def test_priorities_delays_and_dependencies_keep_working_in_a_queue_limited_to_1
 # ---------------------------------------------------------------- what show and list say
 
 
-def test_show_and_list_say_a_job_waits_for_its_key_or_for_a_large_enough_pool(cli, orphans):
+def test_show_and_list_say_a_job_waits_for_its_key_or_for_a_large_enough_pool(cli, reaper):
     pidfile = cli.workdir / "holder.pid"
     start_pools(cli, count=1)
     cli.enqueue(id="k1", command=f"echo $$ > {pidfile}; exec sleep 30", concurrency_key="deploy")
     wait_for(lambda: pidfile.exists() and pidfile.read_text(), message="k1 to run")
-    orphans.append(int(pidfile.read_text()))
+    reaper.append(int(pidfile.read_text()))
     cli.enqueue(id="k2", command="true", concurrency_key="deploy")
     cli.enqueue(id="big", command="true", slots=8)
     assert cli.state("k2") == "pending"

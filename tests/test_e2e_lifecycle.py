@@ -66,20 +66,6 @@ def write_jsonl(path: Path, specs) -> Path:
     return path
 
 
-@pytest.fixture
-def reaper():
-    """Pids (and process groups) a job started that a test may leave behind (a SIGKILLed
-    worker's child, for one); killed at teardown so no test leaves processes running."""
-    groups: list[int] = []
-    yield groups
-    for pid in groups:
-        for kill in (os.killpg, os.kill):
-            try:
-                kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-
-
 # ---------------------------------------------------------------- 1. a job completes
 
 
