@@ -56,6 +56,10 @@ class PoolStore(FlowStore, Clocked, Protocol):
 
     def unregister_worker(self, worker_id: str) -> None: ...
 
+    def vacuum(self) -> list[str]:
+        """Where the server's autovacuum is off, VACUUM the queue's tables past its
+        threshold (none on SQLite, which reuses freed pages). Returns those vacuumed."""
+
     def claim(
         self, worker_id: str, queues: list[str] | None, limit: int, lease: float
     ) -> list[Job]:
@@ -159,8 +163,7 @@ class PoolStore(FlowStore, Clocked, Protocol):
         ...
 
     def batch(self) -> AbstractContextManager[None]:
-        """A context in which several operations commit as one transaction (where the
-        backend gains from it)."""
+        """A context in which several operations commit as one (where that gains)."""
         ...
 
     def listen(self, worker_id: str) -> int | None:

@@ -73,7 +73,7 @@ class ControlWrites(FlowWrites):
         except self.integrity_errors:
             ids = [r.job.id for r in batch.jobs]
             raise DuplicateJob(self._first_duplicate(ids)) from None
-        self._wake()
+        self._wake(behind=True)  # (imported jobs keep their run_at)
 
     def _add_tags(self, conn, tagged: list[tuple[str, list[str] | None]]) -> None:
         """Index the tags of jobs just inserted or edited: (id, its tags) each."""
@@ -246,7 +246,7 @@ class ControlWrites(FlowWrites):
     def _changed(self, states: dict[str, str], dry_run: bool) -> list[str]:
         """The ids a change took; pools are woken when it made work for them."""
         if states and not dry_run:
-            self._wake()
+            self._wake(behind=True)
         return list(states)
 
     def edit(self, job_id: str, changes: dict) -> None:
@@ -273,7 +273,7 @@ class ControlWrites(FlowWrites):
             if "tags" in changes:
                 self._run(conn, "forget_tags", {"seq": seq})
                 self._add_tags(conn, [(job_id, changes["tags"])])
-        self._wake()
+        self._wake(behind=True)  # (an earlier run_at, a higher priority)
 
     def purge(self, states, finished_before, limit) -> int:
         before = "" if finished_before is None else " AND finished_at < :before"
@@ -345,7 +345,7 @@ class ControlWrites(FlowWrites):
         self._settle()
         with self._tx() as conn:
             self._run(conn, "unpark_resumed", {"queues": list(queues)})
-        self._wake()
+        self._wake(behind=True)
         return sorted(q for (q,) in resumed)
 
     # ------------------------------------------------------------ schedules
@@ -376,5 +376,5 @@ class ControlWrites(FlowWrites):
                 return False  # another pool enqueued this tick
             values = new_job_values(job, self._store_now(conn), self._gates(conn))
             self._run(conn, "add_scheduled_job", values)
-        self._wake()
+        self._wake(behind=True)  # (a tick's run_at may be long past)
         return True

@@ -75,7 +75,7 @@ class FlowWrites(Database):
             self._settle()
             with self._tx() as conn:
                 self._run(conn, "gate_queue", {"queue": queue})
-        self._wake()
+        self._wake(behind=True)  # (jobs of a queue whose limits went are ready now)
         return limits
 
     def queue_limits(self) -> list[QueueLimits]:

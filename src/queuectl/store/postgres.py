@@ -22,6 +22,7 @@ from psycopg.pq import ExecStatus
 
 from ..errors import StoreUnavailable
 from ..records import TurnResult
+from .claim_hint import FROM_HEAD
 from .control import ControlWrites
 from .reads import Reads
 from .rows import NEW_NAMES, claim_order, job_from_row, new_job_tuple
@@ -30,6 +31,7 @@ from .writes import PoolWrites
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations", "postgres")
 CHANNEL = "queuectl_wake"
+BEHIND = "behind"  # a wake-up's payload: jobs became ready behind the claims' hints
 MIGRATION_LOCK = 0x71756575  # advisory lock key: "queu"
 PROMOTE_EVERY = 0.05  # seconds between promotions of due scheduled jobs, per connection
 EPOCH = "extract(epoch from now())::double precision"
@@ -162,10 +164,27 @@ class PostgresStore(PoolWrites, ControlWrites, Reads):
         locked = {row[0] for row in found}
         return {lane for lane, name in zip(lanes, names) if name in locked}
 
-    def _wake(self) -> None:
+    def vacuum(self) -> list[str]:
+        # autovacuum's default threshold (50 rows + a fifth of the table); VACUUM runs
+        # outside a transaction, so each statement on its own (autocommit)
+        if self._read("SELECT current_setting('autovacuum') = 'on'")[0][0]:
+            return []
+        tables = [name for (name,) in self._read(
+            "SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema()"
+            " AND n_dead_tup > 50 + 0.2 * n_live_tup ORDER BY n_dead_tup DESC"
+        )]  # fmt: skip
         conn = self._connection()
         with self._errors(conn):
-            conn.execute(f"NOTIFY {CHANNEL}")
+            for name in tables:
+                conn.execute(f'VACUUM (SKIP_LOCKED) "{name}"')
+        return tables
+
+    def _wake(self, behind: bool = False) -> None:
+        if behind:
+            self._hint.reset()
+        conn = self._connection()
+        with self._errors(conn):
+            conn.execute(f"NOTIFY {CHANNEL}, '{BEHIND if behind else ''}'")
 
     def _drop(self, conn) -> None:
         try:
@@ -241,6 +260,7 @@ class PostgresStore(PoolWrites, ControlWrites, Reads):
         asynchronous calls): a pool keeps reaping and starting jobs while the server
         works, and reads the result when the returned socket becomes readable."""
         params = self._turn_params(worker_id, outcomes, queues, limit, lease, slots)
+        params.update(self._hint.for_claim(queues))
         conn = self._connection()
         with self._errors(conn):
             name = "queuectl_turn_queues" if queues else "queuectl_turn"
@@ -267,7 +287,7 @@ class PostgresStore(PoolWrites, ControlWrites, Reads):
             # take the answer off the socket the caller then waits on.
             while pgconn.flush():
                 select.select([], [pgconn.socket], [])
-        self._sent_ids = [o.job_id for o in outcomes]
+        self._sent_ids, self._sent_queues = [o.job_id for o in outcomes], queues
         self._results: list = []
         return pgconn.socket
 
@@ -297,8 +317,11 @@ class PostgresStore(PoolWrites, ControlWrites, Reads):
             result = self._results[-1]
             self._adapt.set_pgresult(result)
             rows = self._adapt.load_rows(0, result.ntuples, tuple)
-        finished, waiting = set(rows[0][-2] or ()), bool(rows[0][-1])
-        claimed = sorted((row[:-2] for row in rows if row[0] is not None), key=claim_order)
+        finished, unblocked, waiting = set(rows[0][-3] or ()), rows[0][-2], bool(rows[0][-1])
+        claimed = sorted((row[:-3] for row in rows if row[0] is not None), key=claim_order)
+        self._hint.claimed(self._sent_queues, claimed)
+        if unblocked:
+            self._wake(behind=True)
         jobs = [job_from_row(row) for row in claimed]
         recorded = [job_id for job_id in self._sent_ids if job_id in finished]
         return TurnResult(recorded, jobs, frozenset(), waiting)
@@ -319,9 +342,11 @@ class PostgresStore(PoolWrites, ControlWrites, Reads):
     def _finish(self, conn, worker_id, outcomes) -> list[str]:
         """Record outcomes in the caller's transaction: the turn's statement, claiming
         nothing (finish's queries read the table of outcomes that only it builds)."""
-        params = self._turn_params(worker_id, outcomes, None, 0, 0.0, 1)
+        params = self._turn_params(worker_id, outcomes, None, 0, 0.0, 1) | FROM_HEAD
         row = conn.execute(self._q("turn", queue_filter=""), params).fetchone()
-        finished = set(row[-2] or ())
+        finished = set(row[-3] or ())
+        if row[-2]:
+            self._wake(behind=True)  # (delivered when the caller's transaction commits)
         return [o.job_id for o in outcomes if o.job_id in finished]
 
     def finish(self, worker_id, outcomes) -> list[str]:
@@ -352,8 +377,9 @@ class PostgresStore(PoolWrites, ControlWrites, Reads):
         except psycopg.Error:
             self.unlisten()
             return False
-        while pgconn.notifies() is not None:
-            pass
+        while (notify := pgconn.notifies()) is not None:
+            if notify.extra == BEHIND.encode():
+                self._hint.reset()
         if pgconn.status != psycopg.pq.ConnStatus.OK:
             self.unlisten()
             return False

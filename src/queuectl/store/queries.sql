@@ -28,15 +28,43 @@ WHERE seq = ANY(ARRAY(SELECT seq FROM jobs /*sqlite: INDEXED BY jobs_scheduled*/
 
 -- name: claim
 -- Take up to :limit ready jobs, highest priority, then earliest run_at, then oldest:
--- processing, attempts + 1, held by :worker until now + :lease. On PostgreSQL a job
--- made ready while its queue was being paused is not taken (SQLite's writers take
--- turns: no job is made ready while a pause commits). = ANY(ARRAY(…)) runs the SKIP
--- LOCKED subquery once (IN (…) may run it again and take other rows).
+-- processing, attempts + 1, held by :worker until now + :lease. = ANY(ARRAY(…)) runs
+-- the SKIP LOCKED subquery once (IN (…) may run it again and take other rows).
+-- On PostgreSQL the scan starts at the store's hint (postgres.py, ClaimHint): where its
+-- last claim found the first job. Every job claimed since leaves a dead entry at the
+-- head of jobs_ready that only vacuum removes, and an open transaction anywhere on the
+-- server (xmin held) stops vacuum: scanned from the head, each claim would read them
+-- all. So: higher priorities than the hint's from their head, the hint's own priority
+-- from the hint on, lower ones from their head; each part only if the ones before came
+-- short. A job made ready behind the hint (a dependency met, a queue resumed) is found
+-- by the next scan from the head, at least once a second. A job made ready while its
+-- queue was being paused is not taken (SQLite's writers take turns: no job is made
+-- ready while a pause commits).
+UPDATE jobs SET {claimed}
+WHERE seq = ANY(ARRAY(
+    SELECT seq FROM (SELECT seq FROM jobs WHERE ready = {READY}
+        AND priority > :hint_priority{queue_filter} AND {claimable}
+        ORDER BY priority DESC, run_at, seq LIMIT :limit FOR UPDATE SKIP LOCKED) higher
+    UNION ALL
+    SELECT seq FROM (SELECT seq FROM jobs WHERE ready = {READY} AND priority = :hint_priority
+        AND (run_at, seq) >= (:hint_run_at, :hint_seq){queue_filter} AND {claimable}
+        ORDER BY priority DESC, run_at, seq LIMIT :limit FOR UPDATE SKIP LOCKED) hinted
+    UNION ALL
+    SELECT seq FROM (SELECT seq FROM jobs WHERE ready = {READY}
+        AND priority < :hint_priority{queue_filter} AND {claimable}
+        ORDER BY priority DESC, run_at, seq LIMIT :limit FOR UPDATE SKIP LOCKED) lower
+    LIMIT :limit))
+RETURNING {JOB_COLUMNS}, seq
+
+-- name: claimable
+-- Not in a paused queue nor one with limits (one subquery: two NOT IN halve throughput).
+queue NOT IN (SELECT queue FROM paused_queues UNION ALL SELECT queue FROM queue_limits)
+
+-- name: claim.sqlite
+-- As on PostgreSQL, from the head of jobs_ready: SQLite leaves no dead entries.
 UPDATE jobs SET {claimed}
 WHERE seq = ANY(ARRAY(SELECT seq FROM jobs WHERE ready = {READY}{queue_filter}
-    /*postgres: AND queue NOT IN (SELECT queue FROM paused_queues
-        UNION ALL SELECT queue FROM queue_limits)*/
-    ORDER BY priority DESC, run_at, seq LIMIT :limit /*postgres: FOR UPDATE SKIP LOCKED*/))
+    ORDER BY priority DESC, run_at, seq LIMIT :limit))
 RETURNING {JOB_COLUMNS}, seq
 
 -- name: outcomes
@@ -75,7 +103,10 @@ FROM o
 -- Record the outcomes, fenced: only jobs still processing and held by :worker. A failed
 -- run of a job whose cancel was asked ends canceled. Returns what `done` holds: the run
 -- for the history and whether an older output exists (SQLite's RETURNING may name only
--- the updated table).
+-- the updated table). The jobs are found by id: PostgreSQL's planner would rather read
+-- the few processing jobs from jobs_state, whose dead entries (one for every job run
+-- since an old xmin, claim_hint.py) it then reads too; coalesce() hides the state from
+-- that index.
 UPDATE jobs SET state = CASE WHEN {o}state IN ('failed', 'dead') AND jobs.cancel_requested
         THEN 'canceled' ELSE {o}state END,
     exit_code = {o}code, last_error = {o}error, run_at = :now + {o}delay, updated_at = :now,
@@ -83,7 +114,8 @@ UPDATE jobs SET state = CASE WHEN {o}state IN ('failed', 'dead') AND jobs.cancel
         ELSE :now END,
     lease_until = NULL
 {from_o}
-WHERE jobs.id = {o}id AND jobs.state = 'processing' AND jobs.worker_id = :worker
+WHERE jobs.id = {o}id AND coalesce(jobs.state, '') = 'processing'
+    AND jobs.worker_id = :worker
 RETURNING jobs.seq, jobs.id, jobs.attempts, jobs.queue, jobs.started_at, jobs.waited,
     jobs.state, jobs.exit_code AS code, jobs.last_error AS error,
     EXISTS (SELECT 1 FROM job_output WHERE job_seq = jobs.seq) AS had_output
@@ -92,11 +124,17 @@ RETURNING jobs.seq, jobs.id, jobs.attempts, jobs.queue, jobs.started_at, jobs.wa
 -- finish then claim in one statement, PostgreSQL's pipelined turn: the outcomes are
 -- recorded (fenced), their runs and output kept, then the next jobs claimed. One row at
 -- least, so the recorded ids arrive even when nothing is claimed; and whether gated
--- jobs wait (gates_waiting: the pool's next turn goes through the gates).
+-- jobs wait (gates_waiting: the pool's next turn goes through the gates); and whether
+-- a job completed that others wait for (they may be ready now, behind the claims' hints).
 WITH {outcomes}, done AS ({finish}), runs AS ({record_runs}), kept AS ({keep_output}),
     cleared AS ({clear_output}), claimed AS ({claim})
-SELECT c.*, d.ids, ({gates_waiting}) FROM (SELECT array_agg(id) AS ids FROM done) d
+SELECT c.*, d.ids, d.unblocked, ({gates_waiting})
+FROM (SELECT array_agg(id) AS ids, {unblocked} AS unblocked FROM done) d
     LEFT JOIN claimed c ON true
+
+-- name: unblocked
+-- Whether a job recorded complete is one that others wait for.
+EXISTS (SELECT 1 FROM job_deps WHERE dep_seq IN (SELECT seq FROM done WHERE state = 'completed'))
 
 -- name: run_columns
 -- A run in the history, as recorded with its outcome.
@@ -141,7 +179,7 @@ DELETE FROM job_output WHERE job_seq = :seq
 -- window reopens or NULL, whether due jobs of the queues that a pool of :pool_slots
 -- could take wait for flow control): 0.0 when a job of the queues is ready. min()
 -- answered from the index (it stands alone); each EXISTS reads its partial index.
-SELECT (SELECT 0.0 FROM jobs WHERE ready = {READY}{queue_filter} LIMIT 1),
+SELECT {ready_probe},
     (SELECT min(run_at) FROM jobs /*sqlite: INDEXED BY jobs_scheduled*/
         WHERE ready = {NOT_READY} AND state IN ('pending', 'failed') AND blockers = 0
         {queue_filter}) - :now,
@@ -149,6 +187,26 @@ SELECT (SELECT 0.0 FROM jobs WHERE ready = {READY}{queue_filter} LIMIT 1),
     EXISTS (SELECT 1 FROM jobs WHERE ready = {GATED} AND slots <= :pool_slots{queue_filter})
     OR EXISTS (SELECT 1 FROM jobs WHERE ready = {HELD_QUEUE} AND slots <= :pool_slots{queue_filter})
     OR EXISTS (SELECT 1 FROM jobs WHERE ready = {HELD_KEY} AND slots <= :pool_slots{queue_filter})
+
+-- name: ready_probe
+-- 0.0 if the claim would find a job now (its three parts, from the same hint), else NULL.
+-- Each part in index order: a planner sure of a match may scan the table from its start,
+-- over every dead row an old xmin keeps.
+(SELECT 0.0 FROM (
+    SELECT seq FROM (SELECT seq FROM jobs WHERE ready = {READY} AND priority > :hint_priority
+        {queue_filter} ORDER BY priority DESC, run_at, seq LIMIT 1) higher
+    UNION ALL
+    SELECT seq FROM (SELECT seq FROM jobs WHERE ready = {READY} AND priority = :hint_priority
+        AND (run_at, seq) >= (:hint_run_at, :hint_seq){queue_filter}
+        ORDER BY priority DESC, run_at, seq LIMIT 1) hinted
+    UNION ALL
+    SELECT seq FROM (SELECT seq FROM jobs WHERE ready = {READY} AND priority < :hint_priority
+        {queue_filter} ORDER BY priority DESC, run_at, seq LIMIT 1) lower
+    LIMIT 1) found)
+
+-- name: ready_probe.sqlite
+-- 0.0 if a job is ready, else NULL.
+(SELECT 0.0 FROM jobs WHERE ready = {READY}{queue_filter} LIMIT 1)
 
 -- name: heartbeat_worker
 -- The worker is alive; returns the stop asked: 0 none, 1 drain, 2 abort (no row: it

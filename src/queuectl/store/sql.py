@@ -249,8 +249,10 @@ class Database(abc.ABC):
         """The rows of one statement, atomic on its own (no transaction around it)."""
 
     @abc.abstractmethod
-    def _wake(self) -> None:
-        """Wake idle pools (after a commit that gave them work or news)."""
+    def _wake(self, behind: bool = False) -> None:
+        """Wake idle pools (after a commit that gave them work or news). `behind`: the
+        change may have made jobs ready behind where the pools' claims start (an older
+        run_at: claim_hint.py), so their next claims scan from the head."""
 
     @abc.abstractmethod
     def _insert_many(self, conn, jobs: list[NewJob], now: float, gates: Gates) -> None:

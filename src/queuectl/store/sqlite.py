@@ -222,8 +222,11 @@ class SQLiteStore(PoolWrites, ControlWrites, Reads):
     def _insert_many(self, conn, jobs, now, gates) -> None:
         conn.executemany(_INSERT_MANY, [new_job_tuple(job, now, gates) for job in jobs])
 
-    def _wake(self) -> None:
-        self._notify()
+    def vacuum(self) -> list[str]:
+        return []  # freed pages are reused by later inserts
+
+    def _wake(self, behind: bool = False) -> None:
+        self._notify()  # (SQLite's claims always scan from the head)
 
     def _lock_lanes(self, conn, lanes, wait) -> set:
         return set(lanes)  # writers take turns: the transaction has the database to itself

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 
+from .claim_hint import ClaimHint
 from .flow import FlowWrites
 from .rows import claim_order, job_from_row, workers_from_rows
 from .sql import queue_filter
@@ -40,6 +41,15 @@ FLOW_POLL = 1.0  # seconds after which a pool looks again at jobs held by flow c
 
 class PoolWrites(FlowWrites):
     _probed_at = 0.0  # (monotonic) when a turn last asked whether gated jobs wait
+    _hint_of_claims: ClaimHint | None = None
+
+    @property
+    def _hint(self) -> ClaimHint:
+        """Where this store's claims start (claim_hint.py; SQLite's queries ignore it)."""
+        hint = self._hint_of_claims
+        if hint is None:
+            hint = self._hint_of_claims = ClaimHint()
+        return hint
 
     def claim(self, worker_id, queues, limit, lease):
         with self._tx() as conn:
@@ -53,12 +63,16 @@ class PoolWrites(FlowWrites):
         """The plain claim: ungated ready jobs (promote has run)."""
         if limit <= 0:
             return []
+        hint = self._hint
         rows = self._run(
             conn, "claim", {"worker": worker_id, "lease": lease, "limit": limit,
-                            "queues": queues}, queue_filter=queue_filter(queues),
+                            "queues": queues, **hint.for_claim(queues)},
+            queue_filter=queue_filter(queues),
         ).fetchall()  # fmt: skip
         # RETURNING has no defined order; hand jobs out in claim order.
-        return [job_from_row(row) for row in sorted(rows, key=claim_order)]
+        rows.sort(key=claim_order)
+        hint.claimed(queues, rows)
+        return [job_from_row(row) for row in rows]
 
     def finish(self, worker_id, outcomes: list[Outcome]) -> list[str]:
         """Outcomes one by one: the fenced update, then the run into the history and its
@@ -121,7 +135,7 @@ class PoolWrites(FlowWrites):
         return self._tx()
 
     def seconds_until_due(self, queues, slots=1) -> NextDue:
-        params = {"queues": queues, "pool_slots": slots}
+        params = {"queues": queues, "pool_slots": slots, **self._hint.for_probe(queues)}
         ready, until, reopen, flow = self._fetch("seconds_until_due", params,
                                                  queue_filter=queue_filter(queues))[0]  # fmt: skip
         if ready is not None:

@@ -8,11 +8,13 @@ leases of any pool; reloading the config.
 
 `Housekeeping` runs after each heartbeat but outside the turn's transaction: enqueueing
 the due runs of schedules and deleting jobs past their retention, in batches of their
-own, so that claims never wait long behind a big delete.
+own, so that claims never wait long behind a big delete; and once a minute, where the
+server's autovacuum is off, vacuuming the queue's tables that need it.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from ..errors import QueueError
@@ -26,6 +28,7 @@ from .children import Children
 # Retention deletes at most this many jobs per transaction, this many times per heartbeat.
 PRUNE_BATCH = 500
 PRUNE_BATCHES = 10
+VACUUM_EVERY = 60.0  # seconds between a pool's looks at its tables' dead rows
 
 
 class Maintenance:
@@ -93,6 +96,7 @@ class Housekeeping:
         self.log = log
         self.scheduler = Scheduler(store)
         self.due = True
+        self.vacuum_at = time.monotonic() + VACUUM_EVERY
 
     def run(self, config: Config) -> None:
         """Enqueue due scheduled runs and delete jobs past their retention. A failure is
@@ -105,6 +109,12 @@ class Housekeeping:
             # The safety net of flow control: held jobs whose lane has room go back to
             # the gates (their lane's finish was lost with its pool, a window moved on).
             self.store.free_every_lane()
+            if time.monotonic() >= self.vacuum_at:
+                # Where the server's autovacuum is off, the dead rows of every claim and
+                # finish would never be reclaimed: the tables would grow for good.
+                self.vacuum_at = time.monotonic() + VACUUM_EVERY
+                for table in self.store.vacuum():
+                    self.log(f"worker {self.worker_id}: vacuumed {table} (autovacuum is off)")
         except QueueError as exc:
             self.log(f"worker {self.worker_id}: housekeeping skipped: {exc.message}")
         except Exception as exc:  # a pool outlives a bad schedule or an odd row
