@@ -37,8 +37,12 @@ class Figures:
 
 
 def _settle(rig: PgRig, total: int, timeout: float) -> Figures:
-    wait_until(lambda: rig.completed() >= total, timeout, interval=0.1,
-               what=f"{total} jobs completed (logs:\n{rig.logs()[-3000:]})")  # fmt: skip
+    try:
+        wait_until(lambda: rig.completed() >= total, timeout, interval=0.1,
+                   what=f"{total} jobs completed")  # fmt: skip
+    except AssertionError as exc:
+        left = {i: s for i, s in rig.states().items() if s != "completed"}
+        raise AssertionError(f"{exc}: not completed {left}\n{rig.logs()[-3000:]}") from None
     return Figures(tally(read_ledger(rig.ledger), rig.states(), rig.outcomes()))
 
 
@@ -180,6 +184,7 @@ def kill_loop(rig: PgRig, *, rounds: int = 5, per_round: int = 8,
     than the lease (3 s against 2 s)."""
     chance = random.Random(seed)
     rig.cli("config", "set", "lease-timeout", f"{lease:g}")
+    rig.cli("config", "set", "max-retries", "20")  # a job may be killed in every round
     survivor = rig.start_pool("--count", "2")
     killed_at: dict[int, float] = {}
     jobs = 0

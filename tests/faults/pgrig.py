@@ -122,8 +122,11 @@ class PgRig:
                                 start_new_session=True)  # fmt: skip
         log.close()
         self.pools.append(proc)
-        wait_until(lambda: proc.poll() is not None or self.registered(proc.pid), 15,
-                   what=f"pool {proc.pid} to register")  # fmt: skip
+        try:
+            wait_until(lambda: proc.poll() is not None or self.registered(proc.pid), 30,
+                       what=f"pool {proc.pid} to register")  # fmt: skip
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {self.pool_log(proc)[-2000:]}") from None
         assert proc.poll() is None, f"pool exited {proc.returncode}: {self.pool_log(proc)}"
         return proc
 

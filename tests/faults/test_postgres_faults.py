@@ -14,7 +14,7 @@ import os
 import time
 
 import pytest
-from pg_scenarios import at_limit, storm
+from pg_scenarios import at_limit, kill_loop, storm
 from pgrig import PgRig
 
 from conftest import PG_URL, _pg_unreachable
@@ -66,6 +66,18 @@ def test_connection_limit_refuses_cli_calls_and_the_pool_waits_it_out(rig):
     assert notes["pool_alive"], rig.logs()[-3000:]
     assert notes["backoff_lines"] >= 2 and notes["back_lines"] >= 1, rig.logs()[-3000:]
     assert figures.recover["first start after the limit lifted"] < 6.0, figures
+    no_trouble_in(rig.logs())
+
+
+def test_sigkilled_pools_lose_nothing_and_never_run_a_job_twice_at_once(rig):
+    figures = kill_loop(rig, rounds=4)
+    print(figures)
+    tally = figures.tally
+    assert tally.lost == [] and tally.twice == 0, figures
+    assert tally.reruns > 0, figures  # the killed pools' running jobs ran again
+    assert figures.notes["survivor_alive"], rig.logs()[-3000:]
+    # a lease is 2 s, renewed every 2/3 s; the reap runs with a heartbeat
+    assert figures.recover["reaped after the kill, max"] < 2.0 + 1.0, figures
     no_trouble_in(rig.logs())
 
 
