@@ -113,7 +113,7 @@ def storm(rig: PgRig, *, pools: int = 2, slots: int = 4, jobs: int = 600,
     if after is not None:
         figures.recover["first start after the storm"] = after
     figures.recover["pickup after the storm"] = _pickup(rig, "after")
-    figures.tally = tally(read_ledger(rig.ledger), rig.states(), rig.outcomes())
+    figures.tally = _settle(rig, jobs + trickled + 1, timeout=10).tally
     figures.notes.update(
         terminated=terminated[0], rounds=terminated[1], trickled=trickled,
         cli_errors=[p.stderr.strip() for p in cli_errors],
