@@ -263,6 +263,21 @@ def test_sigkilled_worker_job_runs_again_after_lease_expires(cli, reaper):
     assert counts(cli)["processing"] == 0
 
 
+def test_a_sigkilled_pools_jobs_die_with_it(cli, reaper):
+    """Regression: a job runs in a session of its own, so it outlived a SIGKILLed pool
+    and ran on beside its rerun (the same job twice at once). The pool's lifeline stops
+    it, grandchildren included (its whole process group)."""
+    pidfile = cli.workdir / "pids"
+    victim = cli.start_worker()
+    cli.enqueue(id="orphan", command=f"sleep 30 & echo $! >> {pidfile}; echo $$ >> {pidfile}; wait")
+    pids = pids_in(pidfile, 2)
+    reaper.extend(pids)
+    os.kill(victim.pid, signal.SIGKILL)  # the pool process only, not its jobs' groups
+    victim.wait(timeout=10)
+    wait_for(lambda: not any(alive(pid) for pid in pids), timeout=5,
+             message="the dead pool's job and its child to stop")  # fmt: skip
+
+
 # ---------------------------------------------------------------- 6. stopping
 
 

@@ -252,4 +252,9 @@ class Queue(Handle, Actions, Waiting, Admin):
             pool = Pool(self.store, count=count, queues=queues, burst=burst, log=log)
         else:
             pool = Pool.open(self.location, count=count, queues=queues, burst=burst, log=log)
+            if self.store.backend == "postgres":
+                # The pool has connections of its own: this one would sit idle for the
+                # pool's whole life, a server connection wasted (at max_connections each
+                # one counts). It is opened again if this Queue is used afterwards.
+                self.store.close()
         return pool.run()

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from ..jobs import Job
 from ..settings import Config
+from .lifeline import Lifeline
 from .process import Run
 
 # ended(run, exit code or None, start error or None, output, seconds it ran or None)
@@ -44,6 +45,7 @@ class Children:
         self.typical_run: float | None = None  # moving average of recent run times
         # Taken once: every child gets this environment plus its job's own.
         self.base_env = dict(os.environ)
+        self.lifeline = Lifeline(log)  # stops the jobs if the pool dies without doing so
 
     def __len__(self) -> int:
         return len(self.running)
@@ -67,7 +69,8 @@ class Children:
         self.log(
             f"job {job.id}: started (attempt {job.attempts}) by {self.worker_id}: {job.command}"
         )
-        assert run.out_fd is not None
+        assert run.out_fd is not None and run.pid is not None
+        self.lifeline.add(run.pid, config["kill-grace"])
         self.selector.register(run.out_fd, selectors.EVENT_READ, run)
         if run.pid_fd is not None:
             self.selector.register(run.pid_fd, selectors.EVENT_READ, run)
@@ -90,6 +93,7 @@ class Children:
         output = run.close()
         took = None
         if run.pid is not None:  # it ran: count its run time
+            self.lifeline.remove(run.pid)
             took = self.clock() - run.started
             previous = self.typical_run
             self.typical_run = took if previous is None else 0.8 * previous + 0.2 * took
@@ -145,9 +149,8 @@ class Children:
 
     def abort_all(self, grace: float, wait: Callable[[float], None]) -> None:
         """Kill every run (TERM, then KILL after the grace) and wait until all ended;
-        each is then handed back. `wait` is the pool's wait, which reads their output."""
-        if not self.running:
-            return
+        each is then handed back. `wait` is the pool's wait, which reads their output.
+        The pool is closing: its lifeline goes too."""
         for run in self.running.values():
             run.stop("abort", grace)
             run.stop_reason = "abort"  # a run stopped for another reason is aborted too
@@ -159,3 +162,4 @@ class Children:
                     run.kill()
             wait(min(0.05, max(0.0, deadline - now)))
             self.collect_exits()
+        self.lifeline.close()

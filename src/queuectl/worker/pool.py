@@ -322,8 +322,7 @@ class Pool:
 
     def _abort_all(self) -> None:
         """Kill every running job (TERM, then KILL after the grace) and hand it back."""
-        if self.children.running:
-            self.children.abort_all(self.config["kill-grace"], self.wait)
+        self.children.abort_all(self.config["kill-grace"], self.wait)
 
     def _shut_down(self) -> None:
         """Record what is left and unregister; if the store is down, the leases expire
