@@ -82,6 +82,7 @@ def _restart_command() -> list[str] | None:
     return ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "restart"]
 
 
+@pytest.mark.serial
 def test_database_restart_mid_run_loses_no_job(pg_cli, tmp_path):
     restart = _restart_command()
     if restart is None:
