@@ -102,3 +102,46 @@ def test_an_undetected_pooler_is_ridden_out_and_then_known(pgbouncer, monkeypatc
 def test_a_parameter_the_pooler_refuses_is_one_line(pgbouncer):
     with pytest.raises(DatabaseRefused, match=r"unsupported startup parameter.*search_path"):
         open_pg(f"{pgbouncer.url}?options=-csearch_path%3Dx")
+
+
+def test_an_idle_pool_behind_the_bouncer_polls_cheaply_and_picks_up_quickly(pgbouncer):
+    """No wake-ups through a pooler: idle, the pool reads seconds_until_due every
+    wake-poll (one indexed read) and takes a turn only once a job is due."""
+    import time
+    from collections import Counter
+
+    from queuectl.worker.pool import Pool
+
+    store = open_pg(pgbouncer.url, durable=False)
+    other = open_pg(pgbouncer.url)
+    calls: Counter = Counter()
+    for name in ("seconds_until_due", "send_finish_and_claim"):
+        method = getattr(store, name)
+
+        def counted(*args, _method=method, _name=name, **kw):
+            calls[_name] += 1
+            return _method(*args, **kw)
+
+        setattr(store, name, counted)
+    logs: list[str] = []
+    pool = Pool(store, count=1, log=logs.append)
+    try:
+        pool.start()
+        assert any("no wake-ups" in line for line in logs), logs
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            pool.step(max_wait=0.2)
+        # about 20 polls in a second, and no more turns than the first and the heartbeat's
+        assert 10 <= calls["seconds_until_due"] <= 30, calls
+        assert calls["send_finish_and_claim"] <= 4, calls
+        add(other, "quick", command="true")
+        deadline = time.monotonic() + 5
+        while pool.finished == 0 and time.monotonic() < deadline:
+            pool.step(max_wait=0.2)
+        job = other.get("quick")
+        assert job.state == "completed"
+        assert job.started_at - job.created_at < 0.2
+    finally:
+        pool.close()
+        store.close()
+        other.close()

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from ..errors import StoreUnavailable
 from ..jobs import Job
 from ..record import record
-from ..records import Outcome, TurnResult
+from ..records import NextDue, Outcome, TurnResult
 from ..store.base import PoolStore
 
 
@@ -95,6 +95,7 @@ class Session:
         self.failures = 0  # turns failed in a row (the store is unreachable)
         self.retry_at = 0.0  # while the store is failing: when to try it again
         self.wake_fd: int | None = None
+        self.polling = False  # the store gives no wake-ups: the pool polls (`poll`)
         self.listening_lost = False
         # Flow control: the held jobs that came through the gates (their outcomes free a
         # place in their lanes), and whether gated jobs wait (the next turn goes through
@@ -115,6 +116,20 @@ class Session:
         if fd is not None:
             self.selector.register(fd, selectors.EVENT_READ, "wake")
             self.wake_fd = fd
+        elif not self.polling:
+            self.polling = True
+            self.log(f"worker {self.worker_id}: no wake-ups from the database (a connection"
+                     " pooler stands in front of it): idle, asking every wake-poll whether"
+                     " a job is due")  # fmt: skip
+
+    def poll(self, slots: int) -> NextDue | None:
+        """Without wake-ups: ask the store (one indexed read) how soon a job that a pool
+        of `slots` could take is due; None while the store is unavailable."""
+        try:
+            return self.store.seconds_until_due(self.queues, slots)
+        except StoreUnavailable as exc:
+            self.unavailable(exc)
+            return None
 
     def relisten(self) -> None:
         """Listen again if the wake-up descriptor broke (the database connection dropped)."""
