@@ -145,3 +145,12 @@ def test_an_idle_pool_behind_the_bouncer_polls_cheaply_and_picks_up_quickly(pgbo
         pool.close()
         store.close()
         other.close()
+
+
+def test_pools_alike_counts_the_live_pools_of_the_same_queues(store):
+    store.register_worker("a", "h", 1, 1, None)
+    store.register_worker("b", "h", 2, 4, None)
+    store.register_worker("c", "h", 3, 1, ["mail"])
+    assert store.pools_alike(None, 60.0) == 2
+    assert store.pools_alike(["mail"], 60.0) == 1
+    assert store.pools_alike(["other"], 60.0) == 0

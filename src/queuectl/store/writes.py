@@ -189,6 +189,10 @@ class PoolWrites(FlowWrites):
         with self._tx() as conn:
             self._run(conn, "unregister_worker", {"worker": worker_id})
 
+    def pools_alike(self, queues, alive_within) -> int:
+        params = {"queues": json.dumps(queues), "within": alive_within}
+        return self._fetch("pools_alike", params)[0][0]
+
     def workers(self, alive_within: float) -> list[WorkerInfo]:
         with self._tx() as conn:  # both reads from one snapshot
             rows = self._run(conn, "workers", {"within": alive_within}).fetchall()

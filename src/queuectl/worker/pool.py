@@ -296,13 +296,17 @@ class Pool:
         fd = None if turn is None else turn.fd
         if fd is not None:
             self.selector.register(fd, selectors.EVENT_READ, "store")
-        # Without wake-ups an idle pool polls: a cheap read every wake-poll, a turn only
-        # once a job is due.
-        poll = self.config["wake-poll"]
+        # Without wake-ups an idle pool polls (Session.poll_interval): a cheap read, a
+        # turn only once a job is due.
+        poll = timeout
         polling = (session.polling and session.wake_fd is None and turn is None
                    and not (self.may_claim or session.failures or self.draining)
-                   and poll < timeout and self.wanted() > 0)  # fmt: skip
-        events = self.selector.select(poll if polling else timeout)
+                   and self.wanted() > 0)  # fmt: skip
+        if polling:
+            config = self.config
+            poll = min(timeout, session.poll_interval(config["wake-poll"], config["lease-timeout"]))
+            polling = poll < timeout
+        events = self.selector.select(poll)
         if fd is not None:
             self.selector.unregister(fd)
         if polling and not events:

@@ -19,6 +19,7 @@ changes), and listens again when it breaks.
 
 from __future__ import annotations
 
+import random
 import select
 import selectors
 from collections.abc import Callable
@@ -28,6 +29,8 @@ from ..jobs import Job
 from ..record import record
 from ..records import NextDue, Outcome, TurnResult
 from ..store.base import PoolStore
+
+ALIKE_EVERY = 5.0  # seconds between counts of the pools that share the polling
 
 
 @record(frozen=True)
@@ -96,6 +99,7 @@ class Session:
         self.retry_at = 0.0  # while the store is failing: when to try it again
         self.wake_fd: int | None = None
         self.polling = False  # the store gives no wake-ups: the pool polls (`poll`)
+        self._alike, self._alike_at = 1, 0.0  # pools sharing the polling, counted when
         self.listening_lost = False
         # Flow control: the held jobs that came through the gates (their outcomes free a
         # place in their lanes), and whether gated jobs wait (the next turn goes through
@@ -121,6 +125,21 @@ class Session:
             self.log(f"worker {self.worker_id}: no wake-ups from the database (a connection"
                      " pooler stands in front of it): idle, asking every wake-poll whether"
                      " a job is due")  # fmt: skip
+
+    def poll_interval(self, every: float, within: float) -> float:
+        """How long an idle pool without wake-ups waits before its next poll. `every`
+        (wake-poll) is the whole fleet's: a pool polls every n x `every`, n the pools
+        taking the same queues (alive within `within`, counted every few seconds), at a
+        jittered phase, so n idle pools together look about every `every` seconds and a
+        fleet of 100 costs the database what one pool does."""
+        now = self.clock()
+        if now >= self._alike_at:
+            self._alike_at = now + ALIKE_EVERY
+            try:
+                self._alike = max(1, self.store.pools_alike(self.queues, within))
+            except StoreUnavailable:
+                pass  # the poll will say so; meanwhile the last count holds
+        return every * self._alike * random.uniform(0.5, 1.5)
 
     def poll(self, slots: int) -> NextDue | None:
         """Without wake-ups: ask the store (one indexed read) how soon a job that a pool
