@@ -154,3 +154,39 @@ def test_pools_alike_counts_the_live_pools_of_the_same_queues(store):
     assert store.pools_alike(None, 60.0) == 2
     assert store.pools_alike(["mail"], 60.0) == 1
     assert store.pools_alike(["other"], 60.0) == 0
+
+
+def test_pools_that_miss_the_pooler_keep_running(pgbouncer, tmp_path):
+    """The report as it was: pools that PREPARE through PgBouncer (here told the server
+    is direct) hit DuplicatePreparedStatement; they log it, retry and finish every job,
+    and none exits."""
+    import os
+    import signal
+    import subprocess
+
+    from conftest import QUEUECTL, wait_for
+    from queuectl import Queue
+
+    queue = Queue(pgbouncer.url)
+    env = {**os.environ, "QUEUECTL_DB": pgbouncer.url, "QUEUECTL_POOLER": "no"}
+    procs = []
+    try:
+        for i in range(4):
+            with open(tmp_path / f"pool-{i}.log", "wb") as out:
+                procs.append(subprocess.Popen([QUEUECTL, "worker", "start"], env=env, stdout=out,
+                                              stderr=out, start_new_session=True))  # fmt: skip
+        queue.enqueue_many([{"command": "true"} for _ in range(60)])
+        wait_for(lambda: queue.counts().get("completed") == 60, timeout=30,
+                 message="60 jobs completed")  # fmt: skip
+        assert all(proc.poll() is None for proc in procs)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            proc.wait(timeout=15)
+        queue.close()
+    logs = "".join((tmp_path / f"pool-{i}.log").read_text() for i in range(4))
+    assert "error:" not in logs and "unexpected" not in logs, logs
+    assert "pooler switched server connections" in logs, logs  # as reported, ridden out
+    assert all(proc.returncode == 0 for proc in procs)

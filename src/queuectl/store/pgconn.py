@@ -25,7 +25,6 @@ import os
 import re
 
 import psycopg
-from psycopg import errors as pg_errors
 
 from ..errors import DatabaseRefused, StoreUnavailable
 
@@ -98,9 +97,11 @@ def keeps_connection(exc: psycopg.Error, conn: psycopg.Connection) -> bool:
     """After this error, is the connection still good to use? A transaction that lost
     a serialization check or a deadlock, or was canceled, leaves it so; a lost or
     refused connection, or a pooler's mix-up of prepared statements, does not."""
-    retryable = (pg_errors.TransactionRollback, pg_errors.LockNotAvailable,
-                 pg_errors.QueryCanceled)  # fmt: skip
-    return isinstance(exc, retryable) and not conn.broken and not conn.closed
+    state = exc.sqlstate or ""
+    # 40xxx: transaction rollback (40001 serialization, 40P01 deadlock); 55P03: lock
+    # not available; 57014: canceled (psycopg's classes do not nest by SQLSTATE class).
+    lost_only_the_transaction = state.startswith("40") or state in ("55P03", "57014")
+    return lost_only_the_transaction and not conn.broken and not conn.closed
 
 
 def store_error(exc: psycopg.Error, url: str) -> StoreUnavailable | None:
