@@ -57,9 +57,7 @@ class PoolStore(FlowStore, Clocked, Protocol):
     def unregister_worker(self, worker_id: str) -> None: ...
 
     def pools_alike(self, queues: list[str] | None, alive_within: float) -> int:
-        """How many pools registered with these `queues` heartbeated within the last
-        `alive_within` seconds (those without wake-ups share the polling)."""
-        ...
+        """Pools of these `queues` alive within `alive_within` s (they share polling)."""
 
     def claim(
         self, worker_id: str, queues: list[str] | None, limit: int, lease: float

@@ -35,17 +35,16 @@ from .pgconn import (
     connect,
     first_line,
     keeps_connection,
-    listen_url,
     redact,
     store_error,
 )
+from .pgwake import CHANNEL, Wakeups
 from .reads import Reads
 from .rows import NEW_NAMES, claim_order, job_from_row, new_job_tuple
 from .sql import POSTGRES, queue_filter
 from .writes import PoolWrites
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations", "postgres")
-CHANNEL = "queuectl_wake"
 MIGRATION_LOCK = 0x71756575  # advisory lock key: "queu"
 PROMOTE_EVERY = 0.05  # seconds between promotions of due scheduled jobs, per connection
 EPOCH = "extract(epoch from now())::double precision"
@@ -65,7 +64,7 @@ def _numbered(query: str) -> tuple[str, list[str]]:
     return re.sub(r"%\((\w+)\)s", number, query), names
 
 
-class PostgresStore(PoolWrites, ControlWrites, Reads):
+class PostgresStore(PoolWrites, ControlWrites, Reads, Wakeups):
     dialect = POSTGRES
     integrity_errors = (pg_errors.IntegrityError,)
     SETTLE_TIMEOUT = 10.0
@@ -365,57 +364,3 @@ class PostgresStore(PoolWrites, ControlWrites, Reads):
 
     def finish(self, worker_id, outcomes) -> list[str]:
         return self.finish_and_claim(worker_id, outcomes, None, 0, 0.0).recorded
-
-    # ------------------------------------------------------------ wake-ups
-
-    def listen(self, worker_id: str) -> int | None:
-        """LISTEN on a connection of its own. Behind a pooler (which would hand the
-        LISTEN to a server connection other clients then use), only on the direct URL
-        QUEUECTL_LISTEN_URL names, if one does and it is direct; else None: the pool
-        polls."""
-        self.unlisten()
-        conn = self._connection()
-        with self._errors(conn):
-            pooled = self._behind_pooler()
-        url = listen_url() if pooled else self.url
-        if url is None:
-            return None
-        listener = connect(url, first=False)
-        try:
-            if pooled and behind_pooler(listener):
-                listener.close()
-                return None
-            listener.execute(f"LISTEN {CHANNEL}")
-        except psycopg.Error as exc:
-            listener.close()
-            raise StoreUnavailable(
-                f"cannot reach database {redact(url)}: {first_line(exc)}"
-            ) from None
-        self._listener = listener
-        return listener.pgconn.socket
-
-    def drain_wakeups(self) -> bool:
-        """Consume pending notifications; False when the listening connection is lost
-        (the pool then listens again)."""
-        if self._listener is None:
-            return False
-        pgconn = self._listener.pgconn
-        try:
-            pgconn.consume_input()
-        except psycopg.Error:
-            self.unlisten()
-            return False
-        while pgconn.notifies() is not None:
-            pass
-        if pgconn.status != psycopg.pq.ConnStatus.OK:
-            self.unlisten()
-            return False
-        return True
-
-    def unlisten(self, worker_id: str | None = None) -> None:
-        if self._listener is not None:
-            try:
-                self._listener.close()
-            except psycopg.Error:
-                pass
-            self._listener = None

@@ -296,20 +296,13 @@ class Pool:
         fd = None if turn is None else turn.fd
         if fd is not None:
             self.selector.register(fd, selectors.EVENT_READ, "store")
-        # Without wake-ups an idle pool polls (Session.poll_interval): a cheap read, a
-        # turn only once a job is due.
-        poll = timeout
-        polling = (session.polling and session.wake_fd is None and turn is None
-                   and not (self.may_claim or session.failures or self.draining)
-                   and self.wanted() > 0)  # fmt: skip
-        if polling:
-            config = self.config
-            poll = min(timeout, session.poll_interval(config["wake-poll"], config["lease-timeout"]))
-            polling = poll < timeout
+        # Without wake-ups an idle pool polls (Session.poll_wait): a turn once a job is due.
+        idle = not (self.may_claim or self.draining) and self.wanted() > 0
+        poll = session.poll_wait(timeout, idle, self.config)
         events = self.selector.select(poll)
         if fd is not None:
             self.selector.unregister(fd)
-        if polling and not events:
+        if poll < timeout and not events:
             due = session.poll(self.count)
             self.may_claim = due is not None and due.seconds == 0.0
             if due is not None and due.seconds is not None:

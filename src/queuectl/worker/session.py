@@ -28,6 +28,7 @@ from ..errors import StoreUnavailable
 from ..jobs import Job
 from ..record import record
 from ..records import NextDue, Outcome, TurnResult
+from ..settings import Config
 from ..store.base import PoolStore
 
 ALIKE_EVERY = 5.0  # seconds between counts of the pools that share the polling
@@ -125,6 +126,14 @@ class Session:
             self.log(f"worker {self.worker_id}: no wake-ups from the database (a connection"
                      " pooler stands in front of it): idle, asking every wake-poll whether"
                      " a job is due")  # fmt: skip
+
+    def poll_wait(self, timeout: float, idle: bool, config: Config) -> float:
+        """How long to wait: `timeout`, or less when an `idle` pool without wake-ups
+        is to poll first (`poll_interval`)."""
+        waking = self.wake_fd is not None or self.turn is not None
+        if not (idle and self.polling) or waking or self.failures:
+            return timeout
+        return min(timeout, self.poll_interval(config["wake-poll"], config["lease-timeout"]))
 
     def poll_interval(self, every: float, within: float) -> float:
         """How long an idle pool without wake-ups waits before its next poll. `every`
