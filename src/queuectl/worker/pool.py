@@ -100,8 +100,9 @@ class Pool:
     def open(cls, location: str, **options: Any) -> Pool:
         """A pool (`options` as for Pool) on a store of its own at `location`, closed when
         the pool stops. Its connection commits with durable=False: a lost claim or finish
-        only causes a rerun."""
-        pool = cls(open_store(location, durable=False), **options)
+        only causes a rerun. The schema is the caller's (Queue made it): not migrated
+        here, so a PostgreSQL pool first connects in `start`, which rides out a full server."""
+        pool = cls(open_store(location, durable=False, migrate=False), **options)
         pool.owns_store = True
         return pool
 
