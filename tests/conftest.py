@@ -227,3 +227,40 @@ def row(store, job_id, command="true", **spec):
 
 def add(store, *ids, **spec):
     store.add([row(store, job_id, **spec) for job_id in ids])
+
+
+@pytest.fixture
+def pgbouncer(pg_url):
+    """A real PgBouncer in transaction mode (tests/bouncer.py) in front of a fresh schema
+    of the test server, logging in as a role of its own; `.url` is what clients give.
+    Skips with the reason when pgbouncer is not installed, unless
+    QUEUECTL_REQUIRE_PGBOUNCER is set (CI sets it): then the test fails."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    from bouncer import PgBouncer, binary
+
+    if binary() is None:
+        reason = "pgbouncer is not installed (apt-get install pgbouncer)"
+        if os.environ.get("QUEUECTL_REQUIRE_PGBOUNCER"):
+            pytest.fail(f"QUEUECTL_REQUIRE_PGBOUNCER is set but {reason}")
+        pytest.skip(reason)
+    schema = pg_url.rsplit("%3D", 1)[1]  # pg_url's search_path: dropped by pg_url
+    role = f"{schema}_bouncer"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"GRANT USAGE, CREATE ON SCHEMA {schema} TO {role}")
+    bouncer = PgBouncer(PG_URL, schema, role)
+    # The same role straight to the server (the bouncer's own role owns the tables).
+    parts = urlsplit(pg_url)
+    direct = parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port or 5432}")
+    bouncer.direct_url = urlunsplit(direct)  # type: ignore[attr-defined]
+    try:
+        bouncer.start()
+        yield bouncer
+    finally:
+        bouncer.stop()
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}")  # its tables in the schema, its grants
+            conn.execute(f"DROP ROLE {role}")

@@ -50,3 +50,9 @@ class Conflict(QueueError):
 
 class StoreUnavailable(QueueError):
     """The database cannot be opened, created or read."""
+
+
+class DatabaseRefused(StoreUnavailable):
+    """The database refused us for a reason that waiting will not mend (no such role or
+    database, a failed password, a parameter a pooler does not take): a pool starting
+    ends with one line instead of retrying."""

@@ -251,10 +251,9 @@ class Queue(Handle, Actions, Waiting, Admin):
         if self._store_given:
             pool = Pool(self.store, count=count, queues=queues, burst=burst, log=log)
         else:
-            pool = Pool.open(self.location, count=count, queues=queues, burst=burst, log=log)
             if self.store.backend == "postgres":
-                # The pool has connections of its own: this one would sit idle for the
-                # pool's whole life, a server connection wasted (at max_connections each
-                # one counts). It is opened again if this Queue is used afterwards.
+                # Ours would sit idle while the pool runs: a server connection per pool
+                # wasted at scale. It reconnects if this Queue is used again.
                 self.store.close()
+            pool = Pool.open(self.location, count=count, queues=queues, burst=burst, log=log)
         return pool.run()

@@ -114,6 +114,17 @@ SETTINGS: dict[str, Setting] = {
             " s",
         ),
         Setting(
+            "wake-poll",
+            "duration",
+            0.05,
+            "how often an idle pool that cannot be woken (its database is behind a"
+            " connection pooler) asks whether a job is due: one indexed read; the"
+            " fleet's interval, shared by its pools",
+            0.005,
+            60.0,
+            " s",
+        ),
+        Setting(
             "claim-ahead",
             "duration",
             0.1,

@@ -8,12 +8,11 @@ What every backend guarantees:
 - Every method that changes state is one atomic statement or transaction in the
   database; nothing reads, decides in Python and writes back. Policy (when to retry,
   how long to wait) is decided above the store and handed in as values (`Outcome`).
-- Times are epoch seconds by the store's own clock (`now`; PostgreSQL's server clock),
-  so hosts whose clocks differ still agree.
+- Times are epoch seconds by the store's clock (`now`; PostgreSQL's): hosts agree.
 - A job held by a pool changes only through that pool's worker id (fencing): a pool that
   lost its lease can no longer record anything about the job.
-- Bad state for an operation raises `JobNotFound` or `Conflict` and changes nothing;
-  a database that cannot be reached raises `StoreUnavailable` (one line).
+- Bad state for an operation raises `JobNotFound` or `Conflict` and changes nothing; an
+  unreachable database `StoreUnavailable` (one line).
 """
 
 from __future__ import annotations
@@ -55,10 +54,11 @@ class PoolStore(FlowStore, Clocked, Protocol):
     ) -> None: ...
 
     def unregister_worker(self, worker_id: str) -> None: ...
-
     def vacuum(self) -> list[str]:
-        """Where the server's autovacuum is off, VACUUM the queue's tables past its
-        threshold (none on SQLite, which reuses freed pages). Returns those vacuumed."""
+        """VACUUM the queue's tables past the threshold where autovacuum is off; their names."""
+
+    def pools_alike(self, queues: list[str] | None, alive_within: float) -> int:
+        """Pools of these `queues` alive within `alive_within` s (they share polling)."""
 
     def claim(
         self, worker_id: str, queues: list[str] | None, limit: int, lease: float
@@ -163,7 +163,7 @@ class PoolStore(FlowStore, Clocked, Protocol):
         ...
 
     def batch(self) -> AbstractContextManager[None]:
-        """A context in which several operations commit as one (where that gains)."""
+        """Several operations committed as one (where that gains)."""
         ...
 
     def listen(self, worker_id: str) -> int | None:

@@ -5,6 +5,12 @@ time comparison uses the database clock (`now()`), so hosts whose clocks differ 
 Idle pools LISTEN on one channel; `add`, `revive`, config changes and stop requests
 NOTIFY it. A dropped connection surfaces as StoreUnavailable and is reopened on the
 next call, so a pool retries with backoff while its jobs keep running.
+
+Behind a pooler in transaction mode (PgBouncer; pgconn.py tells) nothing lives in a
+server session: the turn is sent unprepared, `synchronous_commit = off` is set for the
+turn's transaction only, and pools LISTEN only where QUEUECTL_LISTEN_URL names the
+server itself (otherwise they poll). Advisory transaction locks and the pipelined
+turn (one transaction up to its sync) work through it as they are.
 """
 
 from __future__ import annotations
@@ -24,17 +30,27 @@ from ..errors import StoreUnavailable
 from ..records import TurnResult
 from .claim_hint import FROM_HEAD
 from .control import ControlWrites
+from .pgconn import (
+    POOLER_STATES,
+    behind_pooler,
+    connect,
+    first_line,
+    keeps_connection,
+    redact,
+    store_error,
+)
+from .pgwake import BEHIND, CHANNEL, Wakeups
 from .reads import Reads
 from .rows import NEW_NAMES, claim_order, job_from_row, new_job_tuple
 from .sql import POSTGRES, queue_filter
 from .writes import PoolWrites
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations", "postgres")
-CHANNEL = "queuectl_wake"
-BEHIND = "behind"  # a wake-up's payload: jobs became ready behind the claims' hints
 MIGRATION_LOCK = 0x71756575  # advisory lock key: "queu"
 PROMOTE_EVERY = 0.05  # seconds between promotions of due scheduled jobs, per connection
 EPOCH = "extract(epoch from now())::double precision"
+# Behind a pooler, a pool's settings last for its turn's transaction only (SET LOCAL).
+TURN_SETTINGS = b"SELECT set_config('synchronous_commit', 'off', true)"
 
 
 def _numbered(query: str) -> tuple[str, list[str]]:
@@ -49,16 +65,7 @@ def _numbered(query: str) -> tuple[str, list[str]]:
     return re.sub(r"%\((\w+)\)s", number, query), names
 
 
-def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
-
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
-class PostgresStore(PoolWrites, ControlWrites, Reads):
+class PostgresStore(PoolWrites, ControlWrites, Reads, Wakeups):
     dialect = POSTGRES
     integrity_errors = (pg_errors.IntegrityError,)
     SETTLE_TIMEOUT = 10.0
@@ -90,6 +97,9 @@ class PostgresStore(PoolWrites, ControlWrites, Reads):
         self.path = None  # not a file
         self._conn: psycopg.Connection | None = None
         self._listener: psycopg.Connection | None = None
+        self._pooled: bool | None = None  # behind a pooler (None: not asked yet)
+        self._pooler_seen = False  # a pooler's error was seen: never prepare again
+        self._connected = False  # once: later refusals are ridden out
         if migrate:
             self.migrate()
 
@@ -97,16 +107,16 @@ class PostgresStore(PoolWrites, ControlWrites, Reads):
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
+            # psycopg's own preparing is off (connect): the turn below is the only
+            # statement run often enough to gain from being prepared.
+            self._conn = connect(self.url, first=not self._connected)
+            self._connected = True
             try:
-                # psycopg's own preparing is off: on a ROLLBACK it would DEALLOCATE ALL,
-                # also the statement prepared below (the only one run often enough to
-                # gain from being prepared).
-                self._conn = psycopg.connect(
-                    self.url, autocommit=True, connect_timeout=5, prepare_threshold=None
-                )
                 self._prepared: dict[str, list[str]] = {}  # name -> its parameters in order
+                self._unprepared: dict[str, bytes] = {}  # behind a pooler: name -> its text
                 self._adapt = Transformer(self._conn)
-                if not self.durable:
+                self._pooled = None
+                if not self.durable and not self._behind_pooler():
                     # A pool's claims and outcomes: losing the last ones in a server crash
                     # only reruns those jobs (as SQLite's synchronous=NORMAL), and not
                     # waiting for the WAL flush on each commit doubles throughput.
@@ -116,19 +126,37 @@ class PostgresStore(PoolWrites, ControlWrites, Reads):
                     # grows) costs as much as executing it.
                     self._conn.execute("SET plan_cache_mode = force_generic_plan")
             except psycopg.Error as exc:
+                self._drop(self._conn)
                 raise StoreUnavailable(
-                    f"cannot reach database {redact(self.url)}: {_first_line(exc)}"
+                    f"cannot reach database {redact(self.url)}: {first_line(exc)}"
                 ) from None
         return self._conn
 
+    def _behind_pooler(self) -> bool:
+        """Whether a pooler stands in front of the server (asked once per connection,
+        and only where it matters: not on the enqueue path)."""
+        if self._pooled is None:
+            assert self._conn is not None
+            self._pooled = self._pooler_seen or behind_pooler(self._conn)
+        return self._pooled
+
     @contextmanager
     def _errors(self, conn):
-        """A lost connection becomes StoreUnavailable; the next call reconnects."""
+        """A database error a pool rides out (pgconn.store_error: a lost or refused
+        connection, a shutdown, a serialization failure or deadlock, a pooler's mix-up
+        of prepared statements) becomes StoreUnavailable; the next call reconnects
+        unless the connection is still good."""
         try:
             yield
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            self._drop(conn)
-            raise StoreUnavailable(f"database {redact(self.url)}: {_first_line(exc)}") from None
+        except psycopg.Error as exc:
+            error = store_error(exc, self.url)
+            if error is None:
+                raise
+            if exc.sqlstate in POOLER_STATES:
+                self._pooler_seen = True
+            if not keeps_connection(exc, conn):
+                self._drop(conn)
+            raise error from None
 
     @contextmanager
     def _tx(self):
@@ -181,7 +209,7 @@ class PostgresStore(PoolWrites, ControlWrites, Reads):
 
     def _wake(self, behind: bool = False) -> None:
         if behind:
-            self._hint.reset()
+            self._forget_hints()
         conn = self._connection()
         with self._errors(conn):
             conn.execute(f"NOTIFY {CHANNEL}, '{BEHIND if behind else ''}'")
@@ -266,7 +294,10 @@ class PostgresStore(PoolWrites, ControlWrites, Reads):
             name = "queuectl_turn_queues" if queues else "queuectl_turn"
             if name not in self._prepared:
                 query, names = _numbered(self._q("turn", queue_filter=queue_filter(queues)))
-                conn.execute(f"PREPARE {name} AS {query}")
+                if self._behind_pooler():  # no server session to keep it in
+                    self._unprepared[name] = query.encode()
+                else:
+                    conn.execute(f"PREPARE {name} AS {query}")
                 self._prepared[name] = names
             # Text: the server infers each parameter's type when preparing; no binary to match.
             names = self._prepared[name]
@@ -280,7 +311,13 @@ class PostgresStore(PoolWrites, ControlWrites, Reads):
             if limit > 0 and time.monotonic() - self._promoted_at >= PROMOTE_EVERY:
                 pgconn.send_query_params(self._q("promote").encode(), None)
                 self._promoted_at = time.monotonic()
-            pgconn.send_query_prepared(name.encode(), values)
+            unprepared = self._unprepared.get(name)
+            if unprepared is None:
+                pgconn.send_query_prepared(name.encode(), values)
+            else:  # the extended protocol's unnamed statement: nothing outlives the turn
+                if not self.durable:
+                    pgconn.send_query_params(TURN_SETTINGS, None)
+                pgconn.send_query_params(unprepared, values)
             pgconn.pipeline_sync()
             # Much output can fill the socket buffer. Only wait until it drains: the
             # server answers once the whole statement has arrived, and reading here could
@@ -351,44 +388,3 @@ class PostgresStore(PoolWrites, ControlWrites, Reads):
 
     def finish(self, worker_id, outcomes) -> list[str]:
         return self.finish_and_claim(worker_id, outcomes, None, 0, 0.0).recorded
-
-    # ------------------------------------------------------------ wake-ups
-
-    def listen(self, worker_id: str) -> int:
-        self.unlisten()
-        try:
-            listener = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
-            listener.execute(f"LISTEN {CHANNEL}")
-        except psycopg.Error as exc:
-            raise StoreUnavailable(
-                f"cannot reach database {redact(self.url)}: {_first_line(exc)}"
-            ) from None
-        self._listener = listener
-        return listener.pgconn.socket
-
-    def drain_wakeups(self) -> bool:
-        """Consume pending notifications; False when the listening connection is lost
-        (the pool then listens again)."""
-        if self._listener is None:
-            return False
-        pgconn = self._listener.pgconn
-        try:
-            pgconn.consume_input()
-        except psycopg.Error:
-            self.unlisten()
-            return False
-        while (notify := pgconn.notifies()) is not None:
-            if notify.extra == BEHIND.encode():
-                self._hint.reset()
-        if pgconn.status != psycopg.pq.ConnStatus.OK:
-            self.unlisten()
-            return False
-        return True
-
-    def unlisten(self, worker_id: str | None = None) -> None:
-        if self._listener is not None:
-            try:
-                self._listener.close()
-            except psycopg.Error:
-                pass
-            self._listener = None

@@ -432,6 +432,11 @@ ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at
 -- A pool exits.
 DELETE FROM workers WHERE id = :worker
 
+-- name: pools_alike
+-- How many pools that take the same :queues (JSON, as registered) heartbeated within
+-- the last :within seconds: idle pools without wake-ups share the polling.
+SELECT count(*) FROM workers WHERE heartbeat_at >= :now - :within AND queues = :queues
+
 -- name: workers
 -- Pools that heartbeated within the last :within seconds.
 SELECT id, host, pid, slots, queues, started_at, heartbeat_at, stop_requested

@@ -51,6 +51,10 @@ class PoolWrites(FlowWrites):
             hint = self._hint_of_claims = ClaimHint()
         return hint
 
+    def _forget_hints(self) -> None:
+        """Jobs may be ready behind the hints (a wake-up said so): scan from the head."""
+        self._hint.reset()
+
     def claim(self, worker_id, queues, limit, lease):
         with self._tx() as conn:
             return self._claim(conn, worker_id, queues, limit, lease)
@@ -202,6 +206,10 @@ class PoolWrites(FlowWrites):
     def unregister_worker(self, worker_id) -> None:
         with self._tx() as conn:
             self._run(conn, "unregister_worker", {"worker": worker_id})
+
+    def pools_alike(self, queues, alive_within) -> int:
+        params = {"queues": json.dumps(queues), "within": alive_within}
+        return self._fetch("pools_alike", params)[0][0]
 
     def workers(self, alive_within: float) -> list[WorkerInfo]:
         with self._tx() as conn:  # both reads from one snapshot

@@ -26,10 +26,11 @@ import os
 import selectors
 import signal
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import StoreUnavailable
+from ..errors import DatabaseRefused, StoreUnavailable
 from ..jobs import Job
 from ..settings import Config
 from ..store import open_store
@@ -41,6 +42,7 @@ from .identity import new_worker_id, stderr_log
 from .outcomes import outcome_of
 from .process import Run
 from .session import Session, TurnAnswer
+from .signals import install_signal_handlers
 
 
 class Pool:
@@ -98,8 +100,9 @@ class Pool:
     def open(cls, location: str, **options: Any) -> Pool:
         """A pool (`options` as for Pool) on a store of its own at `location`, closed when
         the pool stops. Its connection commits with durable=False: a lost claim or finish
-        only causes a rerun."""
-        pool = cls(open_store(location, durable=False), **options)
+        only causes a rerun. The schema is the caller's (Queue made it): not migrated
+        here, so a PostgreSQL pool first connects in `start`, which rides out a full server."""
+        pool = cls(open_store(location, durable=False, migrate=False), **options)
         pool.owns_store = True
         return pool
 
@@ -117,7 +120,7 @@ class Pool:
     def run(self) -> int:
         """Serve until stopped (or, in burst mode, until nothing is due). Returns jobs finished."""
         self.start()
-        restore = self._install_signal_handlers()
+        restore = install_signal_handlers(self.selector, self.on_signal)
         self.log(
             f"worker {self.id}: started with {self.count} slot(s)"
             f" on {', '.join(self.queues) if self.queues else 'all queues'}"
@@ -131,10 +134,20 @@ class Pool:
         return self.finished
 
     def start(self) -> None:
-        """Read the config, register and subscribe to wake-ups."""
-        self.config = Config(self.store.config())
-        self.maintenance.register()
-        self.session.listen()
+        """Read the config, register and subscribe to wake-ups, riding out a database
+        unavailable for now (a fleet starting at once may find the server full); one
+        that refuses us (DatabaseRefused) ends the pool."""
+        while True:
+            try:
+                self.config = Config(self.store.config())
+                self.maintenance.register()
+                self.session.listen()
+                break
+            except DatabaseRefused:
+                raise
+            except StoreUnavailable as exc:
+                self.session.unavailable(exc)
+                time.sleep(max(0.0, self.session.retry_at - self._now()))
 
     def close(self) -> None:
         """Abort what still runs, record what is left, unregister."""
@@ -279,14 +292,23 @@ class Pool:
         return max(0.0, wake - now)
 
     def wait(self, timeout: float) -> None:
-        turn = self.session.turn
+        session = self.session
+        turn = session.turn
         fd = None if turn is None else turn.fd
         if fd is not None:
             self.selector.register(fd, selectors.EVENT_READ, "store")
-        events = self.selector.select(timeout)
+        # Without wake-ups an idle pool polls (Session.poll_wait): a turn once a job is due.
+        idle = not (self.may_claim or self.draining) and self.wanted() > 0
+        poll = session.poll_wait(timeout, idle, self.config)
+        events = self.selector.select(poll)
         if fd is not None:
             self.selector.unregister(fd)
-        if not events or any(key.data != "store" for key, _ in events):
+        if poll < timeout and not events:
+            due = session.poll(self.count)
+            self.may_claim = due is not None and due.seconds == 0.0
+            if due is not None and due.seconds is not None:
+                self.next_due = self._now() + due.seconds
+        elif not events or any(key.data != "store" for key, _ in events):
             self.may_claim = True  # something happened (or time passed): claims may get jobs
         for key, _ in events:
             data = key.data
@@ -353,28 +375,6 @@ class Pool:
                 self.ahead = []
 
     # ------------------------------------------------------------ signals
-
-    def _install_signal_handlers(self) -> Callable[[], None]:
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None  # embedded in a thread (tests, the Python API): no signals
-        read_fd, write_fd = os.pipe()
-        os.set_blocking(read_fd, False)
-        os.set_blocking(write_fd, False)
-        self.selector.register(read_fd, selectors.EVENT_READ, "signal")
-        old_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-        old = {s: signal.signal(s, self.on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-
-        def restore() -> None:
-            for signum, handler in old.items():
-                signal.signal(signum, handler)
-            signal.set_wakeup_fd(old_fd)
-            self.selector.unregister(read_fd)
-            os.close(read_fd)
-            os.close(write_fd)
-
-        return restore
 
     def on_signal(self, signum: int, frame: object = None) -> None:
         """SIGTERM/SIGINT: the first drains (no new claims, running jobs finish), the

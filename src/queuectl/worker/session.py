@@ -19,6 +19,7 @@ changes), and listens again when it breaks.
 
 from __future__ import annotations
 
+import random
 import select
 import selectors
 from collections.abc import Callable
@@ -26,8 +27,11 @@ from collections.abc import Callable
 from ..errors import StoreUnavailable
 from ..jobs import Job
 from ..record import record
-from ..records import Outcome, TurnResult
+from ..records import NextDue, Outcome, TurnResult
+from ..settings import Config
 from ..store.base import PoolStore
+
+ALIKE_EVERY = 5.0  # seconds between counts of the pools that share the polling
 
 
 @record(frozen=True)
@@ -95,6 +99,8 @@ class Session:
         self.failures = 0  # turns failed in a row (the store is unreachable)
         self.retry_at = 0.0  # while the store is failing: when to try it again
         self.wake_fd: int | None = None
+        self.polling = False  # the store gives no wake-ups: the pool polls (`poll`)
+        self._alike, self._alike_at = 1, 0.0  # pools sharing the polling, counted when
         self.listening_lost = False
         # Flow control: the held jobs that came through the gates (their outcomes free a
         # place in their lanes), and whether gated jobs wait (the next turn goes through
@@ -115,6 +121,43 @@ class Session:
         if fd is not None:
             self.selector.register(fd, selectors.EVENT_READ, "wake")
             self.wake_fd = fd
+        elif not self.polling:
+            self.polling = True
+            self.log(f"worker {self.worker_id}: no wake-ups from the database (a connection"
+                     " pooler stands in front of it): idle, asking every wake-poll whether"
+                     " a job is due")  # fmt: skip
+
+    def poll_wait(self, timeout: float, idle: bool, config: Config) -> float:
+        """How long to wait: `timeout`, or less when an `idle` pool without wake-ups
+        is to poll first (`poll_interval`)."""
+        waking = self.wake_fd is not None or self.turn is not None
+        if not (idle and self.polling) or waking or self.failures:
+            return timeout
+        return min(timeout, self.poll_interval(config["wake-poll"], config["lease-timeout"]))
+
+    def poll_interval(self, every: float, within: float) -> float:
+        """How long an idle pool without wake-ups waits before its next poll. `every`
+        (wake-poll) is the whole fleet's: a pool polls every n x `every`, n the pools
+        taking the same queues (alive within `within`, counted every few seconds), at a
+        jittered phase, so n idle pools together look about every `every` seconds and a
+        fleet of 100 costs the database what one pool does."""
+        now = self.clock()
+        if now >= self._alike_at:
+            self._alike_at = now + ALIKE_EVERY
+            try:
+                self._alike = max(1, self.store.pools_alike(self.queues, within))
+            except StoreUnavailable:
+                pass  # the poll will say so; meanwhile the last count holds
+        return every * self._alike * random.uniform(0.5, 1.5)
+
+    def poll(self, slots: int) -> NextDue | None:
+        """Without wake-ups: ask the store (one indexed read) how soon a job that a pool
+        of `slots` could take is due; None while the store is unavailable."""
+        try:
+            return self.store.seconds_until_due(self.queues, slots)
+        except StoreUnavailable as exc:
+            self.unavailable(exc)
+            return None
 
     def relisten(self) -> None:
         """Listen again if the wake-up descriptor broke (the database connection dropped)."""
