@@ -61,6 +61,7 @@ class SQLiteStore(PoolWrites, ControlWrites, Reads):
         self._listening: tuple[int, str] | None = None
         self._sent_turn: TurnResult | None = None
         self._tx_now: float | None = None  # the clock of the transaction in progress
+        self._tx_open = False  # inside _tx (a batch's operations join it)
         self._conn = self._open(durable)
         if migrate:
             self.migrate()
@@ -94,8 +95,18 @@ class SQLiteStore(PoolWrites, ControlWrites, Reads):
             conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as exc:
-            raise StoreUnavailable(f"cannot use database {self.path}: {exc}") from None
+            raise StoreUnavailable(f"cannot use database {self.path}: {exc}{self._why()}") from None
         return conn
+
+    def _why(self) -> str:
+        """What SQLite's message leaves out ("unable to open database file", "attempt to
+        write a readonly database"): that the file system is mounted read-only."""
+        try:
+            if os.statvfs(os.path.dirname(self.path) or ".").f_flag & os.ST_RDONLY:
+                return " (its file system is read-only)"
+        except OSError:
+            pass
+        return ""
 
     @staticmethod
     def _enter_wal(conn: sqlite3.Connection) -> None:
@@ -150,33 +161,50 @@ class SQLiteStore(PoolWrites, ControlWrites, Reads):
     @contextmanager
     def _tx(self):
         """One write transaction; SQLite errors become one-line StoreUnavailable errors.
-        Inside `batch` it joins the batch's transaction."""
+        Inside `batch` it joins the batch's transaction.
+
+        Nesting is known by our own flag, not by `conn.in_transaction`: after
+        SQLITE_FULL, SQLITE_IOERR or SQLITE_NOMEM SQLite may roll a transaction back
+        by itself, statement or COMMIT alike, and an operation of a batch must then
+        fail, not start a transaction of its own; and there is nothing left to roll
+        back (a ROLLBACK would raise)."""
         conn = self._conn
-        if conn.in_transaction:
+        if self._tx_open:
+            if not conn.in_transaction:  # rolled back by SQLite after an error caught above
+                raise StoreUnavailable(f"database {self.path}: the transaction was rolled back")
             yield conn
             return
         try:
+            if conn.in_transaction:  # left open by a ROLLBACK that failed
+                conn.execute("ROLLBACK")
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise StoreUnavailable(f"database {self.path}: {exc}") from None
+            raise StoreUnavailable(f"database {self.path}: {exc}{self._why()}") from None
         self._tx_now = time.time()  # one time for every statement of the transaction
+        self._tx_open = True
         try:
             yield conn
+            conn.execute("COMMIT")
         except sqlite3.IntegrityError:
-            conn.execute("ROLLBACK")
+            self._rollback()
             raise  # add() turns it into DuplicateJob
         except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise StoreUnavailable(f"database {self.path}: {exc}") from None
+            self._rollback()
+            raise StoreUnavailable(f"database {self.path}: {exc}{self._why()}") from None
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._rollback()
             raise
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            raise StoreUnavailable(f"database {self.path}: {exc}") from None
+        finally:
+            self._tx_open = False
+
+    def _rollback(self) -> None:
+        """Roll back what is left of the transaction, if SQLite has not already. A
+        ROLLBACK that fails leaves it open; the next transaction rolls it back first."""
+        if self._conn.in_transaction:
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # (the error that brought us here is the one to report)
 
     def _read(self, sql: str, params: dict | None = None) -> list:
         try:

@@ -220,12 +220,12 @@ class Pool:
                     )
             if answer is not None:  # committed
                 claimed += self.took(answer)
-        except StoreUnavailable as exc:
+        except StoreUnavailable as exc:  # unreachable, full, read-only: all alike
             session.unavailable(exc)
+            self.maintenance.next_at = 0.0  # its heartbeat was rolled back: the retry beats first
             return 0
         if session.failures:
-            session.recovered()
-            self.maintenance.next_at = 0.0  # heartbeat right away on the next turn
+            session.recovered()  # (that turn heartbeat: a failed one sets next_at to 0)
         return claimed
 
     def maintain(self) -> None:
