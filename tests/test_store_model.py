@@ -6,22 +6,17 @@ none extra) with the model's state, attempts, holder, lease and times, per-state
 agree, no job is held by two workers, attempts never decrease but where an operation
 resets them, and a finish fenced off (the worker lost its lease) changed nothing.
 
-The clock: SQLite's store takes its time from Python (`_clock`, `now`), so its subclass
-here answers with the test's clock. PostgreSQL's queries read the server's clock; its
-subclass renders `:now` as a session setting the test moves (`queuectl.test_now`), a
-rendering of its own dialect, so production queries are untouched.
+The clock: see held_clock.py (SQLite's store answers with the test's clock; PostgreSQL's
+renders `:now` as a session setting the test moves).
 
 QUEUECTL_MODEL_EXAMPLES=N runs N examples per backend (and new ones each run).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 from collections import Counter
-from dataclasses import dataclass, field
-from functools import cache
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -35,13 +30,12 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from held_clock import T0, Clock, HeldClockSQLite, held_clock_postgres
+from job_model import Model
 from queuectl.errors import Conflict, DuplicateJob, JobNotFound
 from queuectl.jobs import STATES, STORED, build_row
 from queuectl.records import Outcome, Selector
-from queuectl.store.sql import Dialect
-from queuectl.store.sqlite import SQLiteStore
 
-T0 = 1_800_000_000.0  # the test's clock starts here (any time: nothing reads the real one)
 WORKERS, QUEUES = ("w1", "w2", "w3"), ("a", "b")
 ENDS = ("completed", "failed", "dead", "canceled")  # what a run may end as (Outcome.state)
 FINISHED = ("completed", "dead", "canceled")
@@ -66,86 +60,6 @@ def raises(error: type[Exception], call, *args) -> Exception:
     except error as exc:
         return exc
     raise AssertionError(f"{call.__name__} did not raise {error.__name__}")
-
-
-class Clock:
-    now = T0
-
-
-class HeldClockSQLite(SQLiteStore):
-    """SQLite's store on the test's clock: every statement's `:now` and `now()`."""
-
-    def __init__(self, path: str, clock: Clock):
-        self.clock = clock
-        super().__init__(path, durable=False)
-
-    def _clock(self) -> float:
-        return self.clock.now
-
-    def now(self) -> float:
-        return self.clock.now
-
-
-def held_clock_postgres(url: str, clock: Clock):
-    """PostgreSQL's store on the test's clock."""
-    return _held_clock_postgres()(url, clock)
-
-
-@cache  # one class, one dialect: its queries are rendered once
-def _held_clock_postgres():
-    import psycopg
-
-    from queuectl.store.postgres import PostgresStore
-
-    class HeldClockPostgres(PostgresStore):
-        """`:now` reads a session setting, set on the store's connection whenever the
-        clock moved (outside any transaction)."""
-
-        dialect = Dialect("postgres", clock="current_setting('queuectl.test_now')::float8")
-        _told: tuple | None = None  # (connection, time) last set
-
-        def __init__(self, url: str, clock: Clock):
-            self.clock = clock
-            super().__init__(url, durable=False)
-
-        def _connection(self):
-            conn = super()._connection()
-            now = self.clock.now
-            idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-            if self._told != (conn, now) and idle:
-                conn.execute("SELECT set_config('queuectl.test_now', %s, false)", [repr(now)])
-                self._told = (conn, now)
-            return conn
-
-        def now(self) -> float:
-            return self.clock.now
-
-        def send_finish_and_claim(self, *args, **kwargs):
-            # Promotion is spaced by real time (50 ms); the test's clock leaps in less.
-            self._promoted_at = -math.inf
-            return super().send_finish_and_claim(*args, **kwargs)
-
-    return HeldClockPostgres
-
-
-@dataclass
-class Model:
-    """What the store must hold for one job."""
-
-    seq: int
-    queue: str
-    priority: int
-    max_retries: int
-    run_at: float
-    state: str = "pending"
-    attempts: int = 0
-    worker_id: str | None = None
-    lease_until: float | None = None
-    cancel_requested: bool = False
-    finished_at: float | None = None
-    output: bytes = b""
-    runs: list = field(default_factory=list)  # (attempt, worker, outcome) of each run
-    holders: set = field(default_factory=set)  # every worker that ever claimed it
 
 
 SPEC = st.fixed_dictionaries({"queue": st.sampled_from(QUEUES), "priority": st.sampled_from([0, 1]),
@@ -211,11 +125,7 @@ class StoreMachine(RuleBasedStateMachine):
                and (queues is None or m.queue in queues) and i not in skip]  # fmt: skip
         taken = [i for *_, i in sorted(due)[:limit]]
         for i in taken:
-            m = self.model[i]
-            assert m.state != "processing"  # held by no one before
-            m.state, m.attempts, m.worker_id = "processing", m.attempts + 1, worker
-            m.lease_until, m.cancel_requested, m.finished_at = self.now + lease, False, None
-            m.holders.add(worker)
+            self.model[i].claim(worker, self.now, lease)
         return taken
 
     @rule(worker=st.sampled_from(WORKERS), queues=CLAIM_QUEUES, limit=st.integers(1, 3),
@@ -225,8 +135,7 @@ class StoreMachine(RuleBasedStateMachine):
         assert [j.id for j in claimed] == self._claim(worker, queues, limit, lease)
 
     def _held(self, worker) -> list[str]:
-        return sorted(i for i, m in self.model.items() if m.state == "processing"
-                      and m.worker_id == worker)  # fmt: skip
+        return sorted(i for i, m in self.model.items() if m.held_by(worker))
 
     def _pick(self, data, preferred: list[str], extra=True) -> list[str]:
         """Some of `preferred` (the jobs an operation applies to) and, at times (`extra`),
@@ -251,16 +160,10 @@ class StoreMachine(RuleBasedStateMachine):
         recorded = []
         for o in outcomes:
             m = self.model.get(o.job_id)
-            if m is None or m.state != "processing" or m.worker_id != worker:
-                continue
-            recorded.append(o.job_id)
-            self.touched.add(o.job_id)
-            canceled = o.state in ("failed", "dead") and m.cancel_requested
-            m.state = "canceled" if canceled else o.state
-            m.run_at = self.now + (o.retry_delay if o.state == "failed" else 0.0)
-            m.finished_at = None if m.state == "failed" else self.now
-            m.lease_until, m.output = None, o.output
-            m.runs.append((m.attempts, worker, m.state))
+            if m is not None and m.held_by(worker):
+                recorded.append(o.job_id)
+                self.touched.add(o.job_id)
+                m.finish(o, self.now)
         return recorded
 
     @rule(data=st.data(), worker=st.sampled_from(WORKERS))
@@ -287,7 +190,7 @@ class StoreMachine(RuleBasedStateMachine):
     def _stale(self) -> list[tuple[str, str]]:
         """(job, worker) where the worker held the job once and does no more."""
         return [(i, w) for i, m in sorted(self.model.items()) for w in sorted(m.holders)
-                if not (m.state == "processing" and m.worker_id == w)]  # fmt: skip
+                if not m.held_by(w)]  # fmt: skip
 
     @rule(data=st.data(), worker=st.sampled_from(WORKERS), queues=CLAIM_QUEUES,
           limit=st.integers(0, 2), lease=LEASE)  # fmt: skip
@@ -319,16 +222,10 @@ class StoreMachine(RuleBasedStateMachine):
         expected = []
         for i in dict.fromkeys(ids):
             m = self.model.get(i)
-            if m is None or m.state != "processing" or m.worker_id != worker:
-                continue
-            expected.append(i)
-            self.reset.add(i)
-            m.state = (
-                "canceled" if m.cancel_requested else "failed" if m.attempts > 1 else "pending"
-            )
-            m.attempts -= 1
-            m.finished_at = self.now if m.cancel_requested else None
-            m.run_at, m.worker_id, m.lease_until = self.now, None, None
+            if m is not None and m.held_by(worker):
+                expected.append(i)
+                self.reset.add(i)
+                m.release(self.now)
         assert sorted(self.store.release(worker, ids)) == sorted(expected)
 
     @rule(forget_after=st.sampled_from([3600.0, 20.0]))
@@ -338,11 +235,7 @@ class StoreMachine(RuleBasedStateMachine):
             if m.state == "processing" and m.lease_until < self.now:
                 expected.append(i)
                 self.touched.add(i)
-                m.runs.append((m.attempts, m.worker_id, "lost"))
-                m.state = ("canceled" if m.cancel_requested else
-                           "dead" if m.attempts > m.max_retries else "failed")  # fmt: skip
-                m.finished_at = None if m.state == "failed" else self.now
-                m.run_at, m.worker_id, m.lease_until = self.now, None, None
+                m.reap(self.now)
         assert sorted(self.store.reap(forget_after)) == sorted(expected)
         self.workers = {w: at for w, at in self.workers.items() if at >= self.now - forget_after}
 
