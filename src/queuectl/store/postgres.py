@@ -42,13 +42,12 @@ from .pgconn import (
 from .pgwake import BEHIND, CHANNEL, Wakeups
 from .reads import Reads
 from .rows import NEW_NAMES, claim_order, job_from_row, new_job_tuple
-from .sql import POSTGRES, queue_filter
+from .sql import POSTGRES, SERVER_CLOCK, queue_filter
 from .writes import PoolWrites
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations", "postgres")
 MIGRATION_LOCK = 0x71756575  # advisory lock key: "queu"
 PROMOTE_EVERY = 0.05  # seconds between promotions of due scheduled jobs, per connection
-EPOCH = "extract(epoch from now())::double precision"
 # Behind a pooler, a pool's settings last for its turn's transaction only (SET LOCAL).
 TURN_SETTINGS = b"SELECT set_config('synchronous_commit', 'off', true)"
 
@@ -252,7 +251,7 @@ class PostgresStore(PoolWrites, ControlWrites, Reads, Wakeups):
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS queuectl_schema (version integer PRIMARY KEY,"
-                f" applied_at double precision NOT NULL DEFAULT {EPOCH})"
+                f" applied_at double precision NOT NULL DEFAULT {SERVER_CLOCK})"
             )
             current = conn.execute("SELECT coalesce(max(version), 0) FROM queuectl_schema")
             current_version = current.fetchone()[0]

@@ -144,13 +144,22 @@ def _replace_call(sql: str, opening: str, before: str, after: str) -> str:
     return sql
 
 
+# The store's clock on PostgreSQL: the server's, the same for a whole transaction.
+SERVER_CLOCK = "extract(epoch from now())::double precision"
+
+
 class Dialect:
-    """One of the two; its `query` renders and keeps the named queries."""
+    """One of the two; its `query` renders and keeps the named queries.
 
-    __slots__ = ("name",)
+    `clock` is the SQL that `:now` becomes where the database reads its own clock
+    (PostgreSQL). Only a test gives another (a clock it holds, tests/test_store_model.py):
+    queries are rendered once per dialect object and kept, so this costs a store nothing."""
 
-    def __init__(self, name: str):
+    __slots__ = ("clock", "name")
+
+    def __init__(self, name: str, clock: str = SERVER_CLOCK):
         self.name = name  # "sqlite" or "postgres"
+        self.clock = clock
 
     def render(self, sql: str) -> str:
         # (each rule only where it applies: compiling a pattern costs a CLI start)
@@ -160,7 +169,7 @@ class Dialect:
         if "/*" in sql:
             sql = re.sub(_ONLY, lambda m: " " + m[2] if m[1] == self.name else "", sql, flags=re.S)
         if self.name == "postgres":
-            sql = sql.replace(":now", "extract(epoch from now())::double precision")
+            sql = sql.replace(":now", self.clock)
             return re.sub(r"(?<![:\w]):([A-Za-z_]\w*)", r"%(\1)s", sql)
         if "ANY(" in sql:
             sql = _replace_call(sql, "= ANY(ARRAY(", "IN (", ")")
@@ -230,8 +239,9 @@ POSTGRES = Dialect("postgres")
 # bulk insert; `sqlite.py` and `postgres.py` provide them. A backend that leaves one out
 # cannot be instantiated (abstract methods), so no default silently makes broken SQL.
 
-# dialect name -> (query name, fragments) -> its SQL
-_RENDERED: dict[str, dict[object, str]] = {}
+# dialect -> (query name, fragments) -> its SQL (by the object: a test's dialect renders
+# the clock its own way)
+_RENDERED: dict[Dialect, dict[object, str]] = {}
 
 
 class Database(abc.ABC):
@@ -287,10 +297,10 @@ class Database(abc.ABC):
         """A named query rendered for this backend (kept: a pool asks thousands of times)."""
         key = (name, *fragments.items()) if fragments else name
         try:
-            return _RENDERED[self.dialect.name][key]
+            return _RENDERED[self.dialect][key]
         except KeyError:
             sql = self.dialect.query(name, **fragments)
-            _RENDERED.setdefault(self.dialect.name, {})[key] = sql
+            _RENDERED.setdefault(self.dialect, {})[key] = sql
             return sql
 
     def _statement(self, name: str, **fragments: str) -> tuple[str, Callable[[dict], Any]]:
