@@ -384,7 +384,8 @@ def test_priorities_delays_and_dependencies_keep_working_in_a_queue_limited_to_1
     assert delayed.start >= enqueued + 1.5 - TOLERANCE  # not before its delay
     # once due it goes next (priority 9), ahead of the fillers still waiting
     assert order.index("delayed") < len(order) - 1, order
-    assert delayed.start < enqueued + 1.5 + 0.25 + 0.5, (delayed.start - enqueued, order)
+    # (at most one filler's run and a second more: the suite runs three tests at a time)
+    assert delayed.start < enqueued + 1.5 + 0.25 + 1.0, (delayed.start - enqueued, order)
 
 
 # ---------------------------------------------------------------- what show and list say
