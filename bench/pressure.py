@@ -13,6 +13,13 @@ and completed per second, their ratio (target >= 0.9) and the backlog at its end
     .venv/bin/python bench/pressure.py [--url URL] [--rate 300] [--held 120]
         [--queuectl PATH]   # another checkout's console script, to compare commits
 
+`--soak MINUTES` runs the soak instead: no held xid, completed jobs deleted
+`--retention` (60) seconds after they finish, the load held for MINUTES (30) and
+measured in windows of `--window` (300) seconds. Targets: the last window completes
+>= 0.95 of what the first completed, and the database stops growing (its size at the
+end is at most 1.25 times its size at the end of the second window, once retention and
+vacuum have reached their steady state).
+
 It works in a fresh schema of the server (dropped at the end) and stops its pool.
 """
 
@@ -42,6 +49,8 @@ from psycopg import sql
 PG_URL = os.environ.get("QUEUECTL_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 TARGET_RATIO = 0.9
 TARGET_BACKLOG = 600
+TARGET_SOAK = 0.95
+TARGET_GROWTH = 1.25
 
 
 def connect(url: str) -> psycopg.Connection:
@@ -73,7 +82,6 @@ class Sample:
     """The jobs table at one moment."""
 
     at: float
-    completed: int
     waiting: int  # pending, failed (to retry) and processing
 
 
@@ -85,6 +93,14 @@ class Phase:
     start: Sample | None = None
     end: Sample | None = None
     sizes: dict[str, int] | None = None
+
+    def completed_per_s(self) -> float:
+        """Jobs finished a second: offered less the growth of the backlog. Every job is
+        `true`, so all finish completed; counting completed rows would miss those that
+        retention already deleted."""
+        assert self.start and self.end
+        done = self.offered - (self.end.waiting - self.start.waiting)
+        return done / (self.end.at - self.start.at)
 
 
 class Offer(threading.Thread):
@@ -117,11 +133,10 @@ class Offer(threading.Thread):
 
 
 def sample(conn) -> Sample:
-    completed, waiting = conn.execute(
-        "SELECT count(*) FILTER (WHERE state = 'completed'),"
-        " count(*) FILTER (WHERE state IN ('pending', 'failed', 'processing')) FROM jobs"
+    (waiting,) = conn.execute(
+        "SELECT count(*) FROM jobs WHERE state IN ('pending', 'failed', 'processing')"
     ).fetchone()
-    return Sample(time.monotonic(), completed, waiting)
+    return Sample(time.monotonic(), waiting)
 
 
 def sizes(conn) -> dict[str, int]:
@@ -137,6 +152,10 @@ def sizes(conn) -> dict[str, int]:
         " FROM pg_stat_user_tables WHERE relid = 'jobs'::regclass"
     ).fetchone()
     out.update({"live tuples": live, "dead tuples": dead, "vacuums": vacuums})
+    (out["all tables, with indexes"],) = conn.execute(
+        "SELECT sum(pg_total_relation_size(relid))::bigint FROM pg_stat_user_tables"
+        " WHERE schemaname = current_schema()"
+    ).fetchone()
     return out
 
 
@@ -161,21 +180,37 @@ def main() -> int:
     parser.add_argument("--held", type=float, default=120, help="seconds the xid is held")
     parser.add_argument("--after", type=float, default=30, help="seconds after the hold")
     parser.add_argument("--settle", type=float, default=60, help="seconds more for autovacuum")
+    parser.add_argument("--soak", type=float, default=0, help="minutes of soak instead (30)")
+    parser.add_argument("--window", type=float, default=300, help="seconds a soak window")
+    parser.add_argument("--retention", default="60s", help="completed-retention of the soak")
     parser.add_argument("--queuectl", default=_common.QUEUECTL, help="the console script to run")
     parser.add_argument("--dir", help="parent directory for the temporary files")
     args = parser.parse_args()
     exit_on_sigterm()
     load = OtherLoad()
-    phases = [
-        Phase("baseline", args.baseline),
-        Phase("xid held", args.held),
-        Phase("after", args.after),
-        Phase("settle", args.settle),
-    ]
+    if args.soak:
+        count = max(2, round(args.soak * 60 / args.window))
+        unit, size = ("min", args.window / 60) if args.window % 60 == 0 else ("s", args.window)
+        phases = [Phase(f"{i * size:g}-{(i + 1) * size:g} {unit}", args.window)
+                  for i in range(count)]  # fmt: skip
+    else:
+        phases = [
+            Phase("baseline", args.baseline),
+            Phase("xid held", args.held),
+            Phase("after", args.after),
+            Phase("settle", args.settle),
+        ]
     with temp_dir("pressure", args.dir) as tmp, Schema(args.url) as schema, Workers() as workers:
         db = schema.url
         subprocess.run([args.queuectl, "--db", db, "db", "migrate"], check=True, env=ENV,
                        stdout=subprocess.DEVNULL)  # fmt: skip
+        if args.soak:
+            subprocess.run(
+                [args.queuectl, "--db", db, "config", "set", "completed-retention", args.retention],
+                check=True,
+                env=ENV,
+                stdout=subprocess.DEVNULL,
+            )
         conn = connect(db)
         log = tmp / "pool.log"
         env = dict(ENV)
@@ -214,6 +249,8 @@ def main() -> int:
         if pool.returncode not in (0, -15, 143):
             raise RuntimeError(f"the pool exited {pool.returncode}: {log.read_text()[-2000:]}")
     report(phases, stat)
+    if args.soak:
+        report_soak(phases)
     load.report()
     return 0
 
@@ -224,7 +261,7 @@ def report(phases: list[Phase], stat: str) -> None:
         if p.start is None or p.end is None:
             continue
         seconds = p.end.at - p.start.at
-        done = (p.end.completed - p.start.completed) / seconds
+        done = p.completed_per_s()
         offered = p.offered / seconds
         ratio = done / offered if offered else 0.0
         ok = ratio >= TARGET_RATIO and p.end.waiting < TARGET_BACKLOG
@@ -247,6 +284,28 @@ def report(phases: list[Phase], stat: str) -> None:
         ],
     )
     print(stat)
+
+
+def report_soak(phases: list[Phase]) -> None:
+    done = [p for p in phases if p.start and p.end and p.sizes]
+    if len(done) < 2:
+        return
+
+    ratio = done[-1].completed_per_s() / done[0].completed_per_s()
+    size = [(p.sizes or {})["all tables, with indexes"] for p in done]
+    growth = size[-1] / size[1]
+    table(
+        f"Soak (targets: last window >= {TARGET_SOAK} of the first; size at the end"
+        f" <= {TARGET_GROWTH} x at the second window's end)",
+        ["figure", "value", "verdict"],
+        [
+            ["completed/s, first window", done[0].completed_per_s(), ""],
+            ["completed/s, last window", done[-1].completed_per_s(), ""],
+            ["last / first", ratio, verdict(ratio >= TARGET_SOAK)],
+            ["size end / second window (MiB)", f"{size[-1] >> 20} / {size[1] >> 20}",
+             verdict(growth <= TARGET_GROWTH)],
+        ],
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
