@@ -248,14 +248,14 @@ def main() -> int:
             raise RuntimeError(f"enqueue failed: {offer.error}")
         if pool.returncode not in (0, -15, 143):
             raise RuntimeError(f"the pool exited {pool.returncode}: {log.read_text()[-2000:]}")
-    report(phases, stat)
+    report(phases, stat, "A soak" if args.soak else "Completions under a held xmin")
     if args.soak:
         report_soak(phases)
     load.report()
     return 0
 
 
-def report(phases: list[Phase], stat: str) -> None:
+def report(phases: list[Phase], stat: str, title: str) -> None:
     rows = []
     for p in phases:
         if p.start is None or p.end is None:
@@ -267,15 +267,14 @@ def report(phases: list[Phase], stat: str) -> None:
         ok = ratio >= TARGET_RATIO and p.end.waiting < TARGET_BACKLOG
         rows.append([p.name, round(seconds), offered, done, ratio, p.end.waiting, verdict(ok)])
     table(
-        f"Completions under a held xmin (targets: >= {TARGET_RATIO} of offered, backlog"
-        f" < {TARGET_BACKLOG})",
+        f"{title} (targets: >= {TARGET_RATIO} of offered, backlog < {TARGET_BACKLOG})",
         ["phase", "s", "offered/s", "completed/s", "ratio", "backlog", "verdict"],
         rows,
     )
     names = sorted({k for p in phases if p.sizes for k in p.sizes})
     kib = [n for n in names if n not in ("live tuples", "dead tuples", "vacuums")]
     table(
-        "The jobs table at each phase's end (KiB; tuples from pg_stat_user_tables)",
+        "The jobs table and all tables at each phase's end (KiB; tuples from pg_stat_user_tables)",
         ["relation", *[p.name for p in phases if p.sizes]],
         [[n, *[(p.sizes or {}).get(n, 0) // 1024 for p in phases if p.sizes]] for n in kib]
         + [
@@ -290,9 +289,8 @@ def report_soak(phases: list[Phase]) -> None:
     done = [p for p in phases if p.start and p.end and p.sizes]
     if len(done) < 2:
         return
-
     ratio = done[-1].completed_per_s() / done[0].completed_per_s()
-    size = [(p.sizes or {})["all tables, with indexes"] for p in done]
+    size = [p.sizes["all tables, with indexes"] for p in done if p.sizes]
     growth = size[-1] / size[1]
     table(
         f"Soak (targets: last window >= {TARGET_SOAK} of the first; size at the end"
