@@ -23,7 +23,18 @@ from collections.abc import Callable
 GUARD = """
 import os, signal, sys, time
 grace, groups, rest = float(sys.argv[1]), set(), b""
-while chunk := os.read(0, 65536):
+os.set_blocking(0, False)
+while True:
+    # It reads what came every 0.1 s, never woken by a job's start or end: that cost a
+    # busy pool a few percent of its throughput and each pickup a fraction of a
+    # millisecond. What the pool wrote before dying is read before the end of the pipe.
+    time.sleep(0.1)
+    try:
+        chunk = os.read(0, 65536)
+    except BlockingIOError:
+        continue
+    if not chunk:
+        break
     *lines, rest = (rest + chunk).split(b"\\n")
     for line in lines:
         (groups.add if line[:1] == b"+" else groups.discard)(int(line[1:]))
@@ -66,11 +77,17 @@ class Lifeline:
             self._send(b"-%d\n" % group)
 
     def close(self) -> None:
-        """The pool stops: the lifeline exits (stopping any group left) and is reaped."""
+        """The pool stops: the lifeline exits (stopping any group left) and is reaped.
+        With none left it is killed: it would only finish a nap between reads first."""
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
         if self.pid is not None:
+            if not self.groups:
+                try:
+                    os.kill(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             try:
                 os.waitpid(self.pid, 0)  # at once: nothing is left for it to stop
             except ChildProcessError:
