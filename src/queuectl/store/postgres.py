@@ -287,12 +287,17 @@ class PostgresStore(PoolWrites, ControlWrites, Reads, Wakeups):
         asynchronous calls): a pool keeps reaping and starting jobs while the server
         works, and reads the result when the returned socket becomes readable."""
         params = self._turn_params(worker_id, outcomes, queues, limit, lease, slots)
-        params.update(self._hint.for_claim(queues))
+        hint = self._hint.for_claim(queues)
+        params.update(hint)
         conn = self._connection()
         with self._errors(conn):
-            name = "queuectl_turn_queues" if queues else "queuectl_turn"
+            name = (
+                "queuectl_turn"
+                + ("_queues" if queues else "")
+                + ("_head" if hint is FROM_HEAD else "")
+            )
             if name not in self._prepared:
-                query, names = _numbered(self._q("turn", queue_filter=queue_filter(queues)))
+                query, names = _numbered(self._turn_query(queues, hint is FROM_HEAD))
                 if self._behind_pooler():  # no server session to keep it in
                     self._unprepared[name] = query.encode()
                 else:
@@ -326,6 +331,12 @@ class PostgresStore(PoolWrites, ControlWrites, Reads, Wakeups):
         self._sent_ids, self._sent_queues = [o.job_id for o in outcomes], queues
         self._results: list = []
         return pgconn.socket
+
+    def _turn_query(self, queues: list[str] | None, from_head: bool) -> str:
+        """The turn's statement: its claim from the hint, or from the head without one."""
+        if from_head:
+            return self._q("turn", queue_filter=queue_filter(queues), claim="{claim_from_head}")
+        return self._q("turn", queue_filter=queue_filter(queues))
 
     def finish_and_claim_result(self):
         conn = self._conn
@@ -378,8 +389,8 @@ class PostgresStore(PoolWrites, ControlWrites, Reads, Wakeups):
     def _finish(self, conn, worker_id, outcomes) -> list[str]:
         """Record outcomes in the caller's transaction: the turn's statement, claiming
         nothing (finish's queries read the table of outcomes that only it builds)."""
-        params = self._turn_params(worker_id, outcomes, None, 0, 0.0, 1) | FROM_HEAD
-        row = conn.execute(self._q("turn", queue_filter=""), params).fetchone()
+        params = self._turn_params(worker_id, outcomes, None, 0, 0.0, 1)
+        row = conn.execute(self._turn_query(None, True), params).fetchone()
         finished = set(row[-3] or ())
         if row[-2]:
             self._wake(behind=True)  # (delivered when the caller's transaction commits)

@@ -56,6 +56,15 @@ WHERE seq = ANY(ARRAY(
     LIMIT :limit))
 RETURNING {JOB_COLUMNS}, seq
 
+-- name: claim_from_head
+-- The claim when the store has no hint (its first, and a rescan at least once a second,
+-- claim_hint.py): one scan from the head. The same jobs as the hinted claim given the
+-- head's parameters, without its two empty parts: an idle pool's pickup is such a claim.
+UPDATE jobs SET {claimed}
+WHERE seq = ANY(ARRAY(SELECT seq FROM jobs WHERE ready = {READY}{queue_filter} AND {claimable}
+    ORDER BY priority DESC, run_at, seq LIMIT :limit FOR UPDATE SKIP LOCKED))
+RETURNING {JOB_COLUMNS}, seq
+
 -- name: claimable
 -- Not in a paused queue nor one with limits (one subquery: two NOT IN halve throughput).
 queue NOT IN (SELECT queue FROM paused_queues UNION ALL SELECT queue FROM queue_limits)
@@ -106,7 +115,9 @@ FROM o
 -- the updated table). The jobs are found by id: PostgreSQL's planner would rather read
 -- the few processing jobs from jobs_state, whose dead entries (one for every job run
 -- since an old xmin, claim_hint.py) it then reads too; coalesce() hides the state from
--- that index.
+-- that index. Given only the join with `o` (of unknown size to a generic plan), it
+-- would then scan the whole table (a turn took twice as long): `= ANY(:ids)` leads it to
+-- the id index.
 UPDATE jobs SET state = CASE WHEN {o}state IN ('failed', 'dead') AND jobs.cancel_requested
         THEN 'canceled' ELSE {o}state END,
     exit_code = {o}code, last_error = {o}error, run_at = :now + {o}delay, updated_at = :now,
@@ -114,8 +125,8 @@ UPDATE jobs SET state = CASE WHEN {o}state IN ('failed', 'dead') AND jobs.cancel
         ELSE :now END,
     lease_until = NULL
 {from_o}
-WHERE jobs.id = {o}id AND coalesce(jobs.state, '') = 'processing'
-    AND jobs.worker_id = :worker
+WHERE jobs.id = {o}id /*postgres: AND jobs.id = ANY(:ids)*/
+    AND coalesce(jobs.state, '') = 'processing' AND jobs.worker_id = :worker
 RETURNING jobs.seq, jobs.id, jobs.attempts, jobs.queue, jobs.started_at, jobs.waited,
     jobs.state, jobs.exit_code AS code, jobs.last_error AS error,
     EXISTS (SELECT 1 FROM job_output WHERE job_seq = jobs.seq) AS had_output

@@ -218,8 +218,9 @@ class Dialect:
 
         def fill(match: re.Match) -> str:
             key = match[1]
-            if key in fragments:
-                return fragments[key]
+            if key in fragments:  # a fragment may name other queries: {claim_from_head}
+                value = fragments[key]
+                return re.sub(r"\{(\w+)\}", fill, value) if "{" in value else value
             if match[0] in CONSTANTS:
                 return CONSTANTS[match[0]]
             if _block(key) is not None or _block(f"{key}.{self.name}") is not None:
