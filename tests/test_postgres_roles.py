@@ -272,9 +272,9 @@ def test_a_role_on_a_schema_not_migrated_yet_says_who_migrates_it(roles, pg_url)
 
 
 def test_a_pool_that_does_not_own_the_tables_skips_vacuum_saying_so_once(roles, monkeypatch):
-    """The server's autovacuum is on here (turning it off would reach every test): the
-    store is told it is off. A pool of the pool role cannot vacuum (only the owner may):
-    it says so once, in one log line, and does not stop."""
+    """The stores are told the server's autovacuum is off, whatever it is here (setting
+    it would reach every test). A pool of the pool role cannot vacuum (only the owner
+    may): it says so once, in one log line, and does not stop; the owner vacuums."""
     from queuectl.settings import Config
     from queuectl.store.postgres import PostgresStore
     from queuectl.worker.housekeeping import Housekeeping
