@@ -250,9 +250,17 @@ def test_the_pool_role_runs_jobs(roles):
         return {j["id"] for j in alice.json("list")} <= {"fails"}
 
     wait_for(purged, timeout=20, interval=0.2, message="completed jobs deleted past retention")
-    # and the enqueue role's user may not run a pool
+    # the enqueue role's user may not run a pool, nor stop one
     denied(alice.run("worker", "start", "--burst", check=False), roles.name("enqueue"),
            "insert into workers")  # fmt: skip
+    running = pool.start_worker()
+    try:
+        denied(alice.run("worker", "stop", check=False), roles.name("enqueue"), "update workers")
+        assert running.poll() is None
+        assert "stopped" in roles.owner.run("worker", "stop", timeout=60).stdout
+        assert running.wait(timeout=30) == 0
+    finally:
+        pool.cleanup()
 
 
 def test_a_role_on_a_schema_not_migrated_yet_says_who_migrates_it(roles, pg_url):
