@@ -12,6 +12,7 @@ TYPE_CHECKING = False  # no typing import on the enqueue path
 if TYPE_CHECKING:
     from .records import SchemaStatus
     from .store.base import Store
+    from .store.roles import RolesGranted
 
 
 class Admin:
@@ -34,6 +35,14 @@ class Admin:
         """Apply the pending migrations (safe from several hosts at once); returns the
         versions applied (none when up to date)."""
         return self.store.migrate()
+
+    def grant_roles(self, prefix: str = "queuectl", *, apply: bool = True) -> RolesGranted:
+        """PostgreSQL: the NOLOGIN roles PREFIX_enqueue, PREFIX_read and PREFIX_pool,
+        created where missing and granted exactly their privileges on the tables of the
+        current schema (store/roles.py declares them); run by the tables' owner, again
+        after an upgrade. `apply=False`: the statements only, nothing changed. SQLite:
+        InvalidInput (who may use the file is who may write it)."""
+        return self.store.grant_roles(prefix, apply=apply)
 
     def pool_log_dir(self) -> str:
         """Where detached pools write their logs: beside the SQLite file; for a database

@@ -56,3 +56,8 @@ class DatabaseRefused(StoreUnavailable):
     """The database refused us for a reason that waiting will not mend (no such role or
     database, a failed password, a parameter a pooler does not take): a pool starting
     ends with one line instead of retrying."""
+
+
+class PermissionDenied(QueueError):
+    """The database refused the statement to this role (PostgreSQL's 42501: a role of
+    `queuectl db roles` asked for what it was not granted). Nothing changed."""

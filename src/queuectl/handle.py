@@ -55,6 +55,21 @@ class Handle:
     def close(self) -> None:
         self.store.close()
 
+    def exposure(self) -> str | None:
+        """A warning when others may write the SQLite database (who can write it runs
+        commands as this user: a job is a shell command), else None."""
+        found = self.store.exposed
+        if found is None:
+            return None
+        path, mode = found
+        who = "others" if mode & 0o002 else "its group"
+        if path != self.store.location:  # its directory
+            return (f"{path} is writable by {who} (mode {mode:04o}): anyone who can write"
+                    f" it can replace the database {self.store.location} and run commands"
+                    " as this user; chmod 700 it")  # fmt: skip
+        return (f"{path} is writable by {who} (mode {mode:04o}): anyone who can write it"
+                " runs commands as this user; chmod 600 it")  # fmt: skip
+
     def outdated(self) -> bool:
         """Opened where no database existed (create=False), and one exists now: a long
         reader (the dashboard, `status --watch`) opens a new Queue to see it."""

@@ -59,6 +59,9 @@ def _fast_enqueue(db: str | None, text: str) -> int:
     try:
         spec = parse_job_json(text)  # before opening: bad input creates nothing
         with Handle(db) as queue:
+            warning = queue.exposure()
+            if warning:
+                print(f"warning: {warning}", file=sys.stderr)
             (job_id,) = queue.enqueue_many([spec])
     except QueueError as exc:
         print(f"error: {exc.message}", file=sys.stderr)

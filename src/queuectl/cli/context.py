@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from ..queue import Queue
 
 _READERS: set[click.Command] = set()
+_WARNED: set[str] = set()  # databases this process warned about (once each)
 
 
 def read_only(command: click.Command) -> click.Command:
@@ -39,17 +40,22 @@ class Context:
             self._queue = self.open()
         return self._queue
 
-    def open(self, **options) -> Queue:
+    def open(self, *, quiet: bool = False, **options) -> Queue:
         """A new Queue on the database (the caller closes it); a read-only command's
-        creates nothing (see `read_only`)."""
+        creates nothing (see `read_only`). `quiet`: no note that there is no database."""
         from ..queue import Queue
 
         current = click.get_current_context(silent=True)
         reads = current is not None and is_read_only(current.command)
-        queue = Queue(self.db, create=not reads, **options)
-        if queue.missing:
+        options.setdefault("create", not reads)
+        queue = Queue(self.db, **options)
+        if queue.missing and not quiet:
             note(f"no database at {queue.missing} yet (it is created by the first command"
                  " that writes)")  # fmt: skip
+        warning = queue.exposure()
+        if warning and queue.location not in _WARNED:
+            _WARNED.add(queue.location)
+            click.echo(f"warning: {warning}", err=True)
         return queue
 
     def close(self) -> None:

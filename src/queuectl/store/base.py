@@ -22,17 +22,10 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from ..jobs import Job, NewJob
-from ..records import (
-    Deleted,
-    Heartbeat,
-    NextDue,
-    Outcome,
-    Selector,
-    TurnResult,
-    WorkerInfo,
-)
+from ..records import Deleted, Heartbeat, NextDue, Outcome, Selector, TurnResult, WorkerInfo
 from ..transfer import ImportBatch
 from .flow_role import FlowStore
+from .roles import RolesStore
 
 __all__ = ["AdminStore", "ControlStore", "Outcome", "PoolStore", "ReadStore", "Store"]
 
@@ -376,11 +369,14 @@ class ReadStore(Clocked, Protocol):
     def unlisten(self, worker_id: str | None = None) -> None: ...
 
 
-class AdminStore(Clocked, Protocol):
-    """Set-up: the schema and where the database is."""
+class AdminStore(RolesStore, Clocked, Protocol):
+    """Set-up: the schema, where the database is, the roles of a server (roles.py)."""
 
     backend: str  # "sqlite" or "postgres"
     location: str  # a file path, or the URL without its password
+    # SQLite: (path, mode) of the file if its group or others may write it, or of its
+    # directory if anyone may (they would run commands as the pools' user); else None
+    exposed: tuple[str, int] | None
 
     def migrations(self) -> list[tuple[int, str]]:
         """The numbered migration files of this backend, in order: (version, path)."""

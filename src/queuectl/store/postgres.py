@@ -26,7 +26,7 @@ from psycopg import errors as pg_errors
 from psycopg.adapt import PyFormat, Transformer
 from psycopg.pq import ExecStatus
 
-from ..errors import StoreUnavailable
+from ..errors import PermissionDenied, StoreUnavailable
 from ..records import TurnResult
 from .claim_hint import FROM_HEAD
 from .control import ControlWrites
@@ -41,6 +41,7 @@ from .pgconn import (
 )
 from .pgwake import BEHIND, CHANNEL, Wakeups
 from .reads import Reads
+from .roles import Roles
 from .rows import NEW_NAMES, claim_order, job_from_row, new_job_tuple
 from .sql import POSTGRES, SERVER_CLOCK, queue_filter
 from .writes import PoolWrites
@@ -64,7 +65,7 @@ def _numbered(query: str) -> tuple[str, list[str]]:
     return re.sub(r"%\((\w+)\)s", number, query), names
 
 
-class PostgresStore(PoolWrites, ControlWrites, Reads, Wakeups):
+class PostgresStore(PoolWrites, ControlWrites, Reads, Wakeups, Roles):
     dialect = POSTGRES
     integrity_errors = (pg_errors.IntegrityError,)
     SETTLE_TIMEOUT = 10.0
@@ -94,6 +95,8 @@ class PostgresStore(PoolWrites, ControlWrites, Reads, Wakeups):
         self.durable = durable
         self._promoted_at = -PROMOTE_EVERY
         self.path = None  # not a file
+        # (a file's mode: who may use a server is its roles, roles.py)
+        self.exposed: tuple[str, int] | None = None
         self._conn: psycopg.Connection | None = None
         self._listener: psycopg.Connection | None = None
         self._pooled: bool | None = None  # behind a pooler (None: not asked yet)
@@ -143,12 +146,12 @@ class PostgresStore(PoolWrites, ControlWrites, Reads, Wakeups):
     def _errors(self, conn):
         """A database error a pool rides out (pgconn.store_error: a lost or refused
         connection, a shutdown, a serialization failure or deadlock, a pooler's mix-up
-        of prepared statements) becomes StoreUnavailable; the next call reconnects
-        unless the connection is still good."""
+        of prepared statements) becomes StoreUnavailable, a statement refused to the role
+        PermissionDenied; the next call reconnects unless the connection is still good."""
         try:
             yield
         except psycopg.Error as exc:
-            error = store_error(exc, self.url)
+            error = store_error(exc, self.url, conn)
             if error is None:
                 raise
             if exc.sqlstate in POOLER_STATES:
@@ -191,21 +194,6 @@ class PostgresStore(PoolWrites, ControlWrites, Reads, Wakeups):
         locked = {row[0] for row in found}
         return {lane for lane, name in zip(lanes, names) if name in locked}
 
-    def vacuum(self) -> list[str]:
-        # autovacuum's default threshold (50 rows + a fifth of the table); VACUUM runs
-        # outside a transaction, so each statement on its own (autocommit)
-        if self._read("SELECT current_setting('autovacuum') = 'on'")[0][0]:
-            return []
-        tables = [name for (name,) in self._read(
-            "SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema()"
-            " AND n_dead_tup > 50 + 0.2 * n_live_tup ORDER BY n_dead_tup DESC"
-        )]  # fmt: skip
-        conn = self._connection()
-        with self._errors(conn):
-            for name in tables:
-                conn.execute(f'VACUUM (SKIP_LOCKED) "{name}"')
-        return tables
-
     def _wake(self, behind: bool = False) -> None:
         if behind:
             self._forget_hints()
@@ -246,21 +234,30 @@ class PostgresStore(PoolWrites, ControlWrites, Reads, Wakeups):
         if self.schema_version() >= steps[-1][0]:
             return []
         applied = []
-        with self._tx() as conn:
-            # Hosts starting at once take turns here; the later ones find the work done.
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS queuectl_schema (version integer PRIMARY KEY,"
-                f" applied_at double precision NOT NULL DEFAULT {SERVER_CLOCK})"
-            )
-            current = conn.execute("SELECT coalesce(max(version), 0) FROM queuectl_schema")
-            current_version = current.fetchone()[0]
-            for version, path in steps:
-                if version > current_version:
-                    with open(path) as f:
-                        conn.execute(f.read())
-                    conn.execute("INSERT INTO queuectl_schema (version) VALUES (%s)", (version,))
-                    applied.append(version)
+        try:
+            with self._tx() as conn:
+                # Hosts starting at once take turns here; the later ones find the work done.
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS queuectl_schema (version integer PRIMARY KEY,"
+                    f" applied_at double precision NOT NULL DEFAULT {SERVER_CLOCK})"
+                )
+                current = conn.execute("SELECT coalesce(max(version), 0) FROM queuectl_schema")
+                current_version = current.fetchone()[0]
+                for version, path in steps:
+                    if version > current_version:
+                        with open(path) as f:
+                            conn.execute(f.read())
+                        conn.execute(
+                            "INSERT INTO queuectl_schema (version) VALUES (%s)", (version,)
+                        )
+                        applied.append(version)
+        except PermissionDenied as exc:  # a role of `db roles` (roles.py), not the owner
+            raise PermissionDenied(
+                f"{exc.message} (the schema is at version"
+                f" {self.schema_version()} of {steps[-1][0]}: its tables'"
+                " owner migrates it, `queuectl db migrate`)"
+            ) from None
         return applied
 
     def now(self) -> float:

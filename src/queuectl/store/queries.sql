@@ -815,3 +815,47 @@ GROUP BY queue, outcome
 -- The latest :sample runs finished since :since{queue}: queue, run time, wait.
 SELECT queue, finished_at - started_at, waited FROM job_runs
 WHERE finished_at >= :since{queue} ORDER BY finished_at DESC LIMIT :sample
+
+------------------------------------------------------------------ roles (roles.py, PostgreSQL)
+
+-- name: lock_roles.postgres
+-- Two `db roles` at once take turns (concurrent GRANTs on one table can fail).
+SELECT pg_advisory_xact_lock(:key)
+
+-- name: current_schema.postgres
+-- The schema the queue's tables are in (the first of search_path that exists), as it is
+-- and quoted for SQL.
+SELECT current_schema()::text, quote_ident(current_schema())
+
+-- name: schema_tables.postgres
+-- The tables of the current schema, each with the sequence of its serial column where
+-- :serials[i] names the table and :columns[i] the column (else NULL).
+SELECT c.relname::text, pg_get_serial_sequence(
+        quote_ident(current_schema()) || '.' || quote_ident(c.relname), s.col)
+FROM pg_class c LEFT JOIN unnest(:serials::text[], :columns::text[]) AS s (tab, col)
+    ON s.tab = c.relname
+WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())
+    AND c.relkind IN ('r', 'p')
+ORDER BY 1
+
+-- name: roles_named.postgres
+-- Which of these roles exist.
+SELECT rolname::text FROM pg_roles WHERE rolname = ANY(:names)
+
+-- name: vacuum_candidates.postgres
+-- The queue's tables past autovacuum's own threshold (50 rows + a fifth of the table),
+-- most dead rows first; whether this role may vacuum each (it owns it) and its name.
+SELECT s.relname::text, pg_has_role(c.relowner, 'USAGE'), current_user::text
+FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+WHERE s.schemaname = current_schema() AND s.n_dead_tup > 50 + 0.2 * s.n_live_tup
+ORDER BY s.n_dead_tup DESC
+
+-- name: denied.postgres
+-- After a refusal (42501): this role, the roles it is a member of, and which of
+-- :privileges it lacks on table :table.
+SELECT current_user::text,
+    array(SELECT rolname::text FROM pg_roles
+        WHERE pg_has_role(current_user, oid, 'MEMBER') AND rolname <> current_user
+        ORDER BY rolname),
+    array(SELECT p FROM unnest(:privileges::text[]) WITH ORDINALITY AS u (p, n)
+        WHERE NOT has_table_privilege(:table, p) ORDER BY n)

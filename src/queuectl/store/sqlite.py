@@ -16,7 +16,7 @@ import time
 from contextlib import contextmanager
 from operator import itemgetter
 
-from ..errors import StoreUnavailable
+from ..errors import InvalidInput, StoreUnavailable
 from .control import ControlWrites
 from .reads import Reads
 from .rows import NEW_NAMES, new_job_tuple
@@ -26,6 +26,7 @@ from .writes import PoolWrites
 TYPE_CHECKING = False  # records are not on the enqueue path (see record.py)
 if TYPE_CHECKING:
     from ..records import TurnResult
+    from .roles import RolesGranted
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations", "sqlite")
 # Bulk inserts bind by position (executemany), the fastest way in.
@@ -45,6 +46,22 @@ def _statements(path: str):
                 statement = ""
 
 
+def _exposed(path: str) -> tuple[str, int] | None:
+    """(path, mode) of the database file if its group or others may write it, or of its
+    directory if anyone may write that (who can replace the file, or put a -wal file of
+    theirs beside it): whoever can write the database runs commands as its pools' user.
+    None when neither (a directory writable by its group is common: umask 002)."""
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+        if mode & 0o022:
+            return path, mode
+        directory = os.path.dirname(path)
+        mode = os.stat(directory).st_mode & 0o7777
+        return (directory, mode) if mode & 0o002 else None
+    except OSError:
+        return None
+
+
 class SQLiteStore(PoolWrites, ControlWrites, Reads):
     dialect = SQLITE
     integrity_errors = (sqlite3.IntegrityError,)
@@ -62,6 +79,7 @@ class SQLiteStore(PoolWrites, ControlWrites, Reads):
         self._sent_turn: TurnResult | None = None
         self._tx_now: float | None = None  # the clock of the transaction in progress
         self._tx_open = False  # inside _tx (a batch's operations join it)
+        self.exposed: tuple[str, int] | None = None  # see _exposed
         self._conn = self._open(durable)
         if migrate:
             self.migrate()
@@ -83,6 +101,7 @@ class SQLiteStore(PoolWrites, ControlWrites, Reads):
                     os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
                 except FileExistsError:
                     pass
+            self.exposed = _exposed(self.path)
         except OSError as exc:
             raise StoreUnavailable(f"cannot open database {self.path}: {exc.strerror}") from None
         try:
@@ -252,6 +271,12 @@ class SQLiteStore(PoolWrites, ControlWrites, Reads):
 
     def vacuum(self) -> list[str]:
         return []  # freed pages are reused by later inserts
+
+    def grant_roles(self, prefix: str, *, apply: bool = True) -> RolesGranted:
+        raise InvalidInput(
+            f"roles are a PostgreSQL thing: {self.path} is a SQLite file, and who may use"
+            " it is who may write it (its mode: chmod 600)"
+        )
 
     def _wake(self, behind: bool = False) -> None:
         self._notify()  # (SQLite's claims always scan from the head)

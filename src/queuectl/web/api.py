@@ -174,8 +174,11 @@ NOT_FOUND: Responses = {404: {"model": Error, "description": "no job with this i
 CONFLICT: Responses = {409: {"model": Error, "description": "the job's state does not allow this"}}
 REFUSED: Responses = {**NOT_FOUND, **CONFLICT}
 BAD: Responses = {400: {"model": Error, "description": "invalid input"}}
+# The database refused it to the dashboard's role (a read-only one, `db roles`), or a
+# forged request (security.py).
+FORBIDDEN: Responses = {403: {"model": Error, "description": "not allowed"}}
 
-router = APIRouter(prefix="/api", responses={422: {"model": Error}, **BAD})
+router = APIRouter(prefix="/api", responses={422: {"model": Error}, **BAD, **FORBIDDEN})
 
 
 def queue_of(request: Request):

@@ -22,6 +22,7 @@ from ..errors import (
     Conflict,
     InvalidInput,
     JobNotFound,
+    PermissionDenied,
     QueueError,
     ScheduleNotFound,
     StoreUnavailable,
@@ -186,8 +187,9 @@ def create_app(location: str | None = None, token: str | None = None):
 
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    statuses = {InvalidInput: 400, JobNotFound: 404, ScheduleNotFound: 404, Conflict: 409,
-                StoreUnavailable: 503}  # fmt: skip
+    # PermissionDenied: the dashboard's database role may not (a read-only one's actions)
+    statuses = {InvalidInput: 400, PermissionDenied: 403, JobNotFound: 404,
+                ScheduleNotFound: 404, Conflict: 409, StoreUnavailable: 503}  # fmt: skip
 
     @app.exception_handler(QueueError)
     async def queue_error(request: Request, exc: QueueError):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from ..errors import QueueError
+from ..errors import PermissionDenied, QueueError
 from ..jobs import Job
 from ..records import Outcome
 from ..schedules import Scheduler
@@ -113,7 +113,12 @@ class Housekeeping:
                 # Where the server's autovacuum is off, the dead rows of every claim and
                 # finish would never be reclaimed: the tables would grow for good.
                 self.vacuum_at = time.monotonic() + VACUUM_EVERY
-                for table in self.store.vacuum():
+                try:
+                    vacuumed = self.store.vacuum()
+                except PermissionDenied as exc:  # not the tables' owner: said once
+                    vacuumed = []
+                    self.log(f"worker {self.worker_id}: {exc.message}")
+                for table in vacuumed:
                     self.log(f"worker {self.worker_id}: vacuumed {table} (autovacuum is off)")
         except QueueError as exc:
             self.log(f"worker {self.worker_id}: housekeeping skipped: {exc.message}")
