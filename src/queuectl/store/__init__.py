@@ -48,7 +48,8 @@ def is_postgres(location: str) -> bool:
 def sqlite_path(location: str) -> str:
     """The file of a SQLite location (a path or sqlite:///path), absolute."""
     if location.startswith("sqlite:///"):
-        location = location[len("sqlite://") :]
+        # sqlite:///tmp/q.db and SQLAlchemy's sqlite:////tmp/q.db name the same file
+        location = "/" + location[len("sqlite://") :].lstrip("/")
     return os.path.abspath(os.path.expanduser(location))
 
 
