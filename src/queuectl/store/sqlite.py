@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from operator import itemgetter
 
 from ..errors import StoreUnavailable
-from .control import ControlWrites
+from .cancel import CancelWrites
 from .reads import Reads
 from .rows import NEW_NAMES, new_job_tuple
 from .sql import SQLITE
@@ -45,7 +45,7 @@ def _statements(path: str):
                 statement = ""
 
 
-class SQLiteStore(PoolWrites, ControlWrites, Reads):
+class SQLiteStore(PoolWrites, CancelWrites, Reads):
     dialect = SQLITE
     integrity_errors = (sqlite3.IntegrityError,)
 
