@@ -95,14 +95,14 @@ def cancel(obj, job_ids, queues, states, tags, dry_run, as_json, with_dependents
     """
     named = targets(obj, job_ids, queues, states, tags)
     changed = obj.queue.cancel(**named, dry_run=dry_run, with_dependents=with_dependents)
-    if not with_dependents:
-        _say_stranded(obj.queue.stranded([job_id for job_id, _ in changed]), dry_run)
     if "job_ids" in named and not (dry_run or as_json):
         for job_id, state in changed:
             note = "" if state == "canceled" else " (its pool is stopping it)"
             click.echo(f"{job_id}: {state}{note}")
-        return
-    report("cancel", [job_id for job_id, _ in changed], dry_run, as_json)
+    else:
+        report("cancel", [job_id for job_id, _ in changed], dry_run, as_json)
+    if not with_dependents:  # (after the answer: a remark on what it left behind)
+        _say_stranded(obj.queue.stranded([job_id for job_id, _ in changed]), dry_run)
 
 
 def _say_stranded(count: int, dry_run: bool) -> None:
