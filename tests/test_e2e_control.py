@@ -152,7 +152,7 @@ def test_after_chain_runs_in_order(cli):
     assert cli.enqueue(id="C", command=step, depends_on=["B"]) == "C"
     found = jobs(cli)
     assert [found[i]["depends_on"] for i in "ABC"] == [None, ["A"], ["B"]]
-    assert found["C"]["waiting_for"] == [{"id": "B", "state": "pending"}]
+    assert found["C"]["waiting_for"] == [{"id": "B", "state": "pending", "kind": "after"}]
 
     cli.start_worker("--count", "3")
     wait_for(lambda: lines(log) == 6, message="the three jobs to run")
@@ -185,9 +185,10 @@ def test_dependents_wait_while_dependency_is_dead_then_run_after_dlq_retry(cli):
     for job_id in ("B", "C"):
         job = found[job_id]
         assert (job["state"], job["attempts"], job["started_at"]) == ("pending", 0, None)
-    assert found["B"]["waiting_for"] == [{"id": "A", "state": "dead"}]
-    assert found["C"]["waiting_for"] == [{"id": "B", "state": "pending"}]
-    assert cli.job("B")["waiting_for"] == [{"id": "A", "state": "dead"}]  # show --json
+    assert found["B"]["waiting_for"] == [{"id": "A", "state": "dead", "kind": "after"}]
+    assert found["C"]["waiting_for"] == [{"id": "B", "state": "pending", "kind": "after"}]
+    # show --json
+    assert cli.job("B")["waiting_for"] == [{"id": "A", "state": "dead", "kind": "after"}]
     assert "waiting_for  job A (dead)" in cli.run("show", "B").stdout
     rows = {line.split()[0]: line for line in cli.run("list").stdout.splitlines()[1:]}
     assert "waiting for job A (dead)" in rows["B"]

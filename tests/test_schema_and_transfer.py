@@ -103,7 +103,7 @@ def test_export_import_keeps_ids_states_attempts_history_and_dlq(tmp_path, pg_ur
         q.enqueue({"id": "later", "command": "true", "delay": 3600, "env": {"A": "1"}})
         q.enqueue({"id": "waits", "command": "true", "depends_on": ["dead", "done"]})
         q.work(count=2, burst=True, log=lambda line: None)
-        assert q.get("waits").waiting_for == [("dead", "dead")]
+        assert q.get("waits").waiting_for == [("dead", "dead", "after")]
         before = {job.id: job.to_dict() for job in q.jobs()}
         output = q.logs("done")
     assert output == b"caf\xc3\xa9 \xff"
@@ -124,7 +124,7 @@ def test_export_import_keeps_ids_states_attempts_history_and_dlq(tmp_path, pg_ur
             assert q.retry_dead(["dead"]) == ["dead"]
             q.work(burst=True, log=lambda line: None)
             # "dead" failed again (exit 3): the imported dependent still waits for it
-            assert q.get("waits").waiting_for == [("dead", "dead")]
+            assert q.get("waits").waiting_for == [("dead", "dead", "after")]
         again = queuectl_cmd(target, "import", "-", check=False)
         assert again.returncode == 2  # empty stdin: nothing given
 

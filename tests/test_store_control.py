@@ -32,7 +32,7 @@ def test_a_chain_runs_in_order(store):
     store.add([row(store, "a"), row(store, "b", depends_on=["a"]),
                row(store, "c", depends_on=["b", "a"])])  # fmt: skip
     assert claim_ids(store) == ["a"]
-    assert store.get("c").waiting_for == [("a", "processing"), ("b", "pending")]
+    assert store.get("c").waiting_for == [("a", "processing", "after"), ("b", "pending", "after")]
     complete(store, "a")
     assert claim_ids(store) == ["b"]
     complete(store, "b")
@@ -45,7 +45,7 @@ def test_a_dependent_waits_while_its_dependency_is_dead_and_runs_after_it_is_rev
     store.finish("w", [Outcome("a", "dead", 1, "exit code 1")])
     assert claim_ids(store) == []
     b = store.get("b")
-    assert b.waiting_for == [("a", "dead")]
+    assert b.waiting_for == [("a", "dead", "after")]
     assert b.waiting_reason() == "waiting for job a (dead)"
     store.revive(["a"])
     assert claim_ids(store) == ["a"]
@@ -73,7 +73,7 @@ def test_an_unknown_dependency_rejects_the_whole_batch(store):
 def test_a_canceled_dependency_keeps_dependents_waiting_until_requeued_and_done(store):
     store.add([row(store, "a"), row(store, "b", depends_on=["a"])])
     store.cancel(["a"])
-    assert store.get("b").waiting_for == [("a", "canceled")]
+    assert store.get("b").waiting_for == [("a", "canceled", "after")]
     assert claim_ids(store) == []
     store.requeue(["a"])
     assert claim_ids(store) == ["a"]

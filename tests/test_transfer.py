@@ -85,6 +85,10 @@ def fill(location) -> None:
         q.set_config("lease-timeout", 45)
         q.pause(["reports"])
         q.enqueue({"id": "later", "command": "true", "queue": "reports", "delay": "1h"})
+        # waits for both kinds of dependency; exit codes that end its retries
+        q.enqueue({"id": "cleanup", "command": "true", "depends_on": ["flaky"],
+                   "after_any": ["later"], "no_retry_on": [2, 64]})  # fmt: skip
+        q.set_config("no-retry-on", "2,126")
         q.add_schedule("nightly", "0 3 * * *", {"command": "backup.sh"}, tz="Europe/Berlin")
         q.add_schedule("hourly", "@hourly", {"command": "date", "queue": "mail"})
         q.pause_schedule("hourly")
@@ -104,10 +108,17 @@ def test_export_import_carries_everything_sqlite_to_postgres_and_back(tmp_path, 
     kinds = [json.loads(line)["kind"] for line in first.splitlines()]
     assert kinds == sorted(kinds, key=("config", "paused", "schedule", "job", "run").index)
     assert {k: kinds.count(k) for k in set(kinds)} == {
-        "config": 2, "paused": 1, "schedule": 2, "job": 4, "run": 4}  # fmt: skip
+        "config": 3, "paused": 1, "schedule": 2, "job": 5, "run": 4}  # fmt: skip
     expected = contents(source)
+    cleanup = next(j for j in expected["jobs"] if j["id"] == "cleanup")
+    assert (cleanup["after_any"], cleanup["no_retry_on"]) == (["later"], [2, 64])
+    assert cleanup["waiting_for"] == [
+        {"id": "flaky", "state": "failed", "kind": "after"},
+        {"id": "later", "state": "pending", "kind": "after_any"},
+    ]
+    assert expected["config"]["no-retry-on"] == [2, 126]
     assert imported(pg_url, first) == (
-        "imported 4 job(s), 4 run(s), 2 schedule(s), 2 config value(s), 1 paused queue(s)\n"
+        "imported 5 job(s), 4 run(s), 2 schedule(s), 3 config value(s), 1 paused queue(s)\n"
     )
     same(contents(pg_url), expected)
     second = export(pg_url)
@@ -119,6 +130,7 @@ def test_export_import_carries_everything_sqlite_to_postgres_and_back(tmp_path, 
         assert q.logs("bytes") == bytes(range(256))
         assert q.logs("random") == RANDOM
         assert [r["outcome"] for r in q.runs("flaky")] == ["failed"]
+        assert q.get("cleanup").blockers == 2  # both dependencies still waited for
 
 
 def test_output_is_base64_so_an_export_is_valid_utf8_json(location):

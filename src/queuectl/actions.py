@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 
 
 FINISHED = ("completed", "canceled", "dead")
-EDITABLE = frozenset({"command", "priority", "run_at", "delay", "max_retries", "queue",
-                      "timeout", "tags"})  # fmt: skip
+EDITABLE = frozenset({"command", "priority", "run_at", "delay", "max_retries", "no_retry_on",
+                      "queue", "timeout", "tags"})  # fmt: skip
 
 
 def _names(value: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -93,12 +93,21 @@ class Actions:
     # ------------------------------------------------------------ control
 
     def cancel(self, job_ids: list[str] | None = None, *, selector: Selector | None = None,
-               dry_run: bool = False) -> list[tuple[str, str]]:  # fmt: skip
+               dry_run: bool = False, with_dependents: bool = False,
+               ) -> list[tuple[str, str]]:  # fmt: skip
         """Cancel jobs, named (all or none) or selected (those waiting or running): waiting
-        ones at once; running ones are killed by their pool within a heartbeat. Returns
-        (id, 'canceled' or 'canceling')."""
+        ones at once; running ones are killed by their pool within a heartbeat. With
+        `with_dependents`, also every unfinished job that waits for one of them,
+        transitively (after it or after any outcome of it), in the same transaction.
+        Returns (id, 'canceled' or 'canceling')."""
         target = _target(job_ids, selector, UNFINISHED, "canceled")
-        return self.store.cancel(target, dry_run)
+        return self.store.cancel(target, dry_run, with_dependents)
+
+    def stranded(self, job_ids: list[str]) -> int:
+        """How many unfinished jobs wait, through `--after` and transitively, for one of
+        these: while it stays canceled they never run (`cancel --with-dependents` cancels
+        them). Jobs that wait for any outcome of it run, and are not counted."""
+        return self.store.stranded([check_id(job_id) for job_id in job_ids])
 
     def retry(self, job_ids: list[str] | None = None, *, selector: Selector | None = None,
               dry_run: bool = False) -> list[str]:  # fmt: skip
@@ -139,8 +148,8 @@ class Actions:
 
     def edit(self: _Lists, job_id: str, **changes) -> Job:
         """Change a job that waits (pending or failed): any of command, priority, run_at
-        or delay, max_retries, queue, timeout and tags, validated as `enqueue` does, in one
-        atomic step. Returns the job as changed."""
+        or delay, max_retries, no_retry_on, queue, timeout and tags, validated as `enqueue`
+        does, in one atomic step. Returns the job as changed."""
         unknown = sorted(set(changes) - EDITABLE)
         if unknown:
             raise InvalidInput(

@@ -11,6 +11,7 @@ import os
 
 from .errors import InvalidInput
 from .record import field_names, record
+from .retry import check_codes
 from .timeutil import iso, parse_duration, parse_timestamp
 
 
@@ -38,6 +39,7 @@ def parse_state(value: str) -> str:
     return value
 
 
+AFTER, AFTER_ANY = "after", "after_any"  # the kinds of a dependency (`waiting_for`)
 # Fields the store keeps and reads but that are not shown, and one computed when read.
 INTERNAL = ("lease_until", "blockers", "cancel_requested")
 DERIVED = ("waiting_for",)
@@ -56,6 +58,7 @@ class Job:
     state: str
     attempts: int
     max_retries: int
+    no_retry_on: list[int] | None  # exit codes that end its retries (None: the config's)
     priority: int
     queue: str
     run_at: float
@@ -70,6 +73,7 @@ class Job:
     last_error: str | None
     worker_id: str | None
     depends_on: list[str] | None
+    after_any: list[str] | None  # run once these finished, whatever their outcome
     unique_key: str | None
     lease_until: float | None = None
     blockers: int = 0  # dependencies not completed yet
@@ -78,8 +82,9 @@ class Job:
     concurrency_key: str | None = None  # at most concurrency_limit jobs of a key run at once
     concurrency_limit: int | None = None  # (set, 1 by default, when the key is)
     slots: int = 1  # of its pool's slots it occupies
-    # (id, state) of each dependency it still waits for; read only when blockers > 0
-    waiting_for: list[tuple[str, str]] | None = None
+    # (id, state, kind) of each dependency it still waits for, kind "after" (its
+    # completion) or "after_any" (its end, whatever it was); read only when blockers > 0
+    waiting_for: list[tuple[str, str, str]] | None = None
 
     def to_dict(self) -> dict:
         out = {}
@@ -87,14 +92,21 @@ class Job:
             value = getattr(self, name)
             out[name] = iso(value) if name in TIME_FIELDS else value
         out["tags"] = self.tags or []
-        out["waiting_for"] = [{"id": i, "state": s} for i, s in self.waiting_for or ()]
+        out["waiting_for"] = [
+            {"id": i, "state": s, "kind": k} for i, s, k in self.waiting_for or ()
+        ]
         return out
+
+    def waits(self) -> str:
+        """The dependencies it waits for, as `show` and `list` say them."""
+        return ", ".join(f"job {i} ({s}{', any outcome' if k == AFTER_ANY else ''})"
+                         for i, s, k in self.waiting_for or ())  # fmt: skip
 
     def waiting_reason(self) -> str:
         """Why a waiting job does not run yet ('' when nothing but time holds it)."""
         if not self.waiting_for or self.state != State.PENDING:
             return ""
-        return "waiting for " + ", ".join(f"job {i} ({s})" for i, s in self.waiting_for)
+        return "waiting for " + self.waits()
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.state} attempts={self.attempts}>"
@@ -113,6 +125,7 @@ class NewJob:
     id: str
     command: str
     max_retries: int
+    no_retry_on: list[int] | None
     priority: int
     queue: str
     run_at: float
@@ -121,6 +134,7 @@ class NewJob:
     env: dict[str, str] | None
     created_at: float
     depends_on: list[str] | None
+    after_any: list[str] | None
     unique_key: str | None
     tags: list[str] | None = None
     concurrency_key: str | None = None
@@ -144,6 +158,8 @@ SPEC_KEYS = frozenset(
         "cwd",
         "env",
         "depends_on",
+        "after_any",
+        "no_retry_on",
         "unique",
         "unique_key",
         "tags",
@@ -255,7 +271,15 @@ def build_row(spec: object, *, now: float, cwd: str, max_retries: int) -> NewJob
         )
     ):
         raise InvalidInput("env must be an object of string names to string values")
-    depends_on = _dependencies(spec.get("depends_on"), job_id)
+    depends_on = _dependencies(spec, "depends_on", job_id)
+    after_any = _dependencies(spec, "after_any", job_id)
+    both = set(depends_on or ()).intersection(after_any or ())
+    if both:
+        raise InvalidInput(f"job {min(both)!r} is in both depends_on (--after) and after_any"
+                           " (--after-any); give it once")  # fmt: skip
+    if len(depends_on or ()) + len(after_any or ()) > MAX_DEPENDENCIES:
+        raise InvalidInput(f"a job may depend on at most {MAX_DEPENDENCIES} jobs")
+    no_retry_on = check_codes(spec["no_retry_on"], "no_retry_on") if "no_retry_on" in spec else None
     unique = spec.get("unique", False)
     if not isinstance(unique, bool):
         raise InvalidInput(f"unique must be true or false, got {unique!r}")
@@ -272,9 +296,10 @@ def build_row(spec: object, *, now: float, cwd: str, max_retries: int) -> NewJob
     tags = check_tags(spec["tags"]) if "tags" in spec else None
     concurrency_key, concurrency_limit = _concurrency(spec)
     slots = _int(spec, "slots", 1, MAX_SLOTS) if "slots" in spec else 1
-    return NewJob(id=job_id, command=command, max_retries=max_retries, priority=priority,
-                  queue=queue, run_at=run_at, timeout=timeout, cwd=cwd, env=env, created_at=now,
-                  depends_on=depends_on, unique_key=key, tags=tags or None,
+    return NewJob(id=job_id, command=command, max_retries=max_retries, no_retry_on=no_retry_on,
+                  priority=priority, queue=queue, run_at=run_at, timeout=timeout, cwd=cwd,
+                  env=env, created_at=now, depends_on=depends_on, after_any=after_any,
+                  unique_key=key, tags=tags or None,
                   concurrency_key=concurrency_key, concurrency_limit=concurrency_limit,
                   slots=slots, unique=unique)  # fmt: skip
 
@@ -306,18 +331,21 @@ def check_tags(value: object) -> list[str]:
     return list(dict.fromkeys(check_name(tag, "tag") for tag in value))
 
 
-def _dependencies(value: object, job_id: str) -> list[str] | None:
+def _dependencies(spec: dict, key: str, job_id: str) -> list[str] | None:
+    """The ids of `depends_on` (run after each completed) or `after_any` (after each
+    finished, whatever its outcome)."""
+    value = spec.get(key)
     if value is None:
         return None
     if not isinstance(value, list) or not value:
-        raise InvalidInput(f"depends_on must be a non-empty list of job ids, got {value!r}")
+        raise InvalidInput(f"{key} must be a non-empty list of job ids, got {value!r}")
     if len(value) > MAX_DEPENDENCIES:
         raise InvalidInput(f"a job may depend on at most {MAX_DEPENDENCIES} jobs")
     for dep in value:
         try:
             check_id(dep)
         except InvalidInput as exc:
-            raise InvalidInput(f"depends_on: {exc.message}") from None
+            raise InvalidInput(f"{key}: {exc.message}") from None
     if job_id in value:
         raise InvalidInput(f"job {job_id!r} cannot depend on itself")
     return list(dict.fromkeys(value))  # duplicates named once

@@ -7,13 +7,15 @@ Values live in the database (so every worker on every host sees the same policy)
 from __future__ import annotations
 
 from .errors import InvalidInput
+from .retry import parse_codes
 from .timeutil import parse_duration
 
 
 class Setting:
     def __init__(self, name, kind, default, help, minimum=None, maximum=None, unit=""):
         self.name = name  # hyphenated spelling, e.g. "max-retries"
-        self.kind = kind  # int, float or "duration" (seconds, accepts 5m / 2h)
+        # int, float, "duration" (seconds, accepts 5m / 2h) or "codes" (exit codes: 2,126)
+        self.kind = kind
         self.default = default
         self.help = help
         self.minimum = minimum
@@ -23,6 +25,8 @@ class Setting:
     def parse(self, raw: object):
         """Turn a user's value (string from the CLI or JSON value) into a checked value."""
         name = self.name
+        if self.kind == "codes":
+            return parse_codes(raw, name)
         if self.kind == "duration":
             value: float | int = parse_duration(raw, name)
         elif self.kind is int:
@@ -133,6 +137,13 @@ SETTINGS: dict[str, Setting] = {
             0.0,
             3600.0,
             " s",
+        ),
+        Setting(
+            "no-retry-on",
+            "codes",
+            [],
+            "exit codes (e.g. 2,126) that make a job dead at once instead of retried, for"
+            " jobs without a no_retry_on of their own; empty = none",
         ),
         Setting(
             "output-limit",

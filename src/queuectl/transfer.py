@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from .errors import InvalidInput
 from .jobs import (
+    AFTER,
+    AFTER_ANY,
     CLAIMABLE,
     FIELDS,
     TIME_FIELDS,
@@ -34,11 +36,13 @@ RUN_OUTCOMES = ("completed", "failed", "dead", "canceled", "lost")
 @record(frozen=True)
 class ImportJob:
     """A validated exported record (`build_import_row`): every stored field of the job,
-    its latest output, and the ids of the dependencies it still waits for."""
+    its latest output, and the ids of the dependencies it still waits for: their
+    completion (`waits`, --after) or their end whatever it was (`waits_any`)."""
 
     job: Job
     output: bytes
     waits: list[str]
+    waits_any: list[str]
 
 
 @record(frozen=True)
@@ -109,7 +113,8 @@ def build_import_row(record: object, *, now: float) -> ImportJob:
         raise InvalidInput(f"unknown key {sorted(unknown)[0]!r} in an exported job")
     new = build_row(
         {key: record[key] for key in ("id", "command", "priority", "queue", "cwd", "env",
-                                      "depends_on", "unique_key", "tags")
+                                      "depends_on", "after_any", "no_retry_on",
+                                      "unique_key", "tags")
          if record.get(key) is not None},
         now=now, cwd=record.get("cwd") or "/", max_retries=0,
     )  # fmt: skip
@@ -128,6 +133,7 @@ def build_import_row(record: object, *, now: float) -> ImportJob:
         state=parse_state(record.get("state", "pending")),
         attempts=_optional(record, "attempts", _nonnegative("attempts")) or 0,
         max_retries=_nonnegative("max_retries")(record.get("max_retries")),
+        no_retry_on=new.no_retry_on,
         priority=new.priority,
         queue=new.queue,
         run_at=times["run_at"] if times["run_at"] is not None else now,
@@ -142,6 +148,7 @@ def build_import_row(record: object, *, now: float) -> ImportJob:
         last_error=_optional(record, "last_error", _text("last_error")),
         worker_id=_optional(record, "worker_id", _text("worker_id")),
         depends_on=new.depends_on,
+        after_any=new.after_any,
         unique_key=new.unique_key,
         tags=new.tags,
     )
@@ -149,7 +156,8 @@ def build_import_row(record: object, *, now: float) -> ImportJob:
     if job.state == State.PROCESSING:
         job = replace(job, state=State.FAILED, run_at=now, worker_id=None,
                       last_error="imported while processing; run again")  # fmt: skip
-    return ImportJob(job, _output(record), waits)
+    return ImportJob(job, _output(record), [i for i, kind in waits if kind == AFTER],
+                     [i for i, kind in waits if kind == AFTER_ANY])  # fmt: skip
 
 
 def _output(record: dict) -> bytes:
@@ -168,15 +176,20 @@ def _output(record: dict) -> bytes:
     return text.encode("utf-8", "surrogateescape") if text else b""
 
 
-def _waits(value: object) -> list[str]:
-    """The ids of an exported job's `waiting_for` (its unmet dependencies)."""
+def _waits(value: object) -> list[tuple[str, str]]:
+    """The ids and kinds of an exported job's `waiting_for` (its unmet dependencies;
+    exports before after-any had no kind: each was --after)."""
     if value is None:
         return []
     if not isinstance(value, list) or not all(
-        isinstance(w, dict) and isinstance(w.get("id"), str) for w in value
+        isinstance(w, dict)
+        and isinstance(w.get("id"), str)
+        and w.get("kind", AFTER) in (AFTER, AFTER_ANY)
+        for w in value
     ):
-        raise InvalidInput('waiting_for must be a list of {"id": ..., "state": ...}')
-    return [check_id(w["id"]) for w in value]
+        raise InvalidInput('waiting_for must be a list of {"id": ..., "state": ...,'
+                           ' "kind": "after" or "after_any"}')  # fmt: skip
+    return [(check_id(w["id"]), w.get("kind", AFTER)) for w in value]
 
 
 def export_record(job: Job, output: bytes) -> dict:

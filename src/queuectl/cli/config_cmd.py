@@ -62,6 +62,8 @@ def config_list(obj, as_json):
 
 
 def _fmt(value) -> str:
+    if isinstance(value, list):  # exit codes, as they are given: 2,126
+        return ",".join(map(str, value))
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 

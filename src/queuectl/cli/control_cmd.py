@@ -10,6 +10,7 @@ import click
 from ..errors import InvalidInput
 from ..timeutil import parse_duration
 from .completion_cmd import job_ids, queue_names
+from .context import note
 from .render import emit_json
 
 
@@ -74,27 +75,42 @@ PAST = {"cancel": "canceled", "retry": "retried", "requeue": "requeued", "delete
 
 @click.command()
 @selection_options(["pending", "processing", "failed"])
+@click.option("--with-dependents", is_flag=True,
+              help="Also every unfinished job that waits for them, transitively.")  # fmt: skip
 @click.pass_obj
-def cancel(obj, job_ids, queues, states, tags, dry_run, as_json):
+def cancel(obj, job_ids, queues, states, tags, dry_run, as_json, with_dependents):
     """Cancel jobs; running ones are killed.
 
     Named jobs (all or none) or a selection, in one transaction. Pending and failed
     jobs become canceled at once; a running job is killed (its whole process group) by
     the pool that runs it within a heartbeat. Canceled jobs are never retried;
-    `requeue` runs them again.
+    `requeue` runs them again. Jobs enqueued --after-any a canceled job run; those
+    enqueued --after it wait (stderr says how many): --with-dependents cancels them too,
+    and every job that waits for those in turn.
 
     \b
     queuectl cancel job1 job2
     queuectl cancel --queue batch --tag nightly --dry-run
+    queuectl cancel build --with-dependents
     """
     named = targets(obj, job_ids, queues, states, tags)
-    changed = obj.queue.cancel(**named, dry_run=dry_run)
+    changed = obj.queue.cancel(**named, dry_run=dry_run, with_dependents=with_dependents)
     if "job_ids" in named and not (dry_run or as_json):
         for job_id, state in changed:
             note = "" if state == "canceled" else " (its pool is stopping it)"
             click.echo(f"{job_id}: {state}{note}")
-        return
-    report("cancel", [job_id for job_id, _ in changed], dry_run, as_json)
+    else:
+        report("cancel", [job_id for job_id, _ in changed], dry_run, as_json)
+    if not with_dependents:  # (after the answer: a remark on what it left behind)
+        _say_stranded(obj.queue.stranded([job_id for job_id, _ in changed]), dry_run)
+
+
+def _say_stranded(count: int, dry_run: bool) -> None:
+    """On stderr: how many jobs wait (through --after) for a job just canceled."""
+    if count:
+        wait = "would wait" if dry_run else "wait" if count > 1 else "waits"
+        noun, them = ("jobs", "them") if count > 1 else ("job", "it")
+        note(f"{count} {noun} {wait} for a canceled job: cancel {them} with --with-dependents")
 
 
 @click.command()

@@ -8,6 +8,7 @@ import click
 
 from ..errors import InvalidInput
 from ..jobs import parse_job_json
+from ..retry import parse_codes
 from .completion_cmd import job_ids, queue_names
 from .context import flags_named
 from .render import emit_json
@@ -47,6 +48,20 @@ FLOW_FLAGS = ("concurrency_key", "concurrency_limit", "slots")
     metavar="ID",
     help="Run only after job ID completed (repeatable).",
     shell_complete=job_ids,
+)
+@click.option(
+    "--after-any",
+    "after_any",
+    multiple=True,
+    metavar="ID",
+    help="Run once job ID has finished, completed, dead or canceled (repeatable).",
+    shell_complete=job_ids,
+)
+@click.option(
+    "--no-retry-on",
+    metavar="CODES",
+    help="Exit codes (e.g. 2,64) that make the job dead at once, not retried"
+    " [default: config no-retry-on].",
 )
 @click.option(
     "--unique",
@@ -100,6 +115,8 @@ def enqueue(
     cwd,
     env,
     after,
+    after_any,
+    no_retry_on,
     unique,
     unique_key,
     tags,
@@ -116,6 +133,8 @@ def enqueue(
     queuectl enqueue '{"id":"job1","command":"sleep 2"}'
     queuectl enqueue --command 'make test' --max-retries 5 --timeout 10m
     queuectl enqueue --command 'make deploy' --after build --after test
+    queuectl enqueue --command ./cleanup.sh --after-any deploy
+    queuectl enqueue --command './sync.sh' --no-retry-on 2,64
     queuectl enqueue --file jobs.jsonl
     queuectl enqueue --lines commands.txt --queue batch --tag nightly
     queuectl enqueue --command './deploy.sh' --concurrency-key deploy
@@ -130,6 +149,8 @@ def enqueue(
         "queue": queue,
         "cwd": os.path.abspath(cwd) if cwd else None,
         "depends_on": list(after) or None,
+        "after_any": list(after_any) or None,
+        "no_retry_on": None if no_retry_on is None else parse_codes(no_retry_on, "--no-retry-on"),
         "unique": unique or None,
         "unique_key": unique_key,
         "tags": list(tags) or None,
@@ -179,14 +200,16 @@ def enqueue(
 @click.option("--run-at", metavar="TIME", help="Not before this ISO-8601 time (UTC if no zone).")
 @click.option("--delay", metavar="SECONDS", help="Not before this long from now (30, 5m, 2h).")
 @click.option("--max-retries", type=int, help="Retries after the first run.")
+@click.option("--no-retry-on", metavar="CODES",
+              help="Exit codes that make it dead at once (e.g. 2,64; '' none).")  # fmt: skip
 @click.option("-q", "--queue", help="Queue name.", shell_complete=queue_names)
 @click.option("--timeout", metavar="SECONDS", help="Kill the job after this long.")
 @click.option("--tag", "tags", multiple=True, metavar="TAG",
               help="Its tags become these (repeatable; --tag '' removes them all).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the job as changed, as JSON.")
 @click.pass_obj
-def edit(obj, job_id, command, priority, run_at, delay, max_retries, queue, timeout, tags,
-         as_json):  # fmt: skip
+def edit(obj, job_id, command, priority, run_at, delay, max_retries, no_retry_on, queue,
+         timeout, tags, as_json):  # fmt: skip
     """Change a job that waits (pending, or failed awaiting its retry).
 
     In one step: a pool never claims it half changed. A running or finished job is
@@ -199,11 +222,15 @@ def edit(obj, job_id, command, priority, run_at, delay, max_retries, queue, time
     changes = {"command": command, "priority": priority, "run_at": run_at, "delay": delay,
                "max_retries": max_retries, "queue": queue, "timeout": timeout}  # fmt: skip
     changes = {k: v for k, v in changes.items() if v is not None}
+    if no_retry_on is not None:
+        changes["no_retry_on"] = parse_codes(no_retry_on, "--no-retry-on")
     if tags:
         changes["tags"] = [t for t in tags if t]
     if not changes:
-        raise InvalidInput("nothing to change: give --command, --priority, --run-at, --delay,"
-                           " --max-retries, --queue, --timeout or --tag")  # fmt: skip
+        raise InvalidInput(
+            "nothing to change: give --command, --priority, --run-at, --delay, --max-retries,"
+            " --no-retry-on, --queue, --timeout or --tag"
+        )
     job = obj.queue.edit(job_id, **changes)
     if as_json:
         emit_json(job.to_dict())

@@ -126,7 +126,7 @@ def show(obj, job_id, as_json):
     if as_json:
         emit_json({**d, "blocked_by": gates, "runs": [run_record(r) for r in runs]})
         return
-    d["waiting_for"] = ", ".join(f"job {i} ({s})" for i, s in job.waiting_for or ())
+    d["waiting_for"] = job.waits()
     if gates:  # why it does not run, where flow control holds it
         d["blocked_by"] = "; ".join(g["reason"] for g in gates)
     if job.concurrency_key is None:  # flow control's fields only where they say something
@@ -142,7 +142,7 @@ def show(obj, job_id, as_json):
         elif isinstance(value, dict):
             value = " ".join(f"{k}={v}" for k, v in value.items()) or "-"
         elif isinstance(value, list):
-            value = ", ".join(value)
+            value = ", ".join(map(str, value))
         click.echo(f"{key.ljust(width)}  {value}")
     if runs:
         click.echo()

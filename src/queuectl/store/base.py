@@ -24,6 +24,7 @@ from typing import Protocol
 from ..jobs import Job, NewJob
 from ..records import Deleted, Heartbeat, NextDue, Outcome, Selector, TurnResult, WorkerInfo
 from ..transfer import ImportBatch
+from .cancel_role import CancelStore
 from .flow_role import FlowStore
 from .roles import RolesStore
 
@@ -177,16 +178,17 @@ class PoolStore(FlowStore, Clocked, Protocol):
 Target = list[str] | Selector
 
 
-class ControlStore(Clocked, Protocol):
-    """What the commands that add and change jobs, queues, schedules, config and pools need.
-    Each change is one transaction, all or none."""
+class ControlStore(CancelStore, Clocked, Protocol):
+    """What the commands that add and change jobs, queues, schedules, config and pools need
+    (cancel: cancel_role.py). Each change is one transaction, all or none."""
 
     def add(self, jobs: list[NewJob]) -> list[str]:
         """Insert all jobs or none; an id that exists raises DuplicateJob. Wakes idle pools.
-        Dependencies (`depends_on`) must exist (or come earlier in the list), else
-        UnknownDependency; the job waits for those not completed. A `unique` job whose
-        id exists unfinished, or with a `unique_key` an unfinished job holds, is not
-        inserted: the existing job's id stands in for it. Returns the ids, in order."""
+        Dependencies (`depends_on`, `after_any`) must exist (or come earlier in the
+        list), else UnknownDependency; it waits for those not completed (after_any: not
+        finished). A `unique` job whose id exists unfinished, or with a `unique_key` an
+        unfinished job holds, is not inserted: the existing job's id stands in for it.
+        Returns the ids, in order."""
         ...
 
     def import_batch(self, batch: ImportBatch) -> None:
@@ -198,12 +200,6 @@ class ControlStore(Clocked, Protocol):
 
     def revive(self, target: Target, dry_run: bool = False) -> list[str]:
         """Dead jobs back to pending with attempts 0."""
-        ...
-
-    def cancel(self, target: Target, dry_run: bool = False) -> list[tuple[str, str]]:
-        """Cancel jobs (each pending, failed or processing): waiting ones become canceled
-        at once; running ones are marked and killed by their pool. Returns (id,
-        'canceled' or 'canceling')."""
         ...
 
     def retry(self, target: Target, dry_run: bool = False) -> list[str]:

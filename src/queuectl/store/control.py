@@ -1,6 +1,6 @@
 """Adding and controlling jobs, written once for both SQL stores: add (with
-dependencies and uniqueness), import, cancel, retry, revive, requeue, purge, delete,
-pausing queues and schedules. The queries are in queries.sql."""
+dependencies and uniqueness), import, retry, revive, requeue, purge, delete, pausing
+queues and schedules (cancel is in cancel.py). The queries are in queries.sql."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 
     Target = list[str] | Selector  # named jobs, or those a selector matches
 
-_WAITING, _RUNNING = (State.PENDING, State.FAILED), State.PROCESSING
+_WAITING = (State.PENDING, State.FAILED)
 _NOT_RUNNING = (*_WAITING, State.COMPLETED, State.DEAD, State.CANCELED)
+_LISTS = ("tags", "no_retry_on")  # editable columns kept as JSON text
 
 
 def _either(words) -> str:
@@ -33,7 +34,7 @@ class ControlWrites(FlowWrites):
     # ------------------------------------------------------------ adding jobs
 
     def add(self, jobs: list[NewJob]) -> list[str]:
-        checked = any(j.depends_on or j.unique or j.unique_key for j in jobs)
+        checked = any(j.depends_on or j.after_any or j.unique or j.unique_key for j in jobs)
         for attempt in range(2):
             try:
                 with self._tx() as conn:
@@ -60,8 +61,9 @@ class ControlWrites(FlowWrites):
                 self._import_settings(conn, batch)
                 now, gates = self._store_now(conn), self._gates(conn)
                 for record in batch.jobs:
-                    waits = self._lock_dependencies(conn, record.job.id, record.waits)
-                    values = import_values(record, now, gates, len(waits))
+                    waits = self._lock_dependencies(conn, record.job.id, record.waits,
+                                                    record.waits_any)  # fmt: skip
+                    values = import_values(record, now, gates, sum(map(len, waits)))
                     self._insert(conn, "import_job", values, waits)
                     if record.output:
                         self._run(conn, "import_output",
@@ -124,17 +126,22 @@ class ControlWrites(FlowWrites):
             if twin is not None:
                 ids.append(twin)
                 continue
-            waits = self._lock_dependencies(conn, job.id, job.depends_on or [])
-            self._insert(conn, "insert_job", new_job_values(job, now, gates, len(waits)), waits)
+            waits = self._lock_dependencies(conn, job.id, job.depends_on or [],
+                                            job.after_any or [])  # fmt: skip
+            values = new_job_values(job, now, gates, sum(map(len, waits)))
+            self._insert(conn, "insert_job", values, waits)
             ids.append(job.id)
             inserted.append(job)
         self._add_tags(conn, [(j.id, j.tags) for j in inserted])
         return ids
 
-    def _insert(self, conn, query: str, values: dict, waits: list[str]) -> None:
+    def _insert(self, conn, query: str, values: dict, waits: tuple[list, list]) -> None:
+        """Insert a job and the dependencies it waits for: (--after, --after-any) ids."""
         (seq,) = self._run(conn, query, values).fetchone()
-        if waits:
-            self._run(conn, "add_dependencies", {"seq": seq, "ids": waits})
+        for ids, any_outcome in zip(waits, (False, True)):
+            if ids:
+                self._run(conn, "add_dependencies",
+                          {"seq": seq, "ids": ids, "any_outcome": any_outcome})  # fmt: skip
 
     def _unfinished_twin(self, conn, job: NewJob) -> str | None:
         unfinished = list(UNFINISHED)
@@ -151,15 +158,19 @@ class ControlWrites(FlowWrites):
                 return found[0]
         return None
 
-    def _lock_dependencies(self, conn, job_id: str, deps: list[str]) -> list[str]:
-        """The dependencies of `job_id` that are not completed (see mark_dependencies)."""
-        if not deps:
-            return []
+    def _lock_dependencies(self, conn, job_id: str, after: list[str],
+                           after_any: list[str]) -> tuple[list[str], list[str]]:  # fmt: skip
+        """The dependencies `job_id` waits for (see mark_dependencies): those of `after`
+        not completed, those of `after_any` not finished (whatever their outcome)."""
+        if not after and not after_any:
+            return [], []
+        deps = [*after, *after_any]
         states = dict(self._run(conn, "mark_dependencies", {"ids": deps}).fetchall())
         for dep in deps:
             if dep not in states:
                 raise UnknownDependency(job_id, dep)
-        return [dep for dep in deps if states[dep] != State.COMPLETED]
+        return ([dep for dep in after if states[dep] != State.COMPLETED],
+                [dep for dep in after_any if states[dep] in UNFINISHED])  # fmt: skip
 
     # ------------------------------------------------------------ controlling jobs
 
@@ -199,20 +210,6 @@ class ControlWrites(FlowWrites):
             raise Conflict(
                 "another waiting or running job holds the same unique_key; nothing changed"
             ) from None
-
-    def cancel(self, target, dry_run=False):
-        with self._tx() as conn:
-            states = self._targets(conn, target, (*_WAITING, _RUNNING), "canceled")
-            if not dry_run:
-                self._update(
-                    conn, "cancel_waiting", [i for i, s in states.items() if s != _RUNNING]
-                )
-                self._update(
-                    conn, "cancel_running", [i for i, s in states.items() if s == _RUNNING]
-                )
-        if states and not dry_run:
-            self._wake()  # the pools holding running ones heartbeat at once
-        return [(i, "canceling" if s == _RUNNING else "canceled") for i, s in states.items()]
 
     def retry(self, target, dry_run=False):
         with self._taken_key(), self._tx() as conn:
@@ -261,8 +258,8 @@ class ControlWrites(FlowWrites):
                 raise Conflict(
                     f"job {job_id!r} is {state}; only pending or failed jobs can be edited"
                 )
-            values = {name: json.dumps(value) if name == "tags" and value else value
-                      for name, value in changes.items()}  # fmt: skip
+            values = {name: json.dumps(value) if name in _LISTS and value is not None
+                      else value for name, value in changes.items()}  # fmt: skip
             sets = ", ".join(f"{name} = :{name}" for name in sorted(values))
             self._run(
                 conn,

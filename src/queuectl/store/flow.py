@@ -95,6 +95,7 @@ class FlowWrites(Database):
             if (j.concurrency_key is not None or j.queue in limited)
             and j.run_at <= now
             and not j.depends_on
+            and not j.after_any
             and j.queue not in gates.paused
         ]
         if not due:

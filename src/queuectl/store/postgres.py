@@ -28,8 +28,8 @@ from psycopg.pq import ExecStatus
 
 from ..errors import PermissionDenied, StoreUnavailable
 from ..records import TurnResult
+from .cancel import CancelWrites
 from .claim_hint import FROM_HEAD
-from .control import ControlWrites
 from .pgconn import (
     POOLER_STATES,
     behind_pooler,
@@ -65,7 +65,7 @@ def _numbered(query: str) -> tuple[str, list[str]]:
     return re.sub(r"%\((\w+)\)s", number, query), names
 
 
-class PostgresStore(PoolWrites, ControlWrites, Reads, Wakeups, Roles):
+class PostgresStore(PoolWrites, CancelWrites, Reads, Wakeups, Roles):
     dialect = POSTGRES
     integrity_errors = (pg_errors.IntegrityError,)
     SETTLE_TIMEOUT = 10.0

@@ -144,8 +144,10 @@ FROM (SELECT array_agg(id) AS ids, {unblocked} AS unblocked FROM done) d
     LEFT JOIN claimed c ON true
 
 -- name: unblocked
--- Whether a job recorded complete is one that others wait for.
-EXISTS (SELECT 1 FROM job_deps WHERE dep_seq IN (SELECT seq FROM done WHERE state = 'completed'))
+-- Whether a job recorded complete is one that others wait for, or one recorded dead or
+-- canceled that others wait for whatever its outcome (--after-any).
+EXISTS (SELECT 1 FROM done JOIN job_deps x ON x.dep_seq = done.seq
+    WHERE done.state = 'completed' OR (x.any_outcome AND done.state <> 'failed'))
 
 -- name: run_columns
 -- A run in the history, as recorded with its outcome.
@@ -510,8 +512,10 @@ SELECT id FROM jobs WHERE unique_key = :key AND state = ANY(:unfinished)
 UPDATE jobs SET has_dependents = TRUE WHERE id = ANY(:ids) RETURNING id, state
 
 -- name: add_dependencies
--- The new job :seq waits for these jobs.
-INSERT INTO job_deps (job_seq, dep_seq) SELECT :seq, seq FROM jobs WHERE id = ANY(:ids)
+-- The new job :seq waits for these jobs: their completion, or (:any_outcome) their end
+-- whatever it is.
+INSERT INTO job_deps (job_seq, dep_seq, any_outcome)
+SELECT :seq, seq, :any_outcome FROM jobs WHERE id = ANY(:ids)
 
 -- name: add_tags
 -- The tags of new jobs: job :ids[i] has tag :tags[i].
@@ -560,6 +564,29 @@ SELECT id, state FROM jobs WHERE id = ANY(:ids) /*postgres: FOR UPDATE*/
 -- name: selected
 -- The jobs a selection matches (sql.selection), locked until the transaction ends.
 SELECT id, state FROM jobs{where} ORDER BY seq /*postgres: FOR UPDATE*/
+
+-- name: dependents
+-- These jobs and every unfinished job that waits for one of them, transitively (both
+-- kinds of dependency), with their states, locked until the transaction ends: what
+-- `cancel --with-dependents` takes.
+WITH RECURSIVE taken (seq) AS (
+    SELECT seq FROM jobs WHERE id = ANY(:ids)
+    UNION
+    SELECT x.job_seq FROM taken t JOIN job_deps x ON x.dep_seq = t.seq
+        JOIN jobs w ON w.seq = x.job_seq WHERE w.state = ANY(:unfinished))
+SELECT j.id, j.state FROM jobs j JOIN taken t ON t.seq = j.seq
+WHERE j.state = ANY(:unfinished) ORDER BY j.seq /*postgres: FOR UPDATE OF j*/
+
+-- name: stranded
+-- How many unfinished jobs wait for one of these through --after, transitively: they
+-- never run while it stays canceled, and neither does any job that waits for them
+-- (either kind). A job that waits for one of these whatever its outcome runs.
+WITH RECURSIVE stuck (seq) AS (
+    SELECT x.job_seq FROM jobs d JOIN job_deps x ON x.dep_seq = d.seq
+    WHERE d.id = ANY(:ids) AND NOT x.any_outcome
+    UNION
+    SELECT x.job_seq FROM stuck s JOIN job_deps x ON x.dep_seq = s.seq)
+SELECT count(*) FROM stuck s JOIN jobs j ON j.seq = s.seq WHERE j.state = ANY(:unfinished)
 
 -- name: cancel_waiting
 -- Waiting jobs canceled at once.
@@ -710,8 +737,9 @@ SELECT {JOB_COLUMNS} FROM jobs{where} ORDER BY seq{order}{limit}
 SELECT * FROM (SELECT seq, {JOB_COLUMNS} FROM jobs{where} ORDER BY seq{order} LIMIT :limit) s
 
 -- name: waits
--- The dependencies that jobs still wait for: (job id, dependency id, its state).
-SELECT w.id, d.id, d.state FROM job_deps x JOIN jobs w ON w.seq = x.job_seq
+-- The dependencies that jobs still wait for: (job id, dependency id, its state, whether
+-- any outcome of it will do).
+SELECT w.id, d.id, d.state, x.any_outcome FROM job_deps x JOIN jobs w ON w.seq = x.job_seq
     JOIN jobs d ON d.seq = x.dep_seq
 WHERE w.id = ANY(:ids) ORDER BY d.seq
 

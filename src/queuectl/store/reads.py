@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from ..jobs import STATES, Job
+from ..jobs import AFTER, AFTER_ANY, STATES, Job
 from .rows import job_from_row
 from .sql import Database, selection, where
 
@@ -118,8 +118,9 @@ class Reads(Database):
             return jobs
         for job in blocked.values():
             job.waiting_for = []
-        for job_id, dep_id, dep_state in self._fetch("waits", {"ids": list(blocked)}):
-            blocked[job_id].waiting_for.append((dep_id, dep_state))  # type: ignore[union-attr]
+        for job_id, dep_id, dep_state, any_outcome in self._fetch("waits", {"ids": list(blocked)}):
+            kind = AFTER_ANY if any_outcome else AFTER
+            blocked[job_id].waiting_for.append((dep_id, dep_state, kind))  # type: ignore[union-attr]
         return jobs
 
     def unfinished_counts(self, queues: list[str]) -> dict[tuple[str, str], int]:

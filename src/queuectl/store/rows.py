@@ -34,7 +34,7 @@ class Gates:
 
 # What a Job is read from, in this order.
 COLUMNS = ", ".join(STORED)
-_JSON = ("env", "depends_on", "tags")  # kept as JSON text
+_JSON = ("env", "depends_on", "after_any", "no_retry_on", "tags")  # kept as JSON text
 # What a new job writes: its fields (but `unique`, which only steers the insert) and these.
 _NEW_FIELDS = tuple(n for n in field_names(NewJob) if n != "unique")
 NEW_NAMES = (*_NEW_FIELDS, "updated_at", "ready", "blockers")

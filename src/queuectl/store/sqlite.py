@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from operator import itemgetter
 
 from ..errors import InvalidInput, StoreUnavailable
-from .control import ControlWrites
+from .cancel import CancelWrites
 from .reads import Reads
 from .rows import NEW_NAMES, new_job_tuple
 from .sql import SQLITE
@@ -62,7 +62,7 @@ def _exposed(path: str) -> tuple[str, int] | None:
         return None
 
 
-class SQLiteStore(PoolWrites, ControlWrites, Reads):
+class SQLiteStore(PoolWrites, CancelWrites, Reads):
     dialect = SQLITE
     integrity_errors = (sqlite3.IntegrityError,)
 

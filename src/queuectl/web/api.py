@@ -29,6 +29,7 @@ class Error(BaseModel):
 class Waiting(BaseModel):
     id: str
     state: str
+    kind: Literal["after", "after_any"]  # waits for its completion, or for any outcome
 
 
 def _job_model() -> type[BaseModel]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..records import Outcome
-from ..retry import retry_delay
+from ..retry import ends_retries, retry_delay
 from ..settings import Config
 from .process import Run
 
@@ -38,6 +38,14 @@ def outcome_of(
         log(f"job {job.id}: completed in {took or 0.0:.3f}s")
         return Outcome(job.id, "completed", 0, None, output)
     error = start_error or run.describe_failure(code or 0)
+    # An exit code the job (or the config) names ends its retries: dead at once. Only a
+    # command that exited has one (not one that timed out or could not start).
+    exited = start_error is None and run.stop_reason != "timeout"
+    codes = job.no_retry_on if job.no_retry_on is not None else config["no-retry-on"]
+    if exited and ends_retries(code, codes):
+        log(f"job {job.id}: failed ({error}); exit code {code} ends its retries"
+            " (no-retry-on), moved to the DLQ")  # fmt: skip
+        return Outcome(job.id, "dead", code, f"{error}; not retried (no-retry-on)", output)
     delay = retry_delay(
         job.attempts, job.max_retries, config["backoff-base"], config["backoff-max"]
     )
