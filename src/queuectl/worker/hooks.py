@@ -1,0 +1,161 @@
+"""Delivering hook events: a thread of the pool, on a store (connection) of its own.
+
+The events are written by a trigger in the transaction that records an outcome
+(migration 0010), so whatever happens to a pool afterwards, they are in the outbox.
+`HookDelivery` runs only while hooks exist (the pool asks on each heartbeat:
+`Housekeeping`), and never holds the pool's loop: the loop only starts it and, at the
+end, asks it to stop. It takes one due event at a time under a lease long enough for
+one delivery: a pool killed mid-delivery lets the lease run out and another pool
+delivers it again (at-least-once: a hook may see an event twice, never zero times).
+A failed delivery is tried again after 2, 4, 8 … 600 s, `hook-retries` times, then
+given up (counted on the hook, shown by `hook list` and the dashboard).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+from ..errors import QueueError
+from ..hooks import backoff, job_document
+from ..records import Hook, HookEvent
+from ..settings import Config
+from ..store.base import PoolStore, Store
+
+IDLE_POLL = 0.5  # seconds between looks at the outbox when it had nothing due
+URL_TIMEOUT = 10.0  # seconds a URL hook may take to answer
+LEASE_SLACK = 5.0  # seconds a lease outlasts the longest delivery
+
+
+class HookDelivery:
+    """The delivery thread of one pool: `ensure` starts it (again) when hooks exist,
+    `stop` ends it."""
+
+    def __init__(self, store: PoolStore, *, worker_id: str, log: Callable[[str], None]):
+        self.pool_store = store  # only reopened: the thread has a connection of its own
+        self.holder = worker_id
+        self.log = log
+        self.config = Config()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def ensure(self, config: Config) -> None:
+        """Hooks exist: deliver (a thread already running takes the new config)."""
+        self.config = config
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._serve, name="queuectl-hooks", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """End the thread, waiting a little for a delivery in progress. One still running
+        after `timeout` is left to the process's exit: its lease runs out and another
+        pool delivers that event again."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # ------------------------------------------------------------ the thread
+
+    def _serve(self) -> None:
+        try:
+            store = self.pool_store.reopened()
+        except QueueError as exc:
+            self.log(f"worker {self.holder}: hooks not delivered: {exc.message}")
+            return
+        try:
+            while not self._stop.is_set():
+                try:
+                    if not self._turn(store):
+                        if not store.hooks_exist():
+                            return  # the next heartbeat that finds hooks starts it again
+                        self._stop.wait(IDLE_POLL)
+                except QueueError as exc:
+                    self.log(f"worker {self.holder}: hook delivery paused: {exc.message}")
+                    self._stop.wait(IDLE_POLL * 4)
+        except Exception as exc:  # a pool outlives a broken delivery; a heartbeat restarts it
+            self.log(f"worker {self.holder}: hook delivery failed: {type(exc).__name__}: {exc}")
+        finally:
+            store.close()
+
+    def _turn(self, store: Store) -> bool:
+        """Deliver one due event; False when none was due."""
+        timeout = float(self.config["hook-timeout"])
+        lease = max(timeout, URL_TIMEOUT) + LEASE_SLACK
+        events = store.claim_hook_events(self.holder, 1, lease)
+        if not events:
+            return False
+        hooks = {h.name: h for h in store.hooks()}
+        for event in events:
+            hook = hooks.get(event.hook)
+            if hook is None:  # removed since (its events went with it)
+                continue
+            document = job_document(store, event.job_id) or {"id": event.job_id, "deleted": True}
+            # byte for byte what `queuectl show ID --json` prints
+            body = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
+            error = deliver(hook, event, body, timeout)
+            if error is None:
+                store.hook_delivered(self.holder, event)
+                continue
+            retries = int(self.config["hook-retries"])
+            retry_in = backoff(event.attempts) if event.attempts <= retries else None
+            store.hook_failed(self.holder, event, error, retry_in)
+            then = f"retried in {retry_in:g} s" if retry_in is not None else "given up"
+            self.log(f"hook {hook.name}: job {event.job_id} {event.event}: {error} ({then})")
+        return True
+
+
+def deliver(hook: Hook, event: HookEvent, body: bytes, timeout: float) -> str | None:
+    """Deliver one event; None when it worked, else why not (one line)."""
+    if hook.command is not None:
+        return _run_command(hook.command, event, body, timeout)
+    assert hook.url is not None
+    return _post(hook.url, body)
+
+
+def _run_command(command: str, event: HookEvent, body: bytes, timeout: float) -> str | None:
+    code = "" if event.exit_code is None else str(event.exit_code)
+    env = {**os.environ, "QUEUECTL_JOB_ID": event.job_id, "QUEUECTL_EVENT": event.event,
+           "QUEUECTL_EXIT_CODE": code}  # fmt: skip
+    try:
+        # A session of its own, so a timeout kills everything it started.
+        proc = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                                start_new_session=True)  # fmt: skip
+    except OSError as exc:
+        return f"cannot run the command: {exc.strerror}"
+    try:
+        _, stderr = proc.communicate(body, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.communicate()
+        return f"timed out after {timeout:g} s"
+    if proc.returncode:
+        lines = stderr.decode(errors="replace").strip().splitlines()
+        status = proc.returncode
+        what = f"killed by signal {-status}" if status < 0 else f"exit {status}"
+        return f"{what}: {lines[-1][:200]}" if lines else what
+    return None
+
+
+def _post(url: str, body: bytes) -> str | None:
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    try:
+        # http(s) only (new_hook checks the scheme): no file:// or ftp://
+        with urllib.request.urlopen(request, timeout=URL_TIMEOUT) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return f"POST failed: {reason}"
+    return None if 200 <= status < 300 else f"HTTP {status}"
