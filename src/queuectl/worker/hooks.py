@@ -30,7 +30,7 @@ from ..store.base import PoolStore, Store
 
 IDLE_POLL = 0.5  # seconds between looks at the outbox when it had nothing due
 URL_TIMEOUT = 10.0  # seconds a URL hook may take to answer
-LEASE_SLACK = 5.0  # seconds a lease outlasts the longest delivery
+LEASE_SLACK = 3.0  # seconds a lease outlasts the longest delivery
 
 
 class HookDelivery:
@@ -86,11 +86,14 @@ class HookDelivery:
     def _turn(self, store: Store) -> bool:
         """Deliver one due event; False when none was due."""
         timeout = float(self.config["hook-timeout"])
-        lease = max(timeout, URL_TIMEOUT) + LEASE_SLACK
-        events = store.claim_hook_events(self.holder, 1, lease)
+        hooks = {h.name: h for h in store.hooks()}
+        # A lease outlasts the longest delivery there can be: one claimed by a pool that
+        # died is delivered again that much later.
+        longest = max((timeout if h.command is not None else URL_TIMEOUT for h in hooks.values()),
+                      default=timeout)  # fmt: skip
+        events = store.claim_hook_events(self.holder, 1, longest + LEASE_SLACK)
         if not events:
             return False
-        hooks = {h.name: h for h in store.hooks()}
         for event in events:
             hook = hooks.get(event.hook)
             if hook is None:  # removed since (its events went with it)
