@@ -50,7 +50,9 @@ def test_command_hook_on_dead_fires_once_with_the_job_json(cli: CLI):
     cli.run("hook", "add", "retrying", "--on", "failed", "--command",
             'echo "$QUEUECTL_JOB_ID $QUEUECTL_EXIT_CODE" >> failed.txt')  # fmt: skip
     cli.config("backoff-base", 1)
-    cli.enqueue(id="boom", command="exit 3", max_retries=0)
+    # run elsewhere: hooks run in the pool's directory whatever the jobs' (the pool
+    # changes its own to each job's as it starts it)
+    cli.enqueue(id="boom", command="exit 3", max_retries=0, cwd="/")
     cli.enqueue(id="fine", command="true")
     cli.enqueue(id="twice", command="exit 4", max_retries=1)
     cli.start_worker("--count", "2")

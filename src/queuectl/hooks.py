@@ -71,6 +71,21 @@ def hook_record(hook: Hook) -> dict:
             "last_at": iso(hook.last_at)}  # fmt: skip
 
 
+def shown_hook(hook: Hook) -> dict:
+    """A hook as the dashboard shows it: its URL without query and credentials (a
+    token often rides there; the read role may see the rest)."""
+    shown = hook_record(hook)
+    if hook.url is not None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(hook.url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        hidden = "?…" if parts.query else ""
+        shown["url"] = f"{parts.scheme}://{host}{port}{parts.path}{hidden}"
+    return shown
+
+
 def job_document(store: Store, job_id: str) -> dict | None:
     """The job as `queuectl show ID --json` prints it (its fields, the gates that hold
     it, its runs); None when there is no such job."""

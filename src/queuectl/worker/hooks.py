@@ -41,6 +41,9 @@ class HookDelivery:
         self.pool_store = store  # only reopened: the thread has a connection of its own
         self.holder = worker_id
         self.log = log
+        # Hook commands run where the pool started: the pool changes its own directory
+        # to each job's as it starts it (process.py), so the current one is any job's.
+        self.cwd = os.getcwd()
         self.config = Config()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -101,7 +104,7 @@ class HookDelivery:
             document = job_document(store, event.job_id) or {"id": event.job_id, "deleted": True}
             # byte for byte what `queuectl show ID --json` prints
             body = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
-            error = deliver(hook, event, body, timeout)
+            error = deliver(hook, event, body, timeout, self.cwd)
             if error is None:
                 store.hook_delivered(self.holder, event)
                 continue
@@ -113,15 +116,17 @@ class HookDelivery:
         return True
 
 
-def deliver(hook: Hook, event: HookEvent, body: bytes, timeout: float) -> str | None:
+def deliver(hook: Hook, event: HookEvent, body: bytes, timeout: float, cwd: str) -> str | None:
     """Deliver one event; None when it worked, else why not (one line)."""
     if hook.command is not None:
-        return _run_command(hook.command, event, body, timeout)
+        return _run_command(hook.command, event, body, timeout, cwd)
     assert hook.url is not None
     return _post(hook.url, body)
 
 
-def _run_command(command: str, event: HookEvent, body: bytes, timeout: float) -> str | None:
+def _run_command(
+    command: str, event: HookEvent, body: bytes, timeout: float, cwd: str
+) -> str | None:
     code = "" if event.exit_code is None else str(event.exit_code)
     env = {**os.environ, "QUEUECTL_JOB_ID": event.job_id, "QUEUECTL_EVENT": event.event,
            "QUEUECTL_EXIT_CODE": code}  # fmt: skip
@@ -129,7 +134,7 @@ def _run_command(command: str, event: HookEvent, body: bytes, timeout: float) ->
         # A session of its own, so a timeout kills everything it started.
         proc = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.PIPE,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
-                                start_new_session=True)  # fmt: skip
+                                cwd=cwd, start_new_session=True)  # fmt: skip
     except OSError as exc:
         return f"cannot run the command: {exc.strerror}"
     try:
