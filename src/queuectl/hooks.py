@@ -92,7 +92,10 @@ def job_document(store: Store, job_id: str) -> dict | None:
     job = store.get(job_id)
     if job is None:
         return None
-    lease = Config(store.config())["lease-timeout"]  # the pools alive, as Queue.workers
-    gates = blocked_by(store, [job], lambda: store.workers(alive_within=lease)).get(job.id, [])
+
+    def workers():  # the pools alive, as Queue.workers (asked only for a job of >1 slot)
+        return store.workers(alive_within=Config(store.config())["lease-timeout"])
+
+    gates = blocked_by(store, [job], workers).get(job.id, [])
     return {**job.to_dict(), "blocked_by": gates,
             "runs": [run_record(r) for r in store.runs(job_id)]}  # fmt: skip

@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -31,6 +32,8 @@ from ..store.base import PoolStore, Store
 IDLE_POLL = 0.5  # seconds between looks at the outbox when it had nothing due
 URL_TIMEOUT = 10.0  # seconds a URL hook may take to answer
 LEASE_SLACK = 3.0  # seconds a lease outlasts the longest delivery
+NICE = 10  # the delivery thread's priority below the pool's (nice value)
+HOOKS_EVERY = 1.0  # seconds a delivery thread keeps the hooks it read
 
 
 class HookDelivery:
@@ -47,6 +50,8 @@ class HookDelivery:
         self.config = Config()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._hooks_read: dict[str, Hook] = {}
+        self._hooks_at = -HOOKS_EVERY
 
     def ensure(self, config: Config) -> None:
         """Hooks exist: deliver (a thread already running takes the new config)."""
@@ -67,6 +72,12 @@ class HookDelivery:
 
     def _serve(self) -> None:
         try:
+            # Below the pool's loop (Linux: a thread's own nice value, which the hook
+            # commands it starts inherit): deliveries take what CPU the jobs leave.
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+        except (OSError, AttributeError):
+            pass
+        try:
             store = self.pool_store.reopened()
         except QueueError as exc:
             self.log(f"worker {self.holder}: hooks not delivered: {exc.message}")
@@ -86,10 +97,19 @@ class HookDelivery:
         finally:
             store.close()
 
+    def _hooks(self, store: Store, fresh: bool = False) -> dict[str, Hook]:
+        """The hooks by name, read again at most every HOOKS_EVERY s (or when `fresh`):
+        reading them counts their pending events, too dear for every delivery."""
+        now = time.monotonic()
+        if fresh or now >= self._hooks_at + HOOKS_EVERY:
+            self._hooks_read = {h.name: h for h in store.hooks()}
+            self._hooks_at = now
+        return self._hooks_read
+
     def _turn(self, store: Store) -> bool:
         """Deliver one due event; False when none was due."""
         timeout = float(self.config["hook-timeout"])
-        hooks = {h.name: h for h in store.hooks()}
+        hooks = self._hooks(store)
         # A lease outlasts the longest delivery there can be: one claimed by a pool that
         # died is delivered again that much later.
         longest = max((timeout if h.command is not None else URL_TIMEOUT for h in hooks.values()),
@@ -98,7 +118,7 @@ class HookDelivery:
         if not events:
             return False
         for event in events:
-            hook = hooks.get(event.hook)
+            hook = hooks.get(event.hook) or self._hooks(store, fresh=True).get(event.hook)
             if hook is None:  # removed since (its events went with it)
                 continue
             document = job_document(store, event.job_id) or {"id": event.job_id, "deleted": True}
