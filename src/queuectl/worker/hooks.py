@@ -32,7 +32,7 @@ from ..store.base import PoolStore, Store
 IDLE_POLL = 0.5  # seconds between looks at the outbox when it had nothing due
 URL_TIMEOUT = 10.0  # seconds a URL hook may take to answer
 LEASE_SLACK = 3.0  # seconds a lease outlasts the longest delivery
-NICE = 10  # the delivery thread's priority below the pool's (nice value)
+NICE = 10  # how far below the pool's priority the delivery thread runs (nice)
 HOOKS_EVERY = 1.0  # seconds a delivery thread keeps the hooks it read
 
 
@@ -74,7 +74,9 @@ class HookDelivery:
         try:
             # Below the pool's loop (Linux: a thread's own nice value, which the hook
             # commands it starts inherit): deliveries take what CPU the jobs leave.
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+            thread = threading.get_native_id()
+            below = min(19, os.getpriority(os.PRIO_PROCESS, thread) + NICE)
+            os.setpriority(os.PRIO_PROCESS, thread, below)
         except (OSError, AttributeError):
             pass
         try:
@@ -82,6 +84,7 @@ class HookDelivery:
         except QueueError as exc:
             self.log(f"worker {self.holder}: hooks not delivered: {exc.message}")
             return
+        said = None  # an outage is logged once, not at every try
         try:
             while not self._stop.is_set():
                 try:
@@ -89,8 +92,11 @@ class HookDelivery:
                         if not store.hooks_exist():
                             return  # the next heartbeat that finds hooks starts it again
                         self._stop.wait(IDLE_POLL)
+                    said = None
                 except QueueError as exc:
-                    self.log(f"worker {self.holder}: hook delivery paused: {exc.message}")
+                    if exc.message != said:
+                        self.log(f"worker {self.holder}: hook delivery paused: {exc.message}")
+                        said = exc.message
                     self._stop.wait(IDLE_POLL * 4)
         except Exception as exc:  # a pool outlives a broken delivery; a heartbeat restarts it
             self.log(f"worker {self.holder}: hook delivery failed: {type(exc).__name__}: {exc}")
