@@ -88,7 +88,7 @@ def test_db_roles_creates_three_nologin_roles_and_running_it_again_changes_nothi
     names = ", ".join(f"{prefix}_{r}" for r in ("enqueue", "read", "pool"))
     assert first.stdout.splitlines() == [
         f"created roles {names} (NOLOGIN)",
-        f"granted them exactly their privileges on {len(GRANTS)} tables and 2 sequences"
+        f"granted them exactly their privileges on {len(GRANTS)} tables and 3 sequences"
         f" of schema {roles.schema}",
         f"give one to a login role: GRANT {prefix}_enqueue TO alice;",
     ]
@@ -259,6 +259,32 @@ def test_the_pool_role_runs_jobs(roles):
         assert running.poll() is None
         assert "stopped" in roles.owner.run("worker", "stop", timeout=60).stdout
         assert running.wait(timeout=30) == 0
+    finally:
+        pool.cleanup()
+
+
+def test_hooks_by_role(roles):
+    # Hooks add commands and URLs (which may hold tokens): the enqueue role neither adds
+    # nor reads them; the read role reads them; the pool role records and delivers.
+    roles.owner.run("db", "roles", "--prefix", roles.prefix)
+    roles.owner.run("hook", "add", "done", "--on", "completed", "--command",
+                    'echo "$QUEUECTL_JOB_ID" >> delivered.txt')  # fmt: skip
+    alice, reader, pool = roles.user("enqueue"), roles.user("read"), roles.user("pool")
+    enqueue, read = roles.name("enqueue"), roles.name("read")
+    denied(alice.run("hook", "list", check=False), enqueue, "read hooks")
+    denied(alice.run("hook", "add", "x", "--on", "dead", "--url", "http://h/", check=False),
+           enqueue, "insert into hooks")  # fmt: skip
+    denied(alice.run("hook", "remove", "done", check=False), enqueue, "delete from hook_events")
+    denied(reader.run("hook", "add", "x", "--on", "dead", "--command", "true", check=False),
+           read, "insert into hooks")  # fmt: skip
+    assert [h["name"] for h in reader.json("hook", "list")] == ["done"]
+    alice.enqueue(id="job", command="true")
+    pool.start_worker()
+    try:
+        done = pool.workdir / "delivered.txt"
+        wait_for(lambda: done.exists() and done.read_text() == "job\n", timeout=20,
+                 message="the pool role to deliver")  # fmt: skip
+        wait_for(lambda: reader.json("hook", "list")[0]["last_ok"] is True, timeout=10)
     finally:
         pool.cleanup()
 

@@ -245,6 +245,29 @@ def test_workers_schedules_and_stats(api, queue):
     assert stats[None]["completed"] == 1 and stats[None]["success_rate"] == 1.0  # the totals
 
 
+def test_a_failing_hook_shows_in_the_api_and_pages(api, queue):
+    assert api.get("/api/hooks").json() == []
+    queue.add_hook("pager", "dead,completed", url="https://u:secret@hooks.example/in?token=abc")
+    queue.add_hook("quiet", "canceled", command="true", queue="other")
+    queue.store.register_worker("w1", "host-a", 4242, 1, None)
+    queue.enqueue({"id": "j", "command": "true"})
+    queue.store.claim("w1", None, 1, 60)
+    queue.store.finish("w1", [Outcome("j", "completed", 0)])  # the trigger records the event
+    (event,) = queue.store.claim_hook_events("w1", 5, 30)
+    assert (event.hook, event.job_id, event.event) == ("pager", "j", "completed")
+    assert event.exit_code == 0
+    queue.store.hook_failed("w1", event, "HTTP 503", 2.0)
+    pager, quiet = api.get("/api/hooks").json()
+    assert pager["url"] == "https://hooks.example/in?…"  # no token, no password
+    assert (pager["events"], pager["last_ok"], pager["last_error"]) == (
+        ["dead", "completed"], False, "HTTP 503")  # fmt: skip
+    assert (pager["failures"], pager["given_up"], pager["pending"]) == (1, 0, 1)
+    assert (quiet["command"], quiet["queue"], quiet["last_at"]) == ("true", "other", None)
+    page = api.get("/hooks").text
+    assert "HTTP 503" in page and "failing" in page and "secret" not in page
+    assert "Failing" in api.get("/").text
+
+
 def test_openapi_documents_every_api_route(api):
     doc = api.get("/openapi.json").json()
     assert doc["openapi"].startswith("3.")
@@ -261,6 +284,7 @@ def test_openapi_documents_every_api_route(api):
         "/api/dlq/purge": {"post"},
         "/api/workers": {"get"},
         "/api/schedules": {"get"},
+        "/api/hooks": {"get"},
         "/api/stats": {"get"},
     }.items():
         assert methods <= set(paths[path]), path

@@ -44,6 +44,11 @@ class ScheduleNotFound(QueueError):
         super().__init__(f"no schedule named {name!r}")
 
 
+class HookNotFound(QueueError):
+    def __init__(self, name: str):
+        super().__init__(f"no hook named {name!r}")
+
+
 class Conflict(QueueError):
     """The job exists but is not in a state that allows the operation."""
 

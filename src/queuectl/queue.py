@@ -11,14 +11,14 @@ from collections.abc import Sequence
 
 from .actions import Actions, select
 from .admin import Admin
-from .errors import InvalidInput, JobNotFound, ScheduleNotFound
+from .errors import HookNotFound, InvalidInput, JobNotFound, ScheduleNotFound
 from .handle import Handle, _could_exist
 from .jobs import STATES, Job, check_name, check_queue, parse_state
 from .waiting import Waiting
 
 TYPE_CHECKING = False  # no typing import on the enqueue path
 if TYPE_CHECKING:
-    from .records import QueueInfo, QueueLimits, WorkerInfo
+    from .records import Hook, QueueInfo, QueueLimits, WorkerInfo
 
 
 class Queue(Handle, Actions, Waiting, Admin):
@@ -224,6 +224,35 @@ class Queue(Handle, Actions, Waiting, Admin):
             return False
         next_at = None if paused else next_tick(found["cron"], found["tz"], self.store.now())
         return self.store.set_schedule_paused(name, paused, next_at)
+
+    # ------------------------------------------------------------ hooks (hooks.py)
+
+    def add_hook(self, name: str, on: str, command: str | None = None, url: str | None = None,
+                 queue: str | None = None) -> Hook:  # fmt: skip
+        """A hook that pools run (a command) or call (a URL) on these events of jobs (of
+        one queue, or all); a name in use raises Conflict."""
+        from .hooks import new_hook
+
+        hook = new_hook(name, on, command, url, queue)
+        self.store.add_hook(hook)
+        return hook
+
+    def hooks(self) -> list[Hook]:
+        return self.store.hooks()
+
+    def remove_hook(self, name: str) -> None:
+        """Remove a hook; its events not yet delivered go with it."""
+        if not self.store.remove_hook(check_name(name, "hook name")):
+            raise HookNotFound(name)
+
+    def job_document(self, job_id: str) -> dict:
+        """The job as JSON, as `show --json` prints and hooks receive it."""
+        from .hooks import job_document
+
+        found = job_document(self.store, job_id) if _could_exist(job_id) else None
+        if found is None:
+            raise JobNotFound(job_id)
+        return found
 
     # ------------------------------------------------------------ workers
 

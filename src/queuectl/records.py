@@ -210,3 +210,35 @@ class SchemaStatus:
         return {"backend": self.backend, "location": self.location,
                 "schema_version": self.version, "latest_version": self.latest,
                 "up_to_date": self.up_to_date}  # fmt: skip
+
+
+@record(frozen=True)
+class Hook:
+    """A hook and what its deliveries did so far: the latest (its time, whether it
+    worked, its error), failed deliveries (`failures`, each attempt), events given up
+    on (`given_up`) and events still to deliver (`pending`)."""
+
+    name: str
+    events: tuple[str, ...]
+    command: str | None
+    url: str | None
+    queue: str | None
+    created_at: float
+    last_at: float | None = None
+    last_ok: bool | None = None
+    last_error: str | None = None
+    failures: int = 0
+    given_up: int = 0
+    pending: int = 0
+
+
+@record(frozen=True)
+class HookEvent:
+    """One event to deliver, as a pool claimed it (`attempts` counts this one)."""
+
+    id: int
+    hook: str
+    job_id: str
+    event: str
+    exit_code: int | None
+    attempts: int

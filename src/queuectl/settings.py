@@ -164,6 +164,23 @@ SETTINGS: dict[str, Setting] = {
             " s",
         ),
         Setting(
+            "hook-retries",
+            int,
+            8,
+            "retries of a failed hook delivery (after 2, 4, 8 ... 600 s), then given up",
+            0,
+            100,
+        ),
+        Setting(
+            "hook-timeout",
+            "duration",
+            30.0,
+            "a command hook is killed (its process group) after this long",
+            0.1,
+            3600.0,
+            " s",
+        ),
+        Setting(
             "canceled-retention",
             "duration",
             0.0,

@@ -45,6 +45,7 @@ def _register() -> None:
         db_cmd,
         dlq_cmd,
         enqueue_cmd,
+        hook_cmd,
         jobs_cmd,
         queue_cmd,
         schedule_cmd,
@@ -55,8 +56,8 @@ def _register() -> None:
     )
 
     modules = (enqueue_cmd, jobs_cmd, wait_cmd, control_cmd, worker_cmd, dlq_cmd,
-               queue_cmd, schedule_cmd, stats_cmd, dashboard_cmd, config_cmd, transfer_cmd,
-               db_cmd, completion_cmd)  # fmt: skip
+               queue_cmd, schedule_cmd, hook_cmd, stats_cmd, dashboard_cmd, config_cmd,
+               transfer_cmd, db_cmd, completion_cmd)  # fmt: skip
     for module in modules:
         for command in module.COMMANDS:
             cli.add_command(command)

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ..jobs import CLAIMABLE, STATES, TIME_FIELDS, run_record
+from ..jobs import CLAIMABLE, STATES, TIME_FIELDS
 from ..limits import limited_queues
 from ..views import status_view
 from .completion_cmd import job_ids, queue_names
@@ -119,13 +119,13 @@ def _note(job, queue_paused: bool, gates=()) -> str:
 @click.pass_obj
 def show(obj, job_id, as_json):
     """Every field of one job."""
+    if as_json:  # what hooks receive too
+        emit_json(obj.queue.job_document(job_id))
+        return
     job = obj.queue.get(job_id)
     d = job.to_dict()
     runs = obj.queue.runs(job_id)
     gates = obj.queue.blocked_by([job]).get(job.id, [])
-    if as_json:
-        emit_json({**d, "blocked_by": gates, "runs": [run_record(r) for r in runs]})
-        return
     d["waiting_for"] = job.waits()
     if gates:  # why it does not run, where flow control holds it
         d["blocked_by"] = "; ".join(g["reason"] for g in gates)

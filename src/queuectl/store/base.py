@@ -26,6 +26,7 @@ from ..records import Deleted, Heartbeat, NextDue, Outcome, Selector, TurnResult
 from ..transfer import ImportBatch
 from .cancel_role import CancelStore
 from .flow_role import FlowStore
+from .hooks_role import HookStore
 from .roles import RolesStore
 
 __all__ = ["AdminStore", "ControlStore", "Outcome", "PoolStore", "ReadStore", "Store"]
@@ -39,7 +40,7 @@ class Clocked(Protocol):
     def close(self) -> None: ...
 
 
-class PoolStore(FlowStore, Clocked, Protocol):
+class PoolStore(FlowStore, HookStore, Clocked, Protocol):
     """What a worker pool needs: its registration, its turn (finish then claim), leases,
     hand-backs, wake-ups, and its housekeeping (schedules, retention, config)."""
 
@@ -48,6 +49,9 @@ class PoolStore(FlowStore, Clocked, Protocol):
     ) -> None: ...
 
     def unregister_worker(self, worker_id: str) -> None: ...
+    def reopened(self) -> Store:
+        """Another store on this database, its own connection (hooks' delivery thread)."""
+
     def vacuum(self) -> list[str]:
         """VACUUM the queue's tables past the threshold where autovacuum is off; their names."""
 

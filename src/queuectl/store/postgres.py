@@ -30,6 +30,7 @@ from ..errors import PermissionDenied, StoreUnavailable
 from ..records import TurnResult
 from .cancel import CancelWrites
 from .claim_hint import FROM_HEAD
+from .hooks import HookWrites
 from .pgconn import (
     POOLER_STATES,
     behind_pooler,
@@ -65,7 +66,7 @@ def _numbered(query: str) -> tuple[str, list[str]]:
     return re.sub(r"%\((\w+)\)s", number, query), names
 
 
-class PostgresStore(PoolWrites, CancelWrites, Reads, Wakeups, Roles):
+class PostgresStore(PoolWrites, CancelWrites, HookWrites, Reads, Wakeups, Roles):
     dialect = POSTGRES
     integrity_errors = (pg_errors.IntegrityError,)
     SETTLE_TIMEOUT = 10.0

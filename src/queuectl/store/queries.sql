@@ -887,3 +887,58 @@ SELECT current_user::text,
         ORDER BY rolname),
     array(SELECT p FROM unnest(:privileges::text[]) WITH ORDINALITY AS u (p, n)
         WHERE NOT has_table_privilege(:table, p) ORDER BY n)
+
+------------------------------------------------------------------ hooks (store/hooks.py)
+
+-- name: add_hook
+-- A new hook (its events as ',a,b,'); no row back when the name is taken.
+INSERT INTO hooks (name, events, command, url, queue, created_at)
+VALUES (:name, :events, :command, :url, :queue, :now)
+ON CONFLICT (name) DO NOTHING RETURNING name
+
+-- name: remove_hook_events
+-- The undelivered events of a hook being removed go with it.
+DELETE FROM hook_events WHERE hook = :name
+
+-- name: remove_hook
+-- A hook; a row back when there was one.
+DELETE FROM hooks WHERE name = :name RETURNING name
+
+-- name: hooks
+-- Every hook with its deliveries so far and its events still to deliver, by name.
+SELECT name, events, command, url, queue, created_at, last_at, last_ok, last_error,
+    failures, given_up,
+    (SELECT count(*) FROM hook_events e WHERE e.hook = hooks.name AND e.done = 0)
+FROM hooks ORDER BY name
+
+-- name: hooks_exist
+-- Whether any hook exists (a pool asks on each heartbeat whether to deliver).
+SELECT EXISTS (SELECT 1 FROM hooks)
+
+-- name: claim_hook_events
+-- Take up to :limit due events no other pool holds, oldest first, leased to :holder
+-- until now + :lease (a pool that dies mid-delivery lets the lease run out, and another
+-- delivers: at-least-once), each attempt counted.
+UPDATE hook_events SET lease_holder = :holder, lease_until = :now + :lease,
+    attempts = attempts + 1
+WHERE id = ANY(ARRAY(SELECT id FROM hook_events WHERE done = 0 AND next_try <= :now
+    AND (lease_until IS NULL OR lease_until < :now)
+    ORDER BY next_try, id LIMIT :limit /*postgres: FOR UPDATE SKIP LOCKED*/))
+RETURNING id, hook, job_id, event, exit_code, attempts
+
+-- name: hook_event_delivered
+-- A delivery that worked: the event goes, if :holder still holds it.
+DELETE FROM hook_events WHERE id = :id AND lease_holder = :holder RETURNING hook
+
+-- name: hook_event_failed
+-- A delivery that failed: tried again at :next_try, or given up (:done = 1), if
+-- :holder still holds it.
+UPDATE hook_events SET done = :done, next_try = :next_try, last_error = :error,
+    lease_holder = NULL, lease_until = NULL
+WHERE id = :id AND lease_holder = :holder RETURNING hook
+
+-- name: hook_result
+-- What a hook's latest delivery did, on the hook (`hook list`, the dashboard).
+UPDATE hooks SET last_at = :now, last_ok = :ok, last_error = :error,
+    failures = failures + (1 - :ok), given_up = given_up + :done
+WHERE name = :name

@@ -47,6 +47,7 @@ class TableGrants:
 
 READ = "SELECT"
 ALL = "SELECT, INSERT, UPDATE, DELETE"
+HOOK_RESULT = "SELECT, UPDATE (last_at, last_ok, last_error, failures, given_up)"
 
 GRANTS = (
     TableGrants("queuectl_schema", READ, READ, READ),  # every command reads the version
@@ -63,6 +64,10 @@ GRANTS = (
     TableGrants("schedules", READ, READ, "SELECT, UPDATE"),  # a tick taken
     TableGrants("queue_limits", READ, READ, "SELECT, UPDATE (reopen_at)"),
     TableGrants("queue_starts", READ, READ, "SELECT, INSERT, DELETE"),
+    # hooks' URLs may hold tokens: nothing for enqueue. A pool records each delivery on
+    # its hook; the trigger of 0010 inserts the events as whoever changes a job's state
+    TableGrants("hooks", "", READ, HOOK_RESULT),
+    TableGrants("hook_events", "", READ, ALL, "id"),
 )
 ROLES = ("enqueue", "read", "pool")
 PREFIX = re.compile(r"[a-z_][a-z0-9_]{0,39}")  # + _enqueue: a plain name, never a keyword

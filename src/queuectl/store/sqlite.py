@@ -18,6 +18,7 @@ from operator import itemgetter
 
 from ..errors import InvalidInput, StoreUnavailable
 from .cancel import CancelWrites
+from .hooks import HookWrites
 from .reads import Reads
 from .rows import NEW_NAMES, new_job_tuple
 from .sql import SQLITE
@@ -62,7 +63,7 @@ def _exposed(path: str) -> tuple[str, int] | None:
         return None
 
 
-class SQLiteStore(PoolWrites, CancelWrites, Reads):
+class SQLiteStore(PoolWrites, CancelWrites, HookWrites, Reads):
     dialect = SQLITE
     integrity_errors = (sqlite3.IntegrityError,)
 

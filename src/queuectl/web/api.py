@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import AfterValidator, BaseModel, Field, create_model
 
 from ..errors import InvalidInput
+from ..hooks import shown_hook
 from ..jobs import FIELDS, STATES, TIME_FIELDS, Job, run_record
 from ..schedules import schedule_record
 from ..views import MAX_WINDOW, parse_window, stats_view, status_view, worker_view
@@ -140,6 +141,21 @@ class Schedule(BaseModel):
     created_at: str | None
     last_at: str | None
     last_job: str | None
+
+
+class HookOut(BaseModel):
+    name: str
+    events: list[Literal["completed", "failed", "dead", "canceled"]]
+    command: str | None
+    url: str | None  # without its query and credentials (they may hold tokens)
+    queue: str | None  # None: every queue
+    created_at: str | None
+    last_at: str | None  # the latest delivery, or none yet
+    last_ok: bool | None
+    last_error: str | None
+    failures: int  # deliveries that failed (each attempt)
+    given_up: int  # events given up on after hook-retries
+    pending: int  # events still to deliver
 
 
 class Done(BaseModel):
@@ -297,6 +313,11 @@ def list_queues(request: Request):
 @router.get("/schedules", response_model=list[Schedule], summary="Cron schedules")
 def list_schedules(request: Request):
     return [schedule_record(s) for s in queue_of(request).schedules()]
+
+
+@router.get("/hooks", response_model=list[HookOut], summary="Hooks and their deliveries")
+def list_hooks(request: Request):
+    return [shown_hook(h) for h in queue_of(request).hooks()]
 
 
 def _window(value: float | str) -> float:

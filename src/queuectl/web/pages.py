@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from .. import __version__
+from ..hooks import shown_hook
 from ..jobs import STATES
 from ..limits import describe_limits
 from ..schedules import schedule_record
@@ -119,6 +120,7 @@ def overview(request: Request):
         "overview.html",
         "_overview.html",
         **status_view(api.queue_of(request), api.counts_of(request)),
+        failing_hooks=[h.name for h in api.queue_of(request).hooks() if h.last_ok is False],
     )
 
 
@@ -202,6 +204,12 @@ def workers(request: Request):
     now = queue.now()
     return live(request, "workers.html", "_workers.html",
                 workers=[worker_view(w, now) for w in queue.workers()])  # fmt: skip
+
+
+@router.get("/hooks", response_class=HTMLResponse)
+def hooks(request: Request):
+    found = [shown_hook(h) for h in api.queue_of(request).hooks()]
+    return live(request, "hooks.html", "_hooks.html", hooks=found)
 
 
 @router.get("/schedules", response_class=HTMLResponse)

@@ -8,7 +8,8 @@ leases of any pool; reloading the config.
 
 `Housekeeping` runs after each heartbeat but outside the turn's transaction: enqueueing
 the due runs of schedules and deleting jobs past their retention, in batches of their
-own, so that claims never wait long behind a big delete; and once a minute, where the
+own, so that claims never wait long behind a big delete; starting the delivery of hook
+events (worker/hooks.py, a thread) when hooks exist; and once a minute, where the
 server's autovacuum is off, vacuuming the queue's tables that need it.
 """
 
@@ -24,6 +25,7 @@ from ..schedules import Scheduler
 from ..settings import Config
 from ..store.base import PoolStore
 from .children import Children
+from .hooks import HookDelivery
 
 # Retention deletes at most this many jobs per transaction, this many times per heartbeat.
 PRUNE_BATCH = 500
@@ -97,12 +99,16 @@ class Housekeeping:
         self.scheduler = Scheduler(store)
         self.due = True
         self.vacuum_at = time.monotonic() + VACUUM_EVERY
+        self.hooks = HookDelivery(store, worker_id=worker_id, log=log)
 
     def run(self, config: Config) -> None:
-        """Enqueue due scheduled runs and delete jobs past their retention. A failure is
-        logged and skipped: a pool outlives a bad schedule or an odd row."""
+        """Enqueue due scheduled runs and delete jobs past their retention; deliver hook
+        events (in a thread) while hooks exist. A failure is logged and skipped: a pool
+        outlives a bad schedule or an odd row."""
         self.due = False
         try:
+            if self.store.hooks_exist():  # one indexed lookup; without hooks, no thread
+                self.hooks.ensure(config)
             for job_id in self.scheduler.run_due(config["max-retries"]):
                 self.log(f"job {job_id}: enqueued by its schedule")
             self._prune(config)
@@ -124,6 +130,10 @@ class Housekeeping:
             self.log(f"worker {self.worker_id}: housekeeping skipped: {exc.message}")
         except Exception as exc:  # a pool outlives a bad schedule or an odd row
             self.log(f"worker {self.worker_id}: housekeeping failed: {type(exc).__name__}: {exc}")
+
+    def close(self) -> None:
+        """The pool stops: so does its hook delivery."""
+        self.hooks.stop()
 
     def _prune(self, config: Config) -> None:
         now = None

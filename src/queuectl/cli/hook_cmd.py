@@ -1,0 +1,80 @@
+"""`queuectl hook`: commands or URLs that pools run or call on jobs' outcomes."""
+
+from __future__ import annotations
+
+import click
+
+from ..hooks import EVENTS, hook_record
+from .completion_cmd import queue_names
+from .context import read_only
+from .jobs_cmd import json_option
+from .render import cut, emit_json, local_time, table, time_header
+
+
+@click.group()
+def hook():
+    """Hooks: run a command or POST to a URL when jobs complete, fail, die or are canceled.
+
+    \b
+    queuectl hook add pager --on dead --command 'mail -s "job $QUEUECTL_JOB_ID died" ops'
+    queuectl hook add ci --on completed,dead --url https://ci.example/queuectl
+    queuectl hook list
+
+    Each matching event is recorded with the outcome and delivered by a running pool at
+    least once (a pool that dies mid-delivery leaves it to another: a hook may see an
+    event twice), retried with backoff up to `hook-retries` times.
+    """
+
+
+@hook.command("add")
+@click.argument("name")
+@click.option("--on", "on", required=True, metavar="EVENTS",
+              help=f"Comma list of events: {', '.join(EVENTS)} (an attempt failed, to be"
+              " retried).")  # fmt: skip
+@click.option("-c", "--command", help="Shell command: the job's JSON on stdin, QUEUECTL_JOB_ID,"
+              " QUEUECTL_EVENT and QUEUECTL_EXIT_CODE in its environment.")  # fmt: skip
+@click.option("--url", help="http(s) URL the job's JSON is POSTed to.")
+@click.option("-q", "--queue", help="Only jobs of this queue [default: every queue].",
+              shell_complete=queue_names)  # fmt: skip
+@click.pass_obj
+def hook_add(obj, name, on, command, url, queue):
+    """Add a hook NAME on EVENTS: a command (--command) or a URL (--url)."""
+    added = obj.queue.add_hook(name, on, command=command, url=url, queue=queue)
+    target = f"runs {added.command}" if added.command is not None else f"POSTs to {added.url}"
+    where = f" of queue {added.queue}" if added.queue else ""
+    click.echo(f"{added.name}: {target} on {', '.join(added.events)}{where}")
+
+
+@read_only
+@hook.command("list")
+@json_option
+@click.pass_obj
+def hook_list(obj, as_json):
+    """Hooks, their latest delivery and their failures."""
+    found = obj.queue.hooks()
+    if as_json:
+        emit_json([hook_record(h) for h in found])
+        return
+    if not found:
+        click.echo("No hooks (add one with: queuectl hook add NAME --on EVENTS --command CMD)")
+        return
+    rows = []
+    for h in found:
+        last = "-" if h.last_at is None else "ok" if h.last_ok else "failed"
+        rows.append((h.name, ",".join(h.events), h.command if h.command is not None else h.url,
+                     h.queue or "*", local_time(h.last_at) if h.last_at else "-", last,
+                     h.failures, h.given_up, h.pending, h.last_error or ""))  # fmt: skip
+    table(["name", "on", cut("command or url", 16), "queue", time_header("last delivery"),
+           "result", "failures", "given up", "pending", cut("last error", 12)], rows)  # fmt: skip
+
+
+@hook.command("remove")
+@click.argument("name")
+@click.pass_obj
+def hook_remove(obj, name):
+    """Remove a hook (its events not yet delivered go with it)."""
+    obj.queue.remove_hook(name)
+    click.echo(f"{name}: removed")
+
+
+COMMANDS = [hook]
