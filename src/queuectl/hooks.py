@@ -3,7 +3,7 @@
 A hook fires on some of the events `completed`, `failed` (an attempt failed and will be
 retried), `dead` and `canceled`, optionally of one queue, and either runs a shell
 command (the job's JSON on stdin) or POSTs the job's JSON to a URL. The event is
-recorded by a trigger in the transaction that records the outcome (migration 0010), and
+recorded by a trigger in the transaction that records the outcome (migration 0009), and
 delivered by a pool (worker/hooks.py), at least once. Validation lives here, so the
 CLI and the Python API refuse the same bad input with the same message.
 """

@@ -1,5 +1,5 @@
 """Hooks, written once for both SQL stores: adding, listing and removing them, and the
-outbox of their events (filled by the trigger `jobs_hooks`, migration 0010): claiming
+outbox of their events (filled by the trigger `jobs_hooks`, migration 0009): claiming
 due events under a lease and recording each delivery's result. The queries are in
 queries.sql."""
 

@@ -2,7 +2,7 @@
 it for both SQL stores).
 
 What every backend guarantees: the events of an outcome are written by a trigger in the
-transaction that records it (migration 0010), whichever path changed the state; a claim
+transaction that records it (migration 0009), whichever path changed the state; a claim
 of events leases each to one holder (two pools never deliver one event at once), and a
 result is recorded only while that holder still holds it.
 """

@@ -123,10 +123,9 @@ class PostgresStore(PoolWrites, CancelWrites, HookWrites, Reads, Wakeups, Roles)
                     # A pool's claims and outcomes: losing the last ones in a server crash
                     # only reruns those jobs (as SQLite's synchronous=NORMAL), and not
                     # waiting for the WAL flush on each commit doubles throughput. Planning
-                    # finish_and_claim anew each time (a custom plan) costs as much as
-                    # running it. Its rows are in memory: with an index probe priced as 4
-                    # page reads, the generic plan read a 2,000-job table to find jobs by
-                    # id (136 buffers a turn against 66).
+                    # the turn each time (custom plans) costs as much as running it. Rows
+                    # in memory: with index probes priced as 4 page reads, the generic plan
+                    # read all of a 2,000-job table to find jobs by id (136 buffers vs 66).
                     self._conn.execute(
                         "SET synchronous_commit = off; SET plan_cache_mode = force_generic_plan;"
                         " SET random_page_cost = 1.1"

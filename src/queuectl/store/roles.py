@@ -65,7 +65,7 @@ GRANTS = (
     TableGrants("queue_limits", READ, READ, "SELECT, UPDATE (reopen_at)"),
     TableGrants("queue_starts", READ, READ, "SELECT, INSERT, DELETE"),
     # hooks' URLs may hold tokens: nothing for enqueue. A pool records each delivery on
-    # its hook; the trigger of 0010 inserts the events as whoever changes a job's state
+    # its hook; the trigger of 0009 inserts the events as whoever changes a job's state
     TableGrants("hooks", "", READ, HOOK_RESULT),
     TableGrants("hook_events", "", READ, ALL, "id"),
 )

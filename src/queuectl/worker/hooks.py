@@ -1,7 +1,7 @@
 """Delivering hook events: a thread of the pool, on a store (connection) of its own.
 
 The events are written by a trigger in the transaction that records an outcome
-(migration 0010), so whatever happens to a pool afterwards, they are in the outbox.
+(migration 0009), so whatever happens to a pool afterwards, they are in the outbox.
 `HookDelivery` runs only while hooks exist (the pool asks on each heartbeat:
 `Housekeeping`), and never holds the pool's loop: the loop only starts it and, at the
 end, asks it to stop. It takes one due event at a time under a lease long enough for
