@@ -222,3 +222,13 @@ def _running(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return state != "Z" and os.path.exists(f"/proc/{pid}")
+
+
+def test_a_burst_pool_delivers_the_events_due_before_it_exits(cli: CLI):
+    cli.run("hook", "add", "pager", "--on", "dead,completed", "--command", RECORD)
+    cli.enqueue(id="boom", command="exit 3", max_retries=0)
+    cli.enqueue(id="fine", command="true")
+    cli.run("worker", "start", "--count", "2", "--burst")
+    # delivered by the time the command returns: no pool is left to deliver them later
+    assert sorted(calls(cli)) == ["boom dead 3", "fine completed 0"]
+    assert hook(cli, "pager")["pending"] == 0

@@ -49,6 +49,7 @@ class HookDelivery:
         self.cwd = os.getcwd()
         self.config = Config()
         self._stop = threading.Event()
+        self._draining = False  # deliver what is due, then end (drain)
         self._thread: threading.Thread | None = None
         self._hooks_read: dict[str, Hook] = {}
         self._hooks_at = -HOOKS_EVERY
@@ -59,6 +60,15 @@ class HookDelivery:
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._serve, name="queuectl-hooks", daemon=True)
             self._thread.start()
+
+    def drain(self, config: Config) -> None:
+        """Deliver every event due now, then end (a burst pool's last act): the thread
+        stops at the first look that finds none due, or at an outage."""
+        self._draining = True
+        self.ensure(config)
+        assert self._thread is not None
+        while self._thread.is_alive():
+            self._thread.join(0.2)
 
     def stop(self, timeout: float = 2.0) -> None:
         """End the thread, waiting a little for a delivery in progress. One still running
@@ -89,7 +99,7 @@ class HookDelivery:
             while not self._stop.is_set():
                 try:
                     if not self._turn(store):
-                        if not store.hooks_exist():
+                        if self._draining or not store.hooks_exist():
                             return  # the next heartbeat that finds hooks starts it again
                         self._stop.wait(IDLE_POLL)
                     said = None
@@ -97,6 +107,8 @@ class HookDelivery:
                     if exc.message != said:
                         self.log(f"worker {self.holder}: hook delivery paused: {exc.message}")
                         said = exc.message
+                    if self._draining:
+                        return
                     self._stop.wait(IDLE_POLL * 4)
         except Exception as exc:  # a pool outlives a broken delivery; a heartbeat restarts it
             self.log(f"worker {self.holder}: hook delivery failed: {type(exc).__name__}: {exc}")

@@ -131,8 +131,16 @@ class Housekeeping:
         except Exception as exc:  # a pool outlives a bad schedule or an odd row
             self.log(f"worker {self.worker_id}: housekeeping failed: {type(exc).__name__}: {exc}")
 
-    def close(self) -> None:
-        """The pool stops: so does its hook delivery."""
+    def close(self, burst_config: Config | None = None) -> None:
+        """The pool stops: so does its hook delivery. A burst pool that ran out of work
+        (`burst_config`) first delivers the events due now: its own outcomes' hooks
+        would otherwise wait for the next pool."""
+        if burst_config is not None:
+            try:
+                if self.store.hooks_exist():
+                    self.hooks.drain(burst_config)
+            except QueueError as exc:
+                self.log(f"worker {self.worker_id}: hooks not delivered: {exc.message}")
         self.hooks.stop()
 
     def _prune(self, config: Config) -> None:

@@ -152,7 +152,7 @@ class Pool:
     def close(self) -> None:
         """Abort what still runs, record what is left, unregister."""
         self._abort_all()
-        self.housekeeping.close()  # its hook delivery thread
+        self.housekeeping.close(self.config if self.burst and not self.draining else None)
         self._shut_down()
         self.selector.close()
         self.log(f"worker {self.id}: stopped after {self.finished} job(s)")
