@@ -27,6 +27,7 @@ from ..transfer import ImportBatch
 from .cancel_role import CancelStore
 from .flow_role import FlowStore
 from .roles import RolesStore
+from .run_output_role import RunOutputStore
 
 __all__ = ["AdminStore", "ControlStore", "Outcome", "PoolStore", "ReadStore", "Store"]
 
@@ -260,7 +261,7 @@ class ControlStore(CancelStore, Clocked, Protocol):
         ...
 
 
-class ReadStore(Clocked, Protocol):
+class ReadStore(RunOutputStore, Clocked, Protocol):
     """What the read commands, the dashboard and /metrics need. Reads change nothing."""
 
     def get(self, job_id: str) -> Job | None: ...

@@ -381,6 +381,7 @@ class PostgresStore(PoolWrites, CancelWrites, Reads, Wakeups, Roles):
             "errors": [o.error for o in outcomes],
             "delays": [float(o.retry_delay) if o.state == "failed" else 0.0 for o in outcomes],
             "outputs": [bytes(o.output or b"") for o in outcomes],
+            "streams": [o.streams for o in outcomes],
         }  # fmt: skip
 
     def _finish(self, conn, worker_id, outcomes) -> list[str]:
