@@ -3,10 +3,12 @@ the real CLI, a real pool and the HTTP API, on both backends."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from starlette.testclient import TestClient
 
-from conftest import assert_one_error_line
+from conftest import CLI, assert_one_error_line
 from queuectl.web.app import create_app
 
 pytestmark = pytest.mark.usefixtures("cli")
@@ -101,3 +103,17 @@ def _rows(location, table: str) -> int:
 
     with sqlite3.connect(location) as conn:
         return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def test_export_and_import_carry_each_runs_output(cli, tmp_path):
+    _flaky(cli)
+    exported = cli.run("export").stdout
+    runs = [json.loads(line) for line in exported.splitlines() if '"kind": "run"' in line]
+    assert [r["streams"] for r in runs] == ["o6e6o7"] * 3
+    other = CLI(tmp_path / "other.db", cli.workdir)
+    other.run("import", "-", input=exported)
+    assert other.run("logs", "flaky", "--attempt", "2", "--stderr").stdout == "err 2\n"
+    assert other.run("logs", "flaky", "--attempt", "1").stdout == "out 1\nerr 1\nmore 1\n"
+    bad = exported.replace('"streams": "o6e6o7"', '"streams": "x9"', 1)
+    assert_one_error_line(CLI(tmp_path / "third.db", cli.workdir).run(
+        "import", "-", input=bad, check=False), 2, "streams")  # fmt: skip

@@ -19,6 +19,16 @@ STREAMS = ("stdout", "stderr")
 _SPAN = re.compile(r"([oe])(\d+)")
 
 
+def check_streams(streams: str, size: int) -> None:
+    """Refuse a map of streams that does not cover the kept tail of `size` bytes (an
+    import's): spans of o or e with their lengths, their sum the tail's length."""
+    from .errors import InvalidInput
+
+    spans = _SPAN.findall(streams)
+    if "".join(k + n for k, n in spans) != streams or sum(int(n) for _, n in spans) > size:
+        raise InvalidInput("streams must be spans like o12e5 within the output")
+
+
 @record(frozen=True)
 class RunOutput:
     """The output a job's run kept: the merged tail and its map of streams."""

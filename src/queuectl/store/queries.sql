@@ -559,6 +559,12 @@ INSERT INTO job_runs (job_seq, attempt, queue, worker_id, started_at, finished_a
 SELECT seq, :attempt, :queue, :worker_id, :started_at, :finished_at, :waited, :outcome,
     :exit_code, :error FROM jobs WHERE id = :job_id
 
+-- name: import_run_output
+-- An exported run's output, with the run import_run just inserted (its job's latest).
+INSERT INTO job_run_output (run_id, output, streams)
+SELECT max(r.id), :output, :streams FROM job_runs r JOIN jobs j ON j.seq = r.job_seq
+WHERE j.id = :job_id
+
 -- name: import_paused
 -- An exported paused queue, paused when it was; nothing when it is paused here already.
 INSERT INTO paused_queues (queue, paused_at) VALUES (:queue, :paused_at)
@@ -844,8 +850,9 @@ WHERE j.seq > :after ORDER BY j.seq LIMIT :limit
 -- name: export_runs
 -- Finished runs with their job's id, in the order they were recorded, a batch after :after.
 SELECT r.id, j.id, r.attempt, r.queue, r.worker_id, r.started_at, r.finished_at, r.waited,
-    r.outcome, r.exit_code, r.error
-FROM job_runs r JOIN jobs j ON j.seq = r.job_seq WHERE r.id > :after ORDER BY r.id LIMIT :limit
+    r.outcome, r.exit_code, r.error, o.output, o.streams
+FROM job_runs r JOIN jobs j ON j.seq = r.job_seq LEFT JOIN job_run_output o ON o.run_id = r.id
+WHERE r.id > :after ORDER BY r.id LIMIT :limit
 
 -- name: runs
 -- A job's finished runs, oldest first.

@@ -10,7 +10,7 @@ from .rows import job_from_row
 from .sql import Database, selection, where
 
 EXPORT_RUN_FIELDS = ("job", "attempt", "queue", "worker_id", "started_at", "finished_at",
-                     "waited", "outcome", "exit_code", "error")  # fmt: skip
+                     "waited", "outcome", "exit_code", "error", "output", "streams")  # fmt: skip
 RUN_FIELDS = ("attempt", "worker_id", "started_at", "finished_at", "waited", "outcome",
               "exit_code", "error")  # fmt: skip
 SCHEDULE_FIELDS = ("name", "cron", "tz", "spec", "next_at", "paused", "created_at", "last_at",
