@@ -1,6 +1,7 @@
 """Storage cost of each run's output (issue 14 item 2), per job, on both backends.
 
-For each case (jobs that print nothing, 1 KiB, and past `output-limit`), N jobs run in
+For each case (jobs that print nothing, 1 KiB, and past `output-limit`, of random bytes:
+PostgreSQL compresses text that repeats), N jobs run in
 a fresh database by a real `worker start --burst`, and the bytes the output tables take
 are read from the database: SQLite's dbstat (pages of the table and its index), and
 PostgreSQL's pg_total_relation_size (heap, TOAST and indexes). job_output (the latest
@@ -21,8 +22,8 @@ from _common import queuectl, temp_dir
 LIMIT = 16384  # output-limit for the run: the third case prints 40 KiB past it
 CASES = {
     "prints nothing": "true",
-    "1 KiB": "head -c 1024 /dev/zero",
-    "past the limit": "head -c 40960 /dev/zero",
+    "1 KiB": "head -c 1024 /dev/urandom",
+    "past the limit": "head -c 40960 /dev/urandom",
 }
 TABLES = ("job_output", "job_run_output")
 
