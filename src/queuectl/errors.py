@@ -27,6 +27,17 @@ class JobNotFound(QueueError):
         self.job_id = job_id
 
 
+class AttemptNotFound(JobNotFound):
+    """The job exists but has no recorded run of that attempt (a 404 as an unknown job)."""
+
+    def __init__(self, job_id: str, attempt: int | None):
+        super().__init__(job_id)
+        self.message = (f"job {job_id!r} has no recorded run" if attempt is None
+                        else f"job {job_id!r} has no recorded attempt {attempt}")  # fmt: skip
+        self.args = (self.message,)
+        self.attempt = attempt
+
+
 class DuplicateJob(QueueError):
     def __init__(self, job_id: str):
         super().__init__(f"a job with id {job_id!r} already exists")

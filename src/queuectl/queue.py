@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from .actions import Actions, select
 from .admin import Admin
-from .errors import HookNotFound, InvalidInput, JobNotFound, ScheduleNotFound
+from .errors import AttemptNotFound, HookNotFound, InvalidInput, JobNotFound, ScheduleNotFound
 from .handle import Handle, _could_exist
 from .jobs import STATES, Job, check_name, check_queue, parse_state
 from .waiting import Waiting
@@ -134,11 +134,29 @@ class Queue(Handle, Actions, Waiting, Admin):
         counts, latest = self.store.run_stats(self.store.now() - window, queue, SAMPLE)
         return summarize(counts, latest, window)
 
-    def logs(self, job_id: str) -> bytes:
-        output = self.store.output(job_id) if _could_exist(job_id) else None
-        if output is None:
+    def logs(self, job_id: str, attempt: int | None = None, stream: str | None = None) -> bytes:
+        """The output of the job's latest run (so far, while it runs); with `attempt` (N,
+        1-based) that recorded run's; with `stream` ("stdout" or "stderr") only that
+        stream's bytes (of the latest recorded run unless `attempt` is given)."""
+        if attempt is None and stream is None:
+            output = self.store.output(job_id) if _could_exist(job_id) else None
+            if output is None:
+                raise JobNotFound(job_id)
+            return output
+        from .runoutput import STREAMS, RunOutput
+
+        if stream is not None and stream not in STREAMS:
+            raise InvalidInput(f"stream must be stdout or stderr, not {stream!r}")
+        if attempt is not None and (isinstance(attempt, bool) or not isinstance(attempt, int)
+                                    or attempt < 1):  # fmt: skip
+            raise InvalidInput(f"attempt must be a whole number from 1, not {attempt!r}")
+        found = self.store.run_output(job_id, attempt) if _could_exist(job_id) else None
+        if found is None:
             raise JobNotFound(job_id)
-        return output
+        ran, output, streams = found
+        if not ran:
+            raise AttemptNotFound(job_id, attempt)
+        return RunOutput(output, streams).part(stream)
 
     # ------------------------------------------------------------ flow control
 

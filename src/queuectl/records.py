@@ -45,6 +45,8 @@ class Outcome:
     error: str | None = None
     output: bytes = b""
     retry_delay: float = 0.0
+    # which bytes of `output` came from which stream ("o12e5": 12 of stdout, 5 of stderr)
+    streams: str = ""
 
 
 @record(frozen=True)

@@ -60,6 +60,8 @@ class ImportRun:
     outcome: str
     exit_code: int | None
     error: str | None
+    output: bytes = b""  # the run's kept tail, and its map of streams (runoutput.py)
+    streams: str = ""
 
 
 @record(frozen=True)
@@ -214,9 +216,15 @@ def _iso_us(ts: float) -> str:
 
 def run_export(run: dict) -> dict:
     """A finished run (`store.export_runs`) as `export` writes it: its job's id, times
-    as ISO-8601 to the microsecond."""
+    as ISO-8601 to the microsecond, its output as base64 with its map of streams (null
+    when it printed nothing)."""
+    import base64
+
+    output = run.pop("output", None)
+    encoded = base64.b64encode(output).decode("ascii") if output else None
     return {"kind": "run", **run, "started_at": _iso_us(run["started_at"]),
-            "finished_at": _iso_us(run["finished_at"])}  # fmt: skip
+            "finished_at": _iso_us(run["finished_at"]), "output_base64": encoded,
+            "streams": (run.get("streams") or None) if encoded else None}  # fmt: skip
 
 
 def schedule_export(schedule: dict) -> dict:
@@ -247,7 +255,8 @@ RUN_KEYS = ("job", "attempt", "queue", "started_at", "finished_at", "outcome")
 
 
 def build_import_run(record: dict) -> ImportRun:
-    _keys(record, "run", RUN_KEYS, ("worker_id", "waited", "exit_code", "error"))
+    _keys(record, "run", RUN_KEYS,
+          ("worker_id", "waited", "exit_code", "error", "output_base64", "streams"))  # fmt: skip
     if record["outcome"] not in RUN_OUTCOMES:
         raise InvalidInput(f"outcome must be one of {', '.join(RUN_OUTCOMES)}, "
                            f"got {record['outcome']!r}")  # fmt: skip
@@ -265,7 +274,19 @@ def build_import_run(record: dict) -> ImportRun:
         outcome=record["outcome"],
         exit_code=exit_code,
         error=_optional(record, "error", _text("error")),
+        **_run_output(record),
     )
+
+
+def _run_output(record: dict) -> dict:
+    """An exported run's output and map of streams (both absent: it printed nothing)."""
+    from .runoutput import check_streams
+
+    output = _output({"output_base64": record.get("output_base64")})
+    streams = _optional(record, "streams", _text("streams")) or ""
+    if output:
+        check_streams(streams, len(output))
+    return {"output": output, "streams": streams if output else ""}
 
 
 def _int(value):

@@ -160,9 +160,17 @@ def show(obj, job_id, as_json):
 @click.argument("job_id", shell_complete=job_ids)
 @click.option("-f", "--follow", is_flag=True,
               help="Print the output as it comes until the job has finished.")  # fmt: skip
+@click.option("--attempt", type=click.IntRange(min=1), metavar="N",
+              help="The output of the job's Nth run (1: its first).")  # fmt: skip
+@click.option("--stdout", "stdout_only", is_flag=True, help="Only what the run wrote to stdout.")
+@click.option("--stderr", "stderr_only", is_flag=True, help="Only what the run wrote to stderr.")
 @click.pass_context
-def logs(ctx, job_id, follow):
+def logs(ctx, job_id, follow, attempt, stdout_only, stderr_only):
     """The output of the job's latest run (so far, while it runs).
+
+    With --attempt N: the output of its Nth recorded run. With --stdout or --stderr:
+    only that stream's part of the run's kept tail (of the latest recorded run unless
+    --attempt is given).
 
     With --follow: print the output as the pool saves it (at each heartbeat, at most 2 s
     behind), from any host, until the job has finished; exit 0 if it completed, 1 if it
@@ -170,9 +178,14 @@ def logs(ctx, job_id, follow):
     when an attempt starts); bytes that left the kept tail (output-limit) unread are
     said once on stderr.
     """
+    if stdout_only and stderr_only:
+        raise click.UsageError("--stdout and --stderr exclude each other")
+    stream = "stdout" if stdout_only else "stderr" if stderr_only else None
+    if follow and (attempt is not None or stream is not None):
+        raise click.UsageError("--follow takes neither --attempt nor --stdout/--stderr")
     out = sys.stdout.buffer
     if not follow:
-        out.write(ctx.obj.queue.logs(job_id))
+        out.write(ctx.obj.queue.logs(job_id, attempt, stream))
         out.flush()
         return
 

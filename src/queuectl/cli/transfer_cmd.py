@@ -20,7 +20,7 @@ One JSON object a line, its "kind" saying what it is, in this order:
             error, worker, dependencies) and the output of its latest run
             (base64, so any bytes come back as they were)
   run       one finished run of a job, from the history that `show` and
-            `stats` read
+            `stats` read, with its kept output (base64) and map of streams
 Not carried: the worker pools (they register again where they run), a running
 job's lease (it is imported as failed, due now) and its output so far."""
 

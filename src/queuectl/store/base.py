@@ -28,6 +28,7 @@ from .cancel_role import CancelStore
 from .flow_role import FlowStore
 from .hooks_role import HookStore
 from .roles import RolesStore
+from .run_output_role import RunOutputStore
 
 __all__ = ["AdminStore", "ControlStore", "Outcome", "PoolStore", "ReadStore", "Store"]
 
@@ -264,7 +265,7 @@ class ControlStore(CancelStore, Clocked, Protocol):
         ...
 
 
-class ReadStore(Clocked, Protocol):
+class ReadStore(RunOutputStore, Clocked, Protocol):
     """What the read commands, the dashboard and /metrics need. Reads change nothing."""
 
     def get(self, job_id: str) -> Job | None: ...

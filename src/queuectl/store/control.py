@@ -72,6 +72,8 @@ class ControlWrites(FlowWrites):
                 for run in batch.runs:
                     values = {name: getattr(run, name) for name in field_names(type(run))}
                     self._run(conn, "import_run", values)
+                    if run.output:
+                        self._run(conn, "import_run_output", values)
         except self.integrity_errors:
             ids = [r.job.id for r in batch.jobs]
             raise DuplicateJob(self._first_duplicate(ids)) from None

@@ -334,9 +334,8 @@ class PostgresStore(PoolWrites, CancelWrites, HookWrites, Reads, Wakeups, Roles)
 
     def _turn_query(self, queues: list[str] | None, from_head: bool) -> str:
         """The turn's statement: its claim from the hint, or from the head without one."""
-        if from_head:
-            return self._q("turn", queue_filter=queue_filter(queues), claim="{claim_from_head}")
-        return self._q("turn", queue_filter=queue_filter(queues))
+        head = {"claim": "{claim_from_head}"} if from_head else {}
+        return self._q("turn", queue_filter=queue_filter(queues), **head)
 
     def finish_and_claim_result(self):
         conn = self._conn
@@ -384,6 +383,7 @@ class PostgresStore(PoolWrites, CancelWrites, HookWrites, Reads, Wakeups, Roles)
             "errors": [o.error for o in outcomes],
             "delays": [float(o.retry_delay) if o.state == "failed" else 0.0 for o in outcomes],
             "outputs": [bytes(o.output or b"") for o in outcomes],
+            "streams": [o.streams for o in outcomes],
         }  # fmt: skip
 
     def _finish(self, conn, worker_id, outcomes) -> list[str]:

@@ -79,7 +79,8 @@ RETURNING {JOB_COLUMNS}, seq
 -- name: outcomes
 -- The outcomes handed to finish as a table `o`, from arrays (one element per outcome).
 o AS (SELECT * FROM unnest(:ids::text[], :states::text[], :codes::int[], :errors::text[],
-    :delays::float8[], :outputs::bytea[]) AS o(id, state, code, error, delay, output))
+    :delays::float8[], :outputs::bytea[], :streams::text[])
+    AS o(id, state, code, error, delay, output, streams))
 
 -- name: o
 -- How finish and the statements after it name a value of the outcome, {o}state: a
@@ -138,7 +139,7 @@ RETURNING jobs.seq, jobs.id, jobs.attempts, jobs.queue, jobs.started_at, jobs.wa
 -- jobs wait (gates_waiting: the pool's next turn goes through the gates); and whether
 -- a job completed that others wait for (they may be ready now, behind the claims' hints).
 WITH {outcomes}, done AS ({finish}), runs AS ({record_runs}), kept AS ({keep_output}),
-    cleared AS ({clear_output}), claimed AS ({claim})
+    cleared AS ({clear_output}), run_kept AS ({keep_run_output}), claimed AS ({claim})
 SELECT c.*, d.ids, d.unblocked, ({gates_waiting})
 FROM (SELECT array_agg(id) AS ids, {unblocked} AS unblocked FROM done) d
     LEFT JOIN claimed c ON true
@@ -160,8 +161,8 @@ job_runs (job_seq, attempt, queue, worker_id, started_at, finished_at, waited, o
     {d}error
 
 -- name: record_runs
--- The recorded runs into the history.
-INSERT INTO {run_columns} SELECT {run_values} FROM done
+-- The recorded runs into the history (their ids for keep_run_output).
+INSERT INTO {run_columns} SELECT {run_values} FROM done RETURNING id, job_seq
 
 -- name: record_runs.sqlite
 -- The recorded run into the history (VALUES: an INSERT … SELECT costs SQLite twice as much).
@@ -177,6 +178,24 @@ ON CONFLICT (job_seq) DO UPDATE SET output = excluded.output
 -- The recorded run's output (it printed something), over the previous run's.
 INSERT INTO job_output (job_seq, output) VALUES (:seq, :output)
 ON CONFLICT (job_seq) DO UPDATE SET output = excluded.output
+
+-- name: keep_run_output
+-- The output of each recorded run that printed something, kept with the run.
+INSERT INTO job_run_output (run_id, output, streams)
+SELECT runs.id, o.output, o.streams FROM runs JOIN done ON done.seq = runs.job_seq
+    JOIN o ON o.id = done.id WHERE length(o.output) > 0
+
+-- name: keep_run_output.sqlite
+-- The recorded run's output (it printed something), kept with the run just inserted.
+INSERT INTO job_run_output (run_id, output, streams) VALUES (last_insert_rowid(), :output, :streams)
+
+-- name: run_output
+-- The output of a job's run by attempt, or its latest run when :attempt is NULL (no
+-- row: no such job; NULL id: no such run; NULL output: the run printed nothing).
+SELECT r.id, o.output, o.streams FROM jobs j
+    LEFT JOIN job_runs r ON r.job_seq = j.seq AND r.attempt = coalesce(:attempt, r.attempt)
+    LEFT JOIN job_run_output o ON o.run_id = r.id
+WHERE j.id = :id ORDER BY r.id DESC LIMIT 1
 
 -- name: clear_output
 -- An older run's output goes when this run printed nothing (most jobs never had any).
@@ -540,6 +559,12 @@ INSERT INTO job_runs (job_seq, attempt, queue, worker_id, started_at, finished_a
 SELECT seq, :attempt, :queue, :worker_id, :started_at, :finished_at, :waited, :outcome,
     :exit_code, :error FROM jobs WHERE id = :job_id
 
+-- name: import_run_output
+-- An exported run's output, with the run import_run just inserted (its job's latest).
+INSERT INTO job_run_output (run_id, output, streams)
+SELECT max(r.id), :output, :streams FROM job_runs r JOIN jobs j ON j.seq = r.job_seq
+WHERE j.id = :job_id
+
 -- name: import_paused
 -- An exported paused queue, paused when it was; nothing when it is paused here already.
 INSERT INTO paused_queues (queue, paused_at) VALUES (:queue, :paused_at)
@@ -825,8 +850,9 @@ WHERE j.seq > :after ORDER BY j.seq LIMIT :limit
 -- name: export_runs
 -- Finished runs with their job's id, in the order they were recorded, a batch after :after.
 SELECT r.id, j.id, r.attempt, r.queue, r.worker_id, r.started_at, r.finished_at, r.waited,
-    r.outcome, r.exit_code, r.error
-FROM job_runs r JOIN jobs j ON j.seq = r.job_seq WHERE r.id > :after ORDER BY r.id LIMIT :limit
+    r.outcome, r.exit_code, r.error, o.output, o.streams
+FROM job_runs r JOIN jobs j ON j.seq = r.job_seq LEFT JOIN job_run_output o ON o.run_id = r.id
+WHERE r.id > :after ORDER BY r.id LIMIT :limit
 
 -- name: runs
 -- A job's finished runs, oldest first.

@@ -10,7 +10,7 @@ from .rows import job_from_row
 from .sql import Database, selection, where
 
 EXPORT_RUN_FIELDS = ("job", "attempt", "queue", "worker_id", "started_at", "finished_at",
-                     "waited", "outcome", "exit_code", "error")  # fmt: skip
+                     "waited", "outcome", "exit_code", "error", "output", "streams")  # fmt: skip
 RUN_FIELDS = ("attempt", "worker_id", "started_at", "finished_at", "waited", "outcome",
               "exit_code", "error")  # fmt: skip
 SCHEDULE_FIELDS = ("name", "cron", "tz", "spec", "next_at", "paused", "created_at", "last_at",
@@ -129,6 +129,15 @@ class Reads(Database):
     def output(self, job_id: str) -> bytes | None:
         rows = self._fetch("output", {"id": job_id})
         return bytes(rows[0][0] or b"") if rows else None
+
+    def run_output(self, job_id: str, attempt: int | None) -> tuple[bool, bytes, str] | None:
+        """(whether that run was recorded, its output, its map of streams) of the job's
+        run of `attempt` (None: its latest recorded run); None: unknown job."""
+        rows = self._fetch("run_output", {"id": job_id, "attempt": attempt})
+        if not rows:
+            return None
+        run_id, output, streams = rows[0]
+        return run_id is not None, bytes(output or b""), streams or ""
 
     def export(self, batch_size: int = 1000):
         after = 0

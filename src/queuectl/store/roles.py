@@ -58,6 +58,7 @@ GRANTS = (
     TableGrants("job_tags", "SELECT, INSERT", READ, READ),
     TableGrants("job_output", READ, READ, ALL),
     TableGrants("job_runs", READ, READ, "SELECT, INSERT", "id"),
+    TableGrants("job_run_output", READ, READ, "SELECT, INSERT"),  # goes with its run
     TableGrants("config", READ, READ, READ),
     TableGrants("workers", READ, READ, ALL),
     TableGrants("paused_queues", READ, READ, READ),

@@ -93,7 +93,7 @@ class PoolWrites(FlowWrites):
             # is added for the others)
             params = {
                 "worker": worker_id, "id": o.job_id, "state": o.state, "code": o.exit_code,
-                "error": o.error, "output": bytes(o.output or b""),
+                "error": o.error, "output": bytes(o.output or b""), "streams": o.streams,
                 "delay": float(o.retry_delay) if o.state == "failed" else 0.0,
             }  # fmt: skip
             row = self._run(conn, "finish", params).fetchone()
@@ -103,6 +103,7 @@ class PoolWrites(FlowWrites):
             params.update(zip(DONE, row))
             self._run(conn, "record_runs", params)
             if o.output:
+                self._run(conn, "keep_run_output", params)  # right after its run's insert
                 self._run(conn, "keep_output", params)
             elif params["had_output"]:
                 self._run(conn, "clear_output", params)

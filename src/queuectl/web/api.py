@@ -268,11 +268,21 @@ def delete_job(request: Request, job_id: str):
 # Ids may hold "/", so the output is not under /jobs/{id}/ (where it would shadow the
 # job whose id ends in "/output"); /logs/ as `queuectl logs`.
 @router.get("/logs/{job_id:path}", response_model=Output, responses=NOT_FOUND,
-            summary="The output of a job's latest run (so far, while it runs)")  # fmt: skip
-def job_output(request: Request, job_id: str):
+            summary="The output of a job's latest run (so far, while it runs), or one")  # fmt: skip
+def job_output(
+    request: Request,
+    job_id: str,
+    attempt: Annotated[
+        int | None, Query(ge=1, le=2**31 - 1, description="the Nth recorded run (1: the first)")
+    ] = None,
+    stream: Annotated[
+        Literal["stdout", "stderr"] | None,
+        Query(description="only that stream (of the latest recorded run without attempt)"),
+    ] = None,
+):
     queue = queue_of(request)
     job = queue.get(job_id)
-    text = queue.logs(job_id).decode("utf-8", "replace")
+    text = queue.logs(job_id, attempt, stream).decode("utf-8", "replace")
     return {"id": job.id, "state": job.state, "output": text}
 
 

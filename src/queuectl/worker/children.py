@@ -72,6 +72,8 @@ class Children:
         assert run.out_fd is not None and run.pid is not None
         self.lifeline.add(run.pid, config["kill-grace"])
         self.selector.register(run.out_fd, selectors.EVENT_READ, run)
+        if run.err_fd is not None:
+            self.selector.register(run.err_fd, selectors.EVENT_READ, run)
         if run.pid_fd is not None:
             self.selector.register(run.pid_fd, selectors.EVENT_READ, run)
 
@@ -84,7 +86,7 @@ class Children:
 
     def _end(self, run: Run, code: int | None, start_error: str | None) -> None:
         del self.running[run.job.id]
-        for fd in (run.out_fd, run.pid_fd):
+        for fd in (run.out_fd, run.err_fd, run.pid_fd):
             if fd is not None:
                 try:
                     self.selector.unregister(fd)

@@ -28,15 +28,16 @@ def outcome_of(
     `start_error`), or None when the job is to be handed back without spending an
     attempt. Logs what became of it."""
     job = run.job
+    streams = run.streams() if output else ""
     if run.stop_reason in ("abort", "lease lost"):
         log(f"job {job.id}: stopped ({run.stop_reason}); handing it back")
         return None
     if run.stop_reason == "canceled":
         log(f"job {job.id}: canceled")
-        return Outcome(job.id, "canceled", code, "canceled while running", output)
+        return Outcome(job.id, "canceled", code, "canceled while running", output, streams=streams)
     if code == 0 and start_error is None:
         log(f"job {job.id}: completed in {took or 0.0:.3f}s")
-        return Outcome(job.id, "completed", 0, None, output)
+        return Outcome(job.id, "completed", 0, None, output, streams=streams)
     error = start_error or run.describe_failure(code or 0)
     # An exit code the job (or the config) names ends its retries: dead at once. Only a
     # command that exited has one (not one that timed out or could not start).
@@ -45,12 +46,13 @@ def outcome_of(
     if exited and ends_retries(code, codes):
         log(f"job {job.id}: failed ({error}); exit code {code} ends its retries"
             " (no-retry-on), moved to the DLQ")  # fmt: skip
-        return Outcome(job.id, "dead", code, f"{error}; not retried (no-retry-on)", output)
+        error = f"{error}; not retried (no-retry-on)"
+        return Outcome(job.id, "dead", code, error, output, streams=streams)
     delay = retry_delay(
         job.attempts, job.max_retries, config["backoff-base"], config["backoff-max"]
     )
     if delay is None:
         log(f"job {job.id}: failed ({error}); retries spent, moved to the DLQ")
-        return Outcome(job.id, "dead", code, error, output)
+        return Outcome(job.id, "dead", code, error, output, streams=streams)
     log(f"job {job.id}: failed ({error}); retry {job.attempts} in {delay:g}s")
-    return Outcome(job.id, "failed", code, error, output, delay)
+    return Outcome(job.id, "failed", code, error, output, delay, streams)

@@ -324,8 +324,8 @@ class Pool:
                     os.read(key.fd, 512)
                 except BlockingIOError:
                     pass
-            elif key.fd == data.out_fd and not data.read_output():
-                self.selector.unregister(key.fd)  # EOF: the output pipe is closed
+            elif key.fd in (data.out_fd, data.err_fd) and not data.read_output(key.fd):
+                self.selector.unregister(key.fd)  # EOF: that output pipe is closed
 
     def _idle(self) -> bool:
         due = self.next_due

@@ -85,6 +85,9 @@ class Run:
         self.pid: int | None = None
         self.returncode: int | None = None
         self.out_fd: int | None = None
+        self.err_fd: int | None = None  # stderr's own pipe: both go into one merged tail
+        # which bytes of `output` came from which stream, in order: [stream, length] pairs
+        self.spans: list[list] = []
         self.pid_fd: int | None = None
         self.started = 0.0
         # why we kill it: "timeout", "abort", "lease lost" or "canceled"
@@ -116,6 +119,7 @@ class Run:
                 self.start_error = (None, f"cannot start in {job.cwd}: {exc.strerror}")
                 return
         read_fd, write_fd = os.pipe()
+        err_read, err_write = os.pipe()
         self.started = self.clock()
         # posix_spawn (vfork + exec) costs a fraction of subprocess.Popen, which matters
         # when jobs are short. The child gets its own session, so a timeout can kill its
@@ -129,11 +133,12 @@ class Run:
                 file_actions=[
                     (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                     (os.POSIX_SPAWN_DUP2, write_fd, 1),
-                    (os.POSIX_SPAWN_DUP2, write_fd, 2),
+                    (os.POSIX_SPAWN_DUP2, err_write, 2),
                 ],
             )
         except OSError as exc:
             os.close(read_fd)
+            os.close(err_read)
             _resolved.pop((argv[0], env.get("PATH", os.defpath)), None)
             if exc.errno == errno.ENOENT:
                 self.start_error = (127, f"command not found: {argv[0]}")
@@ -144,29 +149,50 @@ class Run:
             return
         finally:
             os.close(write_fd)
+            os.close(err_write)
         os.set_blocking(read_fd, False)
+        os.set_blocking(err_read, False)
         self.out_fd = read_fd
+        self.err_fd = err_read
         try:
             self.pid_fd = os.pidfd_open(self.pid)
         except (AttributeError, OSError):
             self.pid_fd = None  # the pool then polls for exits
 
-    def read_output(self) -> bool:
-        """Read what the command wrote so far; False once the pipe is closed."""
-        if self.out_fd is None:
+    def read_output(self, fd: int | None = None) -> bool:
+        """Read what the command wrote so far to stdout (or to `fd`, its stderr pipe);
+        False once that pipe is closed."""
+        fd = self.out_fd if fd is None else fd
+        if fd is None:
             return False
+        stream = "e" if fd == self.err_fd else "o"
+        spans = self.spans
         while True:
             try:
-                chunk = os.read(self.out_fd, 65536)
+                chunk = os.read(fd, 65536)
             except BlockingIOError:
                 return True
             if not chunk:
                 return False
             self.output += chunk
+            if spans and spans[-1][0] == stream:
+                spans[-1][1] += len(chunk)
+            else:
+                spans.append([stream, len(chunk)])
             excess = len(self.output) - self.output_limit
             if excess > 0:
                 del self.output[:excess]
                 self.dropped += excess
+                while excess:  # the map loses the same bytes from its front
+                    cut = min(excess, spans[0][1])
+                    spans[0][1] -= cut
+                    excess -= cut
+                    if not spans[0][1]:
+                        del spans[0]
+
+    def streams(self) -> str:
+        """The map of the kept tail's streams: "o12e5" (12 bytes of stdout, 5 of stderr)."""
+        return "".join(f"{stream}{length}" for stream, length in self.spans)
 
     def poll(self) -> int | None:
         """The exit code once the process ended (negative: killed by that signal), else None."""
@@ -197,13 +223,15 @@ class Run:
     def close(self) -> bytes:
         """Collect the remaining output, release the descriptors, and return the output."""
         self.read_output()
+        if self.err_fd is not None:
+            self.read_output(self.err_fd)
         if self.stop_reason is not None:
             # Whatever the command started must not outlive it after a timeout or abort.
             self._signal_group(signal.SIGKILL)
-        for fd in (self.out_fd, self.pid_fd):
+        for fd in (self.out_fd, self.err_fd, self.pid_fd):
             if fd is not None:
                 os.close(fd)
-        self.out_fd = self.pid_fd = None
+        self.out_fd = self.err_fd = self.pid_fd = None
         return self._captured()
 
     def new_output(self) -> bytes | None:
