@@ -61,16 +61,17 @@ class Children:
         """Spawn the job's command; one that cannot start ends at once (as a failure)."""
         timeout = job.timeout or config["job-timeout"] or None
         run = Run(job, timeout=timeout, output_limit=config["output-limit"], clock=self.clock)
+        self.lifeline.prepare(config["kill-grace"])
         run.start(self.base_env)
         self.running[job.id] = run
         if run.start_error is not None:
             self._end(run, run.start_error[0], run.start_error[1])
             return
+        assert run.out_fd is not None and run.pid is not None
+        self.lifeline.add(run.pid, config["kill-grace"])  # at once: the job runs already
         self.log(
             f"job {job.id}: started (attempt {job.attempts}) by {self.worker_id}: {job.command}"
         )
-        assert run.out_fd is not None and run.pid is not None
-        self.lifeline.add(run.pid, config["kill-grace"])
         self.selector.register(run.out_fd, selectors.EVENT_READ, run)
         if run.err_fd is not None:
             self.selector.register(run.err_fd, selectors.EVENT_READ, run)

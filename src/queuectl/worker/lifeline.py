@@ -63,6 +63,13 @@ class Lifeline:
         self.fd: int | None = None
         self.pid: int | None = None
 
+    def prepare(self, grace: float) -> None:
+        """Start it before a job starts: a pool killed between starting its first job
+        and starting the lifeline would leave that job running."""
+        if self.fd is None:
+            self.grace = grace
+            self._spawn()
+
     def add(self, group: int, grace: float) -> None:
         self.groups.add(group)
         if self.fd is None:
