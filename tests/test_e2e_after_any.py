@@ -12,10 +12,18 @@ from __future__ import annotations
 
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 
-from conftest import assert_one_error_line, wait_for
-from test_e2e_control import dump, is_postgres, iso, jobs, lines, ts, write_jsonl
+from conftest import wait_for
+from test_e2e_control import (
+    assert_all_refused,
+    dump,
+    is_postgres,
+    iso,
+    jobs,
+    lines,
+    ts,
+    write_jsonl,
+)
 
 
 def enqueue_file(cli, specs) -> list[str]:
@@ -295,15 +303,5 @@ def test_bad_input_is_rejected_and_changes_nothing(cli, subtests):
     assert cli.state("done-job") == "completed"
     before, shown = dump(cli), cli.json("list")
 
-    with ThreadPoolExecutor(6) as pool:
-        procs = dict(zip(cases, pool.map(
-            lambda case: cli.run(*case[0], check=False, input="", timeout=30),
-            cases.values())))  # fmt: skip
-    for name, (_, code, phrase) in cases.items():
-        with subtests.test(name):
-            assert_one_error_line(procs[name], code, phrase)
-
-    after = dump(cli)
-    changed = {t: (before[t], after.get(t)) for t in before if before[t] != after.get(t)}
-    assert not changed, f"the store changed: {changed}"
+    assert_all_refused(cli, cases, subtests, before, input="")
     assert cli.json("list") == shown

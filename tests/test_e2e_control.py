@@ -613,6 +613,21 @@ def dump(cli: CLI) -> dict:
     return {name: sorted(map(repr, sql(cli, f"SELECT * FROM {name}"))) for (name,) in names}
 
 
+def assert_all_refused(cli: CLI, cases: dict, subtests, before: dict, **run) -> None:
+    """Each case {name: (args, exit code, phrase)}, run at once, fails with one error
+    line, and the store is as `before` (a dump) says."""
+    with ThreadPoolExecutor(6) as pool:
+        procs = dict(zip(cases, pool.map(
+            lambda case: cli.run(*case[0], check=False, timeout=30, **run),
+            cases.values())))  # fmt: skip
+    for name, (_, code, phrase) in cases.items():
+        with subtests.test(name):
+            assert_one_error_line(procs[name], code, phrase)
+    after = dump(cli)
+    changed = {t: (before[t], after.get(t)) for t in before if before[t] != after.get(t)}
+    assert not changed, f"the store changed: {changed}"
+
+
 def views(cli: CLI) -> tuple:
     """What the commands show of the store, in JSON (run side by side)."""
     commands = (["list"], ["schedule", "list"], ["status"])
@@ -650,16 +665,5 @@ def test_bad_input_is_rejected_and_changes_nothing(cli, subtests):
     before, shown = dump(cli), views(cli)
     assert [j["state"] for j in shown[0]] == ["completed", "pending"]
 
-    with ThreadPoolExecutor(6) as pool:
-        procs = dict(
-            zip(cases, pool.map(lambda case: cli.run(*case[0], check=False, timeout=30),
-                                cases.values()))
-        )  # fmt: skip
-    for name, (_, code, phrase) in cases.items():
-        with subtests.test(name):
-            assert_one_error_line(procs[name], code, phrase)
-
-    after = dump(cli)
-    changed = {t: (before[t], after.get(t)) for t in before if before[t] != after.get(t)}
-    assert not changed, f"the store changed: {changed}"
+    assert_all_refused(cli, cases, subtests, before)
     assert views(cli) == shown
