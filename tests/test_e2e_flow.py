@@ -237,7 +237,11 @@ def test_concurrency_keys_limit_1_and_2_overlap_and_no_head_of_line_blocking(cli
 def test_weighted_slots_a_4_slot_job_runs_alone_in_its_pool_and_8_slots_wait(cli, ledger):
     start_pools(cli)
     specs = [job(f"s{i}", ledger, 0.3) for i in range(8)]
-    specs += [job("big", ledger, 0.8, slots=4)]
+    # The 4-slot job holds until a late job has started beside it: a loaded machine may
+    # take longer than any fixed run to enqueue the late ones.
+    gate = cli.workdir / "gate"
+    hold = f"while [ ! -e {gate} ]; do sleep 0.05; done"
+    specs += [{"id": "big", "command": ledger.command("big", 0.1, then=hold), "slots": 4}]
     specs += [job(f"s{i}", ledger, 0.3) for i in range(8, 16)]
     specs += [job("huge", ledger, 0.1, slots=8)]
     enqueue_all(cli, specs)
@@ -245,6 +249,8 @@ def test_weighted_slots_a_4_slot_job_runs_alone_in_its_pool_and_8_slots_wait(cli
     # more work while it runs: the other pools take it, its own pool has no slot free
     late = [job(f"t{i}", ledger, 0.2) for i in range(8)]
     enqueue_all(cli, late)
+    wait_for(lambda: any(n.startswith("t") for n in ledger.runs()), message="a late job")
+    gate.touch()
     runs = ledger.wait_ended([s["id"] for s in specs + late if s["id"] != "huge"])
 
     big = runs["big"]

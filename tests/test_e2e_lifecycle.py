@@ -284,7 +284,8 @@ def test_a_sigkilled_pools_jobs_die_with_it(cli, reaper):
 def test_worker_stop_lets_running_job_finish_and_pools_exit_0(cli):
     first = cli.start_worker()
     second = cli.start_worker()
-    cli.enqueue(id="slow", command="sleep 2; echo finished")
+    gate = cli.workdir / "gate"  # the job runs until the test has seen it run and asked
+    cli.enqueue(id="slow", command=f"while [ ! -e {gate} ]; do sleep 0.05; done; echo finished")
     cli.wait_state("slow", "processing")
 
     def asked_to_stop():
@@ -303,6 +304,7 @@ def test_worker_stop_lets_running_job_finish_and_pools_exit_0(cli):
         try:
             wait_for(asked_to_stop, timeout=5, message="the busy pool to be asked to stop")
             cli.enqueue(id="after-stop", command="true")  # a draining pool takes no new job
+            gate.touch()
             out, err = stopper.communicate(timeout=25)
         finally:
             if stopper.poll() is None:
@@ -323,12 +325,14 @@ def test_worker_stop_lets_running_job_finish_and_pools_exit_0(cli):
 def test_first_sigterm_drains(cli):
     log = cli.workdir / "pool.log"
     worker = cli.start_worker(log=log)
-    cli.enqueue(id="slow", command="sleep 2; echo finished")
+    gate = cli.workdir / "gate"  # the job runs until the test has seen it run and signaled
+    cli.enqueue(id="slow", command=f"while [ ! -e {gate} ]; do sleep 0.05; done; echo finished")
     cli.wait_state("slow", "processing")
 
     worker.send_signal(signal.SIGTERM)
     wait_for(lambda: "SIGTERM: finishing 1" in log.read_text(), timeout=5, message="drain log")
     cli.enqueue(id="after-term", command="true")
+    gate.touch()
     assert worker.wait(timeout=15) == 0
     job = cli.job("slow")
     assert (job["state"], job["exit_code"]) == ("completed", 0)

@@ -19,8 +19,6 @@ import signal
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 
 from ..errors import QueueError
@@ -193,6 +191,11 @@ def _run_command(
 
 
 def _post(url: str, body: bytes) -> str | None:
+    # Imported here: urllib.request brings ssl, http and email, a tenth of a pool's start,
+    # and most pools never deliver to a URL.
+    import urllib.error
+    import urllib.request
+
     request = urllib.request.Request(url, data=body, method="POST",
                                      headers={"Content-Type": "application/json"})  # fmt: skip
     try:
