@@ -50,3 +50,28 @@ def test_a_leased_event_is_not_claimed_twice_and_a_late_result_is_refused(store)
     assert (hook.pending, hook.given_up, hook.failures, hook.last_ok) == (0, 1, 1, False)
     assert store.claim_hook_events("third", 5, 30) == []
     assert store.remove_hook("h") and not store.remove_hook("h")
+
+
+def test_events_are_recorded_while_any_hook_exists_and_only_then(store):
+    """On PostgreSQL the trigger is switched on by the first hook and off by the last one
+    removed (migration 0011: without hooks, no trigger function runs per outcome)."""
+
+    def finish(job_id):
+        add(store, job_id)
+        store.claim("w1", None, 1, 60)
+        store.finish("w1", [Outcome(job_id, "completed", 0)])
+
+    store.register_worker("w1", "h", 1, 1, None)
+    finish("before")
+    store.add_hook(new_hook("one", "completed", command="true"))
+    store.add_hook(new_hook("two", "completed", command="true"))
+    finish("both")
+    assert sorted(events(store)) == [("one", "both", "completed"), ("two", "both", "completed")]
+    store.remove_hook("one")
+    finish("left")  # one hook left: still recorded
+    assert events(store) == [("two", "left", "completed")]
+    store.remove_hook("two")
+    finish("after")
+    store.add_hook(new_hook("again", "completed", command="true"))
+    finish("again")
+    assert events(store) == [("again", "again", "completed")]  # none of "after"
