@@ -71,9 +71,9 @@ def buffers_of_next_claim(store, url, *, from_head: bool) -> int:
     with psycopg.connect(url) as conn:
         plan = conn.execute(
             "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT seq FROM jobs WHERE ready = 1"
-            " AND priority = %(hint_priority)s AND (run_at, seq) >= (%(hint_run_at)s,"
-            " %(hint_seq)s) ORDER BY priority DESC, run_at, seq LIMIT 1",
-            params if not from_head else {**params, "hint_priority": 0},
+            " AND (-priority, run_at, seq) >= (-%(hint_priority)s::integer, %(hint_run_at)s,"
+            " %(hint_seq)s) ORDER BY -priority, run_at, seq LIMIT 1",
+            params,
         ).fetchone()[0]
         conn.rollback()
     return plan[0]["Plan"]["Shared Hit Blocks"] + plan[0]["Plan"]["Shared Read Blocks"]

@@ -34,35 +34,33 @@ WHERE seq = ANY(ARRAY(SELECT seq FROM jobs /*sqlite: INDEXED BY jobs_scheduled*/
 -- last claim found the first job. Every job claimed since leaves a dead entry at the
 -- head of jobs_ready that only vacuum removes, and an open transaction anywhere on the
 -- server (xmin held) stops vacuum: scanned from the head, each claim would read them
--- all. So: higher priorities than the hint's from their head, the hint's own priority
--- from the hint on, lower ones from their head; each part only if the ones before came
--- short. A job made ready behind the hint (a dependency met, a queue resumed) is found
--- by the next scan from the head, at least once a second. A job made ready while its
--- queue was being paused is not taken (SQLite's writers take turns: no job is made
--- ready while a pause commits).
+-- all. So: higher priorities than the hint's from their head, then from the hint on
+-- (the rest of its priority, then the lower ones), the second part only if the first
+-- came short. jobs_ready is on (-priority, run_at, seq) so that "from the hint on" is
+-- one range of it. A job made ready behind the hint (a dependency met, a queue resumed)
+-- is found by the next scan from the head, at least once a second. A job made ready
+-- while its queue was being paused is not taken (SQLite's writers take turns: no job is
+-- made ready while a pause commits).
 UPDATE jobs SET {claimed}
 WHERE seq = ANY(ARRAY(
     SELECT seq FROM (SELECT seq FROM jobs WHERE ready = {READY}
-        AND priority > :hint_priority{queue_filter} AND {claimable}
-        ORDER BY priority DESC, run_at, seq LIMIT :limit FOR UPDATE SKIP LOCKED) higher
-    UNION ALL
-    SELECT seq FROM (SELECT seq FROM jobs WHERE ready = {READY} AND priority = :hint_priority
-        AND (run_at, seq) >= (:hint_run_at, :hint_seq){queue_filter} AND {claimable}
-        ORDER BY priority DESC, run_at, seq LIMIT :limit FOR UPDATE SKIP LOCKED) hinted
+        AND -priority < -:hint_priority::integer{queue_filter} AND {claimable}
+        ORDER BY -priority, run_at, seq LIMIT :limit FOR UPDATE SKIP LOCKED) higher
     UNION ALL
     SELECT seq FROM (SELECT seq FROM jobs WHERE ready = {READY}
-        AND priority < :hint_priority{queue_filter} AND {claimable}
-        ORDER BY priority DESC, run_at, seq LIMIT :limit FOR UPDATE SKIP LOCKED) lower
+        AND (-priority, run_at, seq) >= (-:hint_priority::integer, :hint_run_at, :hint_seq)
+        {queue_filter} AND {claimable}
+        ORDER BY -priority, run_at, seq LIMIT :limit FOR UPDATE SKIP LOCKED) onward
     LIMIT :limit))
 RETURNING {JOB_COLUMNS}, seq
 
 -- name: claim_from_head
 -- The claim when the store has no hint (its first, and a rescan at least once a second,
 -- claim_hint.py): one scan from the head. The same jobs as the hinted claim given the
--- head's parameters, without its two empty parts: an idle pool's pickup is such a claim.
+-- head's parameters, without its empty first part: an idle pool's pickup is such a claim.
 UPDATE jobs SET {claimed}
 WHERE seq = ANY(ARRAY(SELECT seq FROM jobs WHERE ready = {READY}{queue_filter} AND {claimable}
-    ORDER BY priority DESC, run_at, seq LIMIT :limit FOR UPDATE SKIP LOCKED))
+    ORDER BY -priority, run_at, seq LIMIT :limit FOR UPDATE SKIP LOCKED))
 RETURNING {JOB_COLUMNS}, seq
 
 -- name: claimable
@@ -221,19 +219,17 @@ SELECT {ready_probe},
     OR EXISTS (SELECT 1 FROM jobs WHERE ready = {HELD_KEY} AND slots <= :pool_slots{queue_filter})
 
 -- name: ready_probe
--- 0.0 if the claim would find a job now (its three parts, from the same hint), else NULL.
+-- 0.0 if the claim would find a job now (its two parts, from the same hint), else NULL.
 -- Each part in index order: a planner sure of a match may scan the table from its start,
 -- over every dead row an old xmin keeps.
 (SELECT 0.0 FROM (
-    SELECT seq FROM (SELECT seq FROM jobs WHERE ready = {READY} AND priority > :hint_priority
-        {queue_filter} ORDER BY priority DESC, run_at, seq LIMIT 1) higher
+    SELECT seq FROM (SELECT seq FROM jobs WHERE ready = {READY}
+        AND -priority < -:hint_priority::integer{queue_filter}
+        ORDER BY -priority, run_at, seq LIMIT 1) higher
     UNION ALL
-    SELECT seq FROM (SELECT seq FROM jobs WHERE ready = {READY} AND priority = :hint_priority
-        AND (run_at, seq) >= (:hint_run_at, :hint_seq){queue_filter}
-        ORDER BY priority DESC, run_at, seq LIMIT 1) hinted
-    UNION ALL
-    SELECT seq FROM (SELECT seq FROM jobs WHERE ready = {READY} AND priority < :hint_priority
-        {queue_filter} ORDER BY priority DESC, run_at, seq LIMIT 1) lower
+    SELECT seq FROM (SELECT seq FROM jobs WHERE ready = {READY}
+        AND (-priority, run_at, seq) >= (-:hint_priority::integer, :hint_run_at, :hint_seq)
+        {queue_filter} ORDER BY -priority, run_at, seq LIMIT 1) onward
     LIMIT 1) found)
 
 -- name: ready_probe.sqlite
@@ -318,7 +314,13 @@ FROM jobs WHERE ready = {GATED} AND slots <= :pool_slots{queue_filter}
 ORDER BY priority DESC, run_at, seq LIMIT :limit
 
 -- name: ready_peek
--- The claim order of the first ungated ready jobs (not locked: the claim takes them).
+-- The claim order of the first ungated ready jobs (not locked: the claim takes them),
+-- read in the order of jobs_ready.
+SELECT priority, run_at, seq FROM jobs WHERE ready = {READY}{queue_filter}
+ORDER BY -priority, run_at, seq LIMIT :limit
+
+-- name: ready_peek.sqlite
+-- (SQLite's jobs_ready is on priority DESC)
 SELECT priority, run_at, seq FROM jobs WHERE ready = {READY}{queue_filter}
 ORDER BY priority DESC, run_at, seq LIMIT :limit
 
