@@ -64,8 +64,10 @@ WHERE seq = ANY(ARRAY(SELECT seq FROM jobs WHERE ready = {READY}{queue_filter} A
 RETURNING {JOB_COLUMNS}, seq
 
 -- name: claimable
--- Not in a paused queue nor one with limits (one subquery: two NOT IN halve throughput).
-queue NOT IN (SELECT queue FROM paused_queues UNION ALL SELECT queue FROM queue_limits)
+-- Not in a paused queue nor one with limits. The queues are read once per part of the
+-- claim, into an array (an InitPlan): NOT IN (SELECT …) built a hash table per part,
+-- 45 µs of a 600 µs turn, and two NOT IN halved the throughput.
+queue <> ALL (ARRAY(SELECT queue FROM paused_queues UNION ALL SELECT queue FROM queue_limits))
 
 -- name: claim.sqlite
 -- As on PostgreSQL, from the head of jobs_ready: SQLite leaves no dead entries.

@@ -42,6 +42,7 @@ class Children:
         self.clock = clock
         self.ended = ended
         self.running: dict[str, Run] = {}  # job id -> its run
+        self.slots = 0  # the pool's slots the running jobs occupy (a job takes job.slots)
         self.typical_run: float | None = None  # moving average of recent run times
         # Taken once: every child gets this environment plus its job's own.
         self.base_env = dict(os.environ)
@@ -49,11 +50,6 @@ class Children:
 
     def __len__(self) -> int:
         return len(self.running)
-
-    @property
-    def slots(self) -> int:
-        """The pool's slots the running jobs occupy (a job takes `job.slots`)."""
-        return sum(run.job.slots for run in self.running.values())
 
     # ------------------------------------------------------------ start and end
 
@@ -64,6 +60,7 @@ class Children:
         self.lifeline.prepare(config["kill-grace"])
         run.start(self.base_env)
         self.running[job.id] = run
+        self.slots += job.slots  # kept, not summed: the pool asks for it several times a turn
         if run.start_error is not None:
             self._end(run, run.start_error[0], run.start_error[1])
             return
@@ -87,6 +84,7 @@ class Children:
 
     def _end(self, run: Run, code: int | None, start_error: str | None) -> None:
         del self.running[run.job.id]
+        self.slots -= run.job.slots
         for fd in (run.out_fd, run.err_fd, run.pid_fd):
             if fd is not None:
                 try:
