@@ -273,12 +273,13 @@ def build_row(spec: object, *, now: float, cwd: str, max_retries: int) -> NewJob
         raise InvalidInput("env must be an object of string names to string values")
     depends_on = _dependencies(spec, "depends_on", job_id)
     after_any = _dependencies(spec, "after_any", job_id)
-    both = set(depends_on or ()).intersection(after_any or ())
-    if both:
-        raise InvalidInput(f"job {min(both)!r} is in both depends_on (--after) and after_any"
-                           " (--after-any); give it once")  # fmt: skip
-    if len(depends_on or ()) + len(after_any or ()) > MAX_DEPENDENCIES:
-        raise InvalidInput(f"a job may depend on at most {MAX_DEPENDENCIES} jobs")
+    if depends_on and after_any:  # (most jobs have neither: no sets built for them)
+        both = set(depends_on).intersection(after_any)
+        if both:
+            raise InvalidInput(f"job {min(both)!r} is in both depends_on (--after) and"
+                               " after_any (--after-any); give it once")  # fmt: skip
+        if len(depends_on) + len(after_any) > MAX_DEPENDENCIES:
+            raise InvalidInput(f"a job may depend on at most {MAX_DEPENDENCIES} jobs")
     no_retry_on = check_codes(spec["no_retry_on"], "no_retry_on") if "no_retry_on" in spec else None
     unique = spec.get("unique", False)
     if not isinstance(unique, bool):

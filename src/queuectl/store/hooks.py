@@ -6,11 +6,11 @@ queries.sql."""
 from __future__ import annotations
 
 from ..errors import Conflict
-from ..records import Hook, HookEvent
 from .sql import Database
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # records are not on the enqueue path (see record.py)
 if TYPE_CHECKING:
+    from ..records import Hook, HookEvent
     from .base import Store
 
 
@@ -34,6 +34,8 @@ class HookWrites(Database):
             return bool(self._run(conn, "remove_hook", {"name": name}).fetchall())
 
     def hooks(self) -> list[Hook]:
+        from ..records import Hook
+
         found = []
         for row in self._fetch("hooks"):
             name, events, command, url, queue, created_at, last_at, last_ok, error = row[:9]
@@ -46,6 +48,8 @@ class HookWrites(Database):
         return bool(self._fetch("hooks_exist")[0][0])
 
     def claim_hook_events(self, holder: str, limit: int, lease: float) -> list[HookEvent]:
+        from ..records import HookEvent
+
         params = {"holder": holder, "limit": limit, "lease": lease}
         with self._tx() as conn:
             rows = self._run(conn, "claim_hook_events", params).fetchall()
