@@ -8,7 +8,7 @@ finished run of a job, from the history). A line without `kind` is a job, as exp
 before the kinds wrote them (their `output` was text); an export without some kinds
 imports as one that has none of them. An import validates each record as strictly as
 the commands that make such things do (`jobs.build_row`, `schedules.build_schedule`,
-`settings`, `limits`, `hooks.new_hook`) and returns them for the store, which inserts
+`settings`, `limits`, `hook_spec.new_hook`) and returns them for the store, which inserts
 them all in one transaction.
 """
 

@@ -82,7 +82,7 @@ def build_import_queue(record: dict) -> QueueLimits:
 def build_import_hook(record: dict) -> ImportHook:
     """A hook, checked as `hook add` checks one: a name, events, exactly one of a
     command and an http(s) URL, a queue or null."""
-    from .hooks import new_hook
+    from .hook_spec import new_hook
 
     _unknown(record, "hook", (*HOOK_KEYS, "events", "created_at"))
     events = record.get("events")
