@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from conftest import add
-from queuectl.hooks import new_hook
+from queuectl.hook_spec import new_hook
 from queuectl.records import Outcome
 
 

@@ -118,7 +118,8 @@ def test_export_import_carries_everything_sqlite_to_postgres_and_back(tmp_path, 
     ]
     assert expected["config"]["no-retry-on"] == [2, 126]
     assert imported(pg_url, first) == (
-        "imported 5 job(s), 4 run(s), 2 schedule(s), 3 config value(s), 1 paused queue(s)\n"
+        "imported 5 job(s), 4 run(s), 2 schedule(s), 3 config value(s), 1 paused queue(s), "
+        "0 limited queue(s), 0 hook(s)\n"
     )
     same(contents(pg_url), expected)
     second = export(pg_url)

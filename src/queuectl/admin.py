@@ -52,8 +52,9 @@ class Admin:
 
     def export(self) -> Iterator[dict]:
         """Everything `import_lines` can bring into another database, as records (see
-        transfer.py): the config values set, the paused queues, the schedules, every job
-        (fields, state, attempts, latest output) and every finished run."""
+        transfer.py): the config values set, the paused queues, the queues' limits, the
+        hooks, the schedules, every job (fields, state, attempts, latest output) and
+        every finished run."""
         from .transfer import (
             config_export,
             export_record,
@@ -61,11 +62,16 @@ class Admin:
             run_export,
             schedule_export,
         )
+        from .transfer_setup import hook_export, queue_export
 
         for key, value in sorted(self.store.config().items()):
             yield config_export(key, value)
         for queue, paused_at in self.store.paused_queues().items():
             yield paused_export(queue, paused_at)
+        for limits in self.store.queue_limits():
+            yield queue_export(limits)
+        for hook in self.store.hooks():
+            yield hook_export(hook)
         for schedule in self.store.schedules():
             yield schedule_export(schedule)
         for job, output in self.store.export():
@@ -75,9 +81,9 @@ class Admin:
 
     def import_lines(self, lines: Iterable[str]) -> dict[str, int]:
         """Insert the records of an export (JSON Lines) as they were: config, paused
-        queues, schedules, jobs (ids, states, attempts, output) and their runs; all or
-        nothing, an error names the line. Returns how many of each kind: {"config",
-        "paused", "schedule", "job", "run"}."""
+        queues, queues' limits, hooks, schedules, jobs (ids, states, attempts, output)
+        and their runs; all or nothing, an error names the line. Returns how many of
+        each kind: {"config", "paused", "queue", "hook", "schedule", "job", "run"}."""
         from .jobs import parse_json_lines
         from .transfer import build_import
 
@@ -86,4 +92,5 @@ class Admin:
         self.store.import_batch(batch)
         return {"config": len(batch.config), "paused": len(batch.paused),
                 "schedule": len(batch.schedules), "job": len(batch.jobs),
-                "run": len(batch.runs)}  # fmt: skip
+                "run": len(batch.runs), "queue": len(batch.queues),
+                "hook": len(batch.hooks)}  # fmt: skip

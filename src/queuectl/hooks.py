@@ -11,8 +11,7 @@ CLI and the Python API refuse the same bad input with the same message.
 from __future__ import annotations
 
 from .blocking import blocked_by
-from .errors import InvalidInput
-from .jobs import check_name, check_queue, run_record
+from .jobs import run_record
 from .record import field_names
 from .records import Hook
 from .settings import Config
@@ -22,41 +21,7 @@ TYPE_CHECKING = False  # no typing import on the enqueue path
 if TYPE_CHECKING:
     from .store.base import Store
 
-EVENTS = ("completed", "failed", "dead", "canceled")
 BACKOFF_MAX = 600.0  # seconds: the longest wait between two deliveries of one event
-
-
-def parse_events(value: object) -> tuple[str, ...]:
-    """`--on`: a comma list of EVENTS, at least one; order kept, repeats dropped."""
-    if not isinstance(value, str):
-        raise InvalidInput(f"--on must be a comma list of {', '.join(EVENTS)}, got {value!r}")
-    events = [e.strip() for e in value.split(",") if e.strip()]
-    if not events:
-        raise InvalidInput(f"--on must name at least one event of {', '.join(EVENTS)}")
-    for event in events:
-        if event not in EVENTS:
-            raise InvalidInput(f"unknown event {event!r}; events are {', '.join(EVENTS)}")
-    return tuple(dict.fromkeys(events))
-
-
-def new_hook(name: object, on: object, command: object = None, url: object = None,
-             queue: object = None) -> Hook:  # fmt: skip
-    """A hook checked: a name, its events, exactly one of a command and an http(s) URL."""
-    check_name(name, "hook name")
-    events = parse_events(on)
-    if (command is None) == (url is None):
-        raise InvalidInput("give exactly one of --command and --url")
-    if command is not None and (not isinstance(command, str) or not command.strip()):
-        raise InvalidInput("--command must not be empty")
-    if url is not None:
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(url) if isinstance(url, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-            raise InvalidInput(f"--url must be an http:// or https:// URL, got {url!r}")
-    if queue is not None:
-        check_queue(queue)
-    return Hook(str(name), events, command, url, queue, 0.0)  # type: ignore[arg-type]
 
 
 def backoff(attempts: int) -> float:

@@ -35,11 +35,6 @@ def parse_rate(value: object) -> tuple[int, float] | None:
     hint = f"rate must look like N/PERIOD (10/s, 100/m, 5/30s) or 'none', got {value!r}"
     if not slash or not count.isdigit():
         raise InvalidInput(hint)
-    n = int(count)
-    if not 1 <= n <= MAX_LIMIT:
-        raise InvalidInput(
-            f"rate must allow 1 to {MAX_LIMIT} starts per period (N/PERIOD), got {value!r}"
-        )
     if period in UNITS:
         seconds = UNITS[period]
     else:
@@ -47,8 +42,18 @@ def parse_rate(value: object) -> tuple[int, float] | None:
             seconds = parse_duration(period, "rate period")
         except InvalidInput:
             raise InvalidInput(hint) from None
+    return check_rate(int(count), seconds, value)
+
+
+def check_rate(n: int, seconds: float, given: object) -> tuple[int, float]:
+    """A rate's bounds (`given` is named by the error): 1 to MAX_LIMIT starts in a
+    period of more than 0 seconds and at most a week."""
+    if not 1 <= n <= MAX_LIMIT:
+        raise InvalidInput(
+            f"rate must allow 1 to {MAX_LIMIT} starts per period (N/PERIOD), got {given!r}"
+        )
     if not 0 < seconds <= MAX_PERIOD:
-        raise InvalidInput(f"rate must have a period of more than 0 and at most 7d, got {value!r}")
+        raise InvalidInput(f"rate must have a period of more than 0 and at most 7d, got {given!r}")
     return n, seconds
 
 

@@ -249,7 +249,7 @@ class Queue(Handle, Actions, Waiting, Admin):
                  queue: str | None = None) -> Hook:  # fmt: skip
         """A hook that pools run (a command) or call (a URL) on these events of jobs (of
         one queue, or all); a name in use raises Conflict."""
-        from .hooks import new_hook
+        from .hook_spec import new_hook
 
         hook = new_hook(name, on, command, url, queue)
         self.store.add_hook(hook)

@@ -19,6 +19,14 @@ def iso(ts: float | None) -> str | None:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
+def iso_us(ts: float) -> str:
+    """ISO-8601 UTC to the microsecond (`export`): a run of a short job takes under a
+    millisecond, and its duration is what `stats` sums up."""
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def parse_timestamp(value: object, field: str = "run_at") -> float:
     """Accept an ISO-8601 string (naive means UTC) or epoch seconds; return epoch seconds."""
     if isinstance(value, bool):

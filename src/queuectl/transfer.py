@@ -2,12 +2,14 @@
 
 An export is JSON Lines, one record a line, each an object whose `kind` says what it
 is: `config` (a config value set in the database), `paused` (a paused queue),
-`schedule`, `job` (every field of a job and the output of its latest run, as base64)
-and `run` (one finished run of a job, from the history). A line without `kind` is a
-job, as exports before the kinds wrote them (their `output` was text). An import
-validates each record as strictly as the commands that make such things do
-(`jobs.build_row`, `schedules.build_schedule`, `settings`) and returns them for the
-store, which inserts them all in one transaction.
+`queue` (a queue's limits) and `hook` (both in transfer_setup.py), `schedule`, `job`
+(every field of a job and the output of its latest run, as base64) and `run` (one
+finished run of a job, from the history). A line without `kind` is a job, as exports
+before the kinds wrote them (their `output` was text); an export without some kinds
+imports as one that has none of them. An import validates each record as strictly as
+the commands that make such things do (`jobs.build_row`, `schedules.build_schedule`,
+`settings`, `limits`, `hook_spec.new_hook`) and returns them for the store, which inserts
+them all in one transaction.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from .jobs import (
     parse_state,
 )
 from .record import record, replace
-from .timeutil import parse_duration, parse_timestamp
+from .timeutil import iso_us, parse_duration, parse_timestamp
 
-KINDS = ("config", "paused", "schedule", "job", "run")  # the order an export writes them
+# the order an export writes them: what gates and watches the jobs comes before them
+KINDS = ("config", "paused", "queue", "hook", "schedule", "job", "run")
 RUN_OUTCOMES = ("completed", "failed", "dead", "canceled", "lost")
 
 
@@ -67,14 +70,16 @@ class ImportRun:
 @record(frozen=True)
 class ImportBatch:
     """Everything one import inserts, validated: config values, paused queues (with
-    when they were paused), schedules (complete, as `store.schedules` reads them),
-    jobs and their runs."""
+    when they were paused), queues' limits (QueueLimits), hooks (ImportHook),
+    schedules (complete, as `store.schedules` reads them), jobs and their runs."""
 
     config: dict
     paused: dict
     schedules: list
     jobs: list
     runs: list
+    queues: list
+    hooks: list
 
 
 # waiting_for is recomputed; output (text) is what exports before the kinds wrote
@@ -206,14 +211,6 @@ def export_record(job: Job, output: bytes) -> dict:
 # ------------------------------------------------------------ the other kinds
 
 
-def _iso_us(ts: float) -> str:
-    """ISO-8601 UTC to the microsecond: a run of a short job takes under a millisecond,
-    and its duration is what `stats` sums up."""
-    from datetime import datetime, timezone
-
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def run_export(run: dict) -> dict:
     """A finished run (`store.export_runs`) as `export` writes it: its job's id, times
     as ISO-8601 to the microsecond, its output as base64 with its map of streams (null
@@ -222,8 +219,8 @@ def run_export(run: dict) -> dict:
 
     output = run.pop("output", None)
     encoded = base64.b64encode(output).decode("ascii") if output else None
-    return {"kind": "run", **run, "started_at": _iso_us(run["started_at"]),
-            "finished_at": _iso_us(run["finished_at"]), "output_base64": encoded,
+    return {"kind": "run", **run, "started_at": iso_us(run["started_at"]),
+            "finished_at": iso_us(run["finished_at"]), "output_base64": encoded,
             "streams": (run.get("streams") or None) if encoded else None}  # fmt: skip
 
 
@@ -231,7 +228,7 @@ def schedule_export(schedule: dict) -> dict:
     from .schedules import schedule_record
 
     return {"kind": "schedule", **schedule_record(schedule),
-            "created_at": _iso_us(schedule["created_at"])}  # fmt: skip
+            "created_at": iso_us(schedule["created_at"])}  # fmt: skip
 
 
 def config_export(key: str, value: object) -> dict:
@@ -239,7 +236,7 @@ def config_export(key: str, value: object) -> dict:
 
 
 def paused_export(queue: str, paused_at: float) -> dict:
-    return {"kind": "paused", "queue": queue, "paused_at": _iso_us(paused_at)}
+    return {"kind": "paused", "queue": queue, "paused_at": iso_us(paused_at)}
 
 
 def _keys(record: dict, kind: str, required: tuple, optional: tuple = ()) -> None:
@@ -318,8 +315,10 @@ def build_import_schedule(record: dict, now: float) -> dict:
 def build_import(numbered: list[tuple[int, object]], now: float) -> ImportBatch:
     """Validate every record of an export (with its line number, named by an error)."""
     from .settings import lookup
+    from .transfer_setup import build_import_hook, build_import_queue
 
-    batch = ImportBatch(config={}, paused={}, schedules=[], jobs=[], runs=[])
+    batch = ImportBatch(config={}, paused={}, schedules=[], jobs=[], runs=[], queues=[],
+                        hooks=[])  # fmt: skip
     run_lines = []
     for number, exported in numbered:
         try:
@@ -342,6 +341,10 @@ def build_import(numbered: list[tuple[int, object]], now: float) -> ImportBatch:
                 _keys(record, "paused queue", ("queue", "paused_at"))
                 at = parse_timestamp(record["paused_at"], "paused_at")
                 batch.paused[check_queue(record["queue"])] = at
+            elif kind == "queue":
+                batch.queues.append(build_import_queue(record))
+            elif kind == "hook":
+                batch.hooks.append(build_import_hook(record))
             else:
                 raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
         except InvalidInput as exc:
@@ -351,12 +354,16 @@ def build_import(numbered: list[tuple[int, object]], now: float) -> ImportBatch:
 
 
 def _check_unique(batch: ImportBatch, run_lines: list[int]) -> None:
-    """No schedule twice in a file, and every run's job in it (a run is history of
-    a job the import brings, never added to one already there)."""
-    names = [s["name"] for s in batch.schedules]
-    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
-    if twice is not None:
-        raise InvalidInput(f"schedule {twice!r} is twice in the file")
+    """No schedule, queue or hook twice in a file, and every run's job in it (a run is
+    history of a job the import brings, never added to one already there)."""
+    from .transfer_setup import twice
+
+    for kind, names in (("schedule", [s["name"] for s in batch.schedules]),
+                        ("queue", [q.queue for q in batch.queues]),
+                        ("hook", [h.name for h in batch.hooks])):  # fmt: skip
+        again = twice(names)
+        if again is not None:
+            raise InvalidInput(f"{kind} {again!r} is twice in the file")
     ids = {j.job.id for j in batch.jobs}
     for number, run in zip(run_lines, batch.runs):
         if run.job_id not in ids:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..hooks import EVENTS, hook_record
+from ..hook_spec import EVENTS
+from ..hooks import hook_record
 from .completion_cmd import queue_names
 from .context import read_only
 from .jobs_cmd import json_option

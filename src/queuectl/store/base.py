@@ -198,9 +198,9 @@ class ControlStore(CancelStore, Clocked, Protocol):
 
     def import_batch(self, batch: ImportBatch) -> None:
         """Insert what an export carried, all or none, in one transaction: config values
-        (one set here to another value raises Conflict), paused queues, schedules (a
-        name that exists raises Conflict), complete jobs (an id that exists raises
-        DuplicateJob) and their runs. Wakes idle pools."""
+        (one set here to another value raises Conflict), paused queues, queues' limits
+        (set here to others: Conflict), hooks and schedules (a name that exists raises
+        Conflict), complete jobs (an id that exists: DuplicateJob) and their runs."""
         ...
 
     def revive(self, target: Target, dry_run: bool = False) -> list[str]:

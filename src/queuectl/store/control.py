@@ -1,6 +1,7 @@
 """Adding and controlling jobs, written once for both SQL stores: add (with
-dependencies and uniqueness), import, retry, revive, requeue, purge, delete, pausing
-queues and schedules (cancel is in cancel.py). The queries are in queries.sql."""
+dependencies and uniqueness), import (what comes before its jobs: imports.py), retry,
+revive, requeue, purge, delete, pausing queues and schedules (cancel is in cancel.py).
+The queries are in queries.sql."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from contextlib import contextmanager
 from ..errors import Conflict, DuplicateJob, JobNotFound, UnknownDependency
 from ..jobs import UNFINISHED, NewJob, State
 from ..record import field_names
-from .flow import FlowWrites
+from .imports import ImportWrites
 from .rows import Gates, import_values, new_job_values
 from .sql import selection, where
 
@@ -30,7 +31,7 @@ def _either(words) -> str:
     return " or ".join(words) if len(words) < 3 else f"{', '.join(words[:-1])} or {words[-1]}"
 
 
-class ControlWrites(FlowWrites):
+class ControlWrites(ImportWrites):
     # ------------------------------------------------------------ adding jobs
 
     def add(self, jobs: list[NewJob]) -> list[str]:
@@ -58,7 +59,7 @@ class ControlWrites(FlowWrites):
     def import_batch(self, batch: ImportBatch) -> None:
         try:
             with self._tx() as conn:
-                self._import_settings(conn, batch)
+                limited = self._import_settings(conn, batch)
                 now, gates = self._store_now(conn), self._gates(conn)
                 for record in batch.jobs:
                     waits = self._lock_dependencies(conn, record.job.id, record.waits,
@@ -77,6 +78,7 @@ class ControlWrites(FlowWrites):
         except self.integrity_errors:
             ids = [r.job.id for r in batch.jobs]
             raise DuplicateJob(self._first_duplicate(ids)) from None
+        self._imported_limits(limited)
         self._wake(behind=True)  # (imported jobs keep their run_at)
 
     def _add_tags(self, conn, tagged: list[tuple[str, list[str] | None]]) -> None:
@@ -85,22 +87,6 @@ class ControlWrites(FlowWrites):
         if pairs:
             ids, tags = zip(*pairs)
             self._run(conn, "add_tags", {"ids": list(ids), "tags": list(tags)})
-
-    def _import_settings(self, conn, batch: ImportBatch) -> None:
-        """An import's config values, paused queues and schedules, before its jobs (which
-        are then parked in the queues it pauses)."""
-        stored = {key: json.loads(value) for key, value in self._run(conn, "config").fetchall()}
-        for key, value in batch.config.items():
-            if key in stored and stored[key] != value:
-                raise Conflict(f"config {key} is {stored[key]!r} here and {value!r} in the "
-                               "file; unset it here or drop the line")  # fmt: skip
-            self._run(conn, "set_config", {"key": key, "value": json.dumps(value)})
-        for queue, paused_at in batch.paused.items():
-            self._run(conn, "import_paused", {"queue": queue, "paused_at": paused_at})
-        for schedule in batch.schedules:
-            values = {**schedule, "spec": json.dumps(schedule["spec"])}
-            if not self._run(conn, "import_schedule", values).fetchall():
-                raise Conflict(f"a schedule named {schedule['name']!r} already exists")
 
     def _gates(self, conn) -> Gates:
         """The paused queues and the limited ones, in one read."""

@@ -580,6 +580,13 @@ INSERT INTO schedules (name, cron, tz, spec, next_at, paused, created_at, last_a
 VALUES (:name, :cron, :tz, :spec, :next_at, :paused, :created_at, :last_at, :last_job)
 ON CONFLICT (name) DO NOTHING RETURNING name
 
+-- name: import_hook
+-- An exported hook, added when it was (its events as ',a,b,'); no row back when the
+-- name is taken.
+INSERT INTO hooks (name, events, command, url, queue, created_at)
+VALUES (:name, :events, :command, :url, :queue, :created_at)
+ON CONFLICT (name) DO NOTHING RETURNING name
+
 -- name: existing_ids
 -- Which of these ids are taken (to name a duplicate).
 SELECT id FROM jobs WHERE id = ANY(:ids) LIMIT 1
