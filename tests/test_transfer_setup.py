@@ -71,3 +71,17 @@ def test_conflicts_and_bad_records_change_nothing(cli):
     # the same limits again are no conflict (as a config value set to the same)
     assert cli.run("import", "-", input=json.dumps(same)).stdout.endswith(
         "1 limited queue(s), 0 hook(s)\n")  # fmt: skip
+
+
+def test_an_imported_pause_stops_the_jobs_already_waiting_in_that_queue(cli):
+    cli.run("pause", "q")
+    export = cli.workdir / "paused.jsonl"
+    export.write_text(cli.run("export").stdout)
+    cli.run("resume", "q")
+    cli.enqueue(id="waiting", command="true", queue="q")
+    cli.run("import", str(export))
+    cli.run("worker", "start", "--burst")
+    assert cli.state("waiting") == "pending"  # parked, as `pause` would have
+    cli.run("resume", "q")
+    cli.run("worker", "start", "--burst")
+    assert cli.state("waiting") == "completed"

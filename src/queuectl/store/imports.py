@@ -29,6 +29,8 @@ class ImportWrites(FlowWrites):
             self._run(conn, "set_config", {"key": key, "value": json.dumps(value)})
         for queue, paused_at in batch.paused.items():
             self._run(conn, "import_paused", {"queue": queue, "paused_at": paused_at})
+        if batch.paused:  # the jobs waiting here in those queues stop too, as at a pause
+            self._run(conn, "park_paused", {"queues": list(batch.paused)})
         limited = self._import_limits(conn, batch)
         for hook in batch.hooks:
             values = {**_values(hook), "events": "," + ",".join(hook.events) + ","}
