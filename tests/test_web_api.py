@@ -185,6 +185,30 @@ def test_retry_cancel_requeue_and_delete(api, queue):
     assert sorted(j.id for j in queue.jobs()) == ["d", "p"]
 
 
+def test_cancel_with_dependents_through_the_api_and_the_job_page(location, api, queue):
+    queue.enqueue({"id": "build", "command": "true", "delay": "1h"})
+    queue.enqueue({"id": "test", "command": "true", "depends_on": ["build"]})
+    queue.enqueue({"id": "ship", "command": "true", "depends_on": ["test"]})
+    queue.enqueue({"id": "alone", "command": "true", "delay": "1h"})
+    with TestClient(create_app(location), base_url="http://localhost") as browser:
+        page = browser.get("/jobs/build").text
+        assert "Cancel with dependents" in page and "2 waiting for it would never run" in page
+        assert "Cancel with dependents" not in browser.get("/jobs/alone").text
+        csrf = browser.cookies["queuectl_csrf"]
+        form = {"csrf": csrf, "with_dependents": "true"}
+        assert browser.post("/jobs/build/cancel", data=form).status_code == 200
+    assert [queue.get(i).state for i in ("build", "test", "ship")] == ["canceled"] * 3
+    queue.requeue(["build"])
+    queue.requeue(["test", "ship"])
+    # the API: without the flag only the job; with it, the job and its dependents
+    assert api.post("/api/jobs/ship/cancel").json()["state"] == "canceled"
+    assert queue.get("test").state == "pending"
+    body = api.post("/api/jobs/build/cancel?with_dependents=true").json()
+    assert body["state"] == "canceled" and queue.get("test").state == "canceled"
+    assert api.post("/api/jobs/alone/cancel?with_dependents=maybe").status_code == 422
+    assert queue.get("alone").state == "pending"
+
+
 def test_actions_a_state_forbids_get_409_and_change_nothing(api, queue):
     queue.enqueue({"id": "run", "command": "true"})
     queue.enqueue({"id": "fresh", "command": "true"})

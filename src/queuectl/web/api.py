@@ -231,10 +231,10 @@ def list_jobs(
     return {"jobs": [j.to_dict() for j in jobs], "next": cursor}
 
 
-def _act(request: Request, action: str, job_id: str) -> dict:
+def _act(request: Request, action: str, job_id: str, **options) -> dict:
     queue = queue_of(request)
     queue.get(job_id)  # an id no job can have is not found, as for GET
-    getattr(queue, action)([job_id])
+    getattr(queue, action)([job_id], **options)
     return queue.get(job_id).to_dict()
 
 
@@ -246,8 +246,14 @@ def retry_job(request: Request, job_id: str):
 
 @router.post("/jobs/{job_id:path}/cancel", response_model=JobOut, responses=REFUSED,
              summary="Cancel a waiting or running job")  # fmt: skip
-def cancel_job(request: Request, job_id: str):
-    return _act(request, "cancel", job_id)
+def cancel_job(
+    request: Request,
+    job_id: str,
+    with_dependents: Annotated[
+        bool, Query(description="also every job that waits for it, transitively, at once")
+    ] = False,
+):
+    return _act(request, "cancel", job_id, with_dependents=with_dependents)
 
 
 @router.post("/jobs/{job_id:path}/requeue", response_model=JobOut, responses=REFUSED,

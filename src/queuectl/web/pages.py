@@ -44,6 +44,7 @@ env.filters["limits"] = lambda q: (
     else describe_limits(q["concurrency"], q["rate_limit"], q["rate_period"])
 )  # fmt: skip
 ACTIONS = frozenset({"retry", "cancel", "requeue", "delete"})  # Queue methods, by name
+CANCELABLE = frozenset({"pending", "failed", "processing"})
 
 router = APIRouter(include_in_schema=False)
 
@@ -159,16 +160,23 @@ def job_page(request: Request, job_id: str):
     for run in runs:
         run["took"] = run["finished_at"] - run["started_at"]
         run["started_iso"] = iso(run["started_at"])
+    # jobs a plain cancel would leave waiting for ever: then it offers to cancel them too
+    stranded = queue.stranded([job.id]) if job.state in CANCELABLE else 0
     return live(request, "job.html", "_job.html", job=job, d=job.to_dict(), runs=runs,
-                output=output, blocked=queue.blocked_by([job]).get(job.id, []))  # fmt: skip
+                output=output, blocked=queue.blocked_by([job]).get(job.id, []),
+                stranded=stranded)  # fmt: skip
 
 
 @router.post("/jobs/{job_id:path}/{action}")
-def job_action(request: Request, job_id: str, action: str, next: str | None = Form(None)):
+def job_action(request: Request, job_id: str, action: str, next: str | None = Form(None),
+               with_dependents: bool = Form(False)):  # fmt: skip
     if action not in ACTIONS:
         return error_page(request, 404, f"no action {action!r}")
     queue = api.queue_of(request)
-    getattr(queue, action)([job_id])
+    if action == "cancel":
+        queue.cancel([job_id], with_dependents=with_dependents)
+    else:
+        getattr(queue, action)([job_id])
     if action == "delete":  # its page is gone: go where the form says
         back = _back(next, "/jobs")
         if request.headers.get("hx-request"):
