@@ -421,3 +421,27 @@ def test_the_job_table_follows_its_jobs_states(tab, site):
     expect(row.locator(".state")).to_have_text("canceled", timeout=10000)
     assert not tab.reloaded()
     tab.assert_clean()
+
+
+def test_canceling_a_job_with_its_dependents_from_its_page(tab, site):
+    page = tab.page
+    site.cli.enqueue(id="gate", command="true", queue="idle3", delay="1h")
+    site.cli.enqueue(id="behind", command="true", queue="idle3", depends_on=["gate"])
+    site.cli.enqueue(id="last", command="true", queue="idle3", depends_on=["behind"])
+    tab.goto("/jobs/gate")
+    expect(page.locator(".actions button")).to_have_text(
+        ["Cancel", "Cancel with dependents", "Delete"]
+    )
+    asked = []
+
+    def accept(dialog):
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
+    page.get_by_role("button", name="Cancel with dependents").click()
+    expect(page.locator(".actions .state")).to_have_text("canceled", timeout=5000)
+    assert asked == ["Cancel job gate and every job that waits for it?"]
+    assert [site.cli.state(i) for i in ("gate", "behind", "last")] == ["canceled"] * 3
+    expect(page.locator(".actions button")).to_have_text(["Requeue", "Delete"])
+    tab.assert_clean()
