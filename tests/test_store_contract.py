@@ -24,6 +24,28 @@ def test_add_is_all_or_nothing_on_duplicates(store):
     assert store.counts() == {"pending": 1}
 
 
+def test_a_batch_keeps_each_field_one_job_sets_and_the_defaults_of_the_others(store):
+    # a bulk insert names only the columns some job of the batch sets: every other job
+    # of it reads back the schema's default, as the store's own defaults say
+    varied = [
+        {"priority": 7},
+        {"timeout": 30},
+        {"env": {"A": "1"}},
+        {"no_retry_on": [2]},
+        {"tags": ["t"]},
+        {"concurrency_key": "k", "concurrency_limit": 2},
+        {"slots": 3},
+    ]
+    plain = row(store, "plain")
+    store.add([plain, *(row(store, f"v{i}", **spec) for i, spec in enumerate(varied))])
+    assert store.add([row(store, "alone")]) == ["alone"]
+    for i, spec in enumerate(varied):
+        for name, value in spec.items():
+            assert getattr(store.get(f"v{i}"), name) == value, name
+            for other in (store.get("plain"), store.get("alone")):
+                assert getattr(other, name) == getattr(plain, name), (other.id, name)
+
+
 def test_claim_order_priority_then_run_at_then_insertion(store):
     now = store.now()
     store.add(

@@ -43,7 +43,7 @@ from .pgconn import (
 from .pgwake import BEHIND, CHANNEL, Wakeups
 from .reads import Reads
 from .roles import Roles
-from .rows import NEW_NAMES, claim_order, job_from_row, new_job_tuple
+from .rows import bulk_rows, claim_order, job_from_row
 from .sql import POSTGRES, SERVER_CLOCK, queue_filter
 from .writes import PoolWrites
 
@@ -181,9 +181,10 @@ class PostgresStore(PoolWrites, CancelWrites, HookWrites, Reads, Wakeups, Roles)
         return params  # the clock is the server's, in the SQL
 
     def _insert_many(self, conn, jobs, now, gates) -> None:
-        with conn.cursor().copy(f"COPY jobs ({', '.join(NEW_NAMES)}) FROM STDIN") as copy:
-            for job in jobs:
-                copy.write_row(new_job_tuple(job, now, gates))
+        names, rows = bulk_rows(jobs, now, gates)
+        with conn.cursor().copy(f"COPY jobs ({', '.join(names)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def _lock_lanes(self, conn, lanes, wait) -> set:
         if not lanes:
