@@ -70,7 +70,7 @@ class ImportRun:
 @record(frozen=True)
 class ImportBatch:
     """Everything one import inserts, validated: config values, paused queues (with
-    when they were paused), queues' limits (QueueLimits), hooks (ImportHook),
+    when they were paused), queues' limits (QueueLimits), hooks (Hook),
     schedules (complete, as `store.schedules` reads them), jobs and their runs."""
 
     config: dict

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .errors import InvalidInput
 from .jobs import check_queue
-from .record import record
+from .record import replace
 from .timeutil import iso_us, parse_timestamp
 
 TYPE_CHECKING = False
@@ -20,18 +20,6 @@ if TYPE_CHECKING:
 
 QUEUE_KEYS = ("concurrency", "rate_limit", "rate_period")
 HOOK_KEYS = ("command", "url", "queue")
-
-
-@record(frozen=True)
-class ImportHook:
-    """A validated exported hook: as `hook add` would make it, added when it was."""
-
-    name: str
-    events: tuple[str, ...]
-    command: str | None
-    url: str | None
-    queue: str | None
-    created_at: float
 
 
 def queue_export(limits: QueueLimits) -> dict:
@@ -79,9 +67,10 @@ def build_import_queue(record: dict) -> QueueLimits:
     return QueueLimits(name, concurrency, limit, period)
 
 
-def build_import_hook(record: dict) -> ImportHook:
+def build_import_hook(record: dict) -> Hook:
     """A hook, checked as `hook add` checks one: a name, events, exactly one of a
-    command and an http(s) URL, a queue or null."""
+    command and an http(s) URL, a queue or null; added when it was, with no deliveries
+    (those are not carried)."""
     from .hook_spec import new_hook
 
     _unknown(record, "hook", (*HOOK_KEYS, "events", "created_at"))
@@ -91,8 +80,7 @@ def build_import_hook(record: dict) -> ImportHook:
     if record.get("created_at") is None:
         raise InvalidInput("an exported hook needs 'created_at'")
     hook = new_hook(record["name"], ",".join(events), *(record.get(key) for key in HOOK_KEYS))
-    return ImportHook(hook.name, hook.events, hook.command, hook.url, hook.queue,
-                      parse_timestamp(record["created_at"], "created_at"))  # fmt: skip
+    return replace(hook, created_at=parse_timestamp(record["created_at"], "created_at"))
 
 
 def twice(names: list[str]) -> str | None:
