@@ -96,8 +96,7 @@ class PostgresStore(PoolWrites, CancelWrites, HookWrites, Reads, Wakeups, Roles)
         self.durable = durable
         self._promoted_at = -PROMOTE_EVERY
         self.path = None  # not a file
-        # (a file's mode: who may use a server is its roles, roles.py)
-        self.exposed: tuple[str, int] | None = None
+        self.exposed: tuple[str, int] | None = None  # (a file's mode; a server has roles)
         self._conn: psycopg.Connection | None = None
         self._listener: psycopg.Connection | None = None
         self._pooled: bool | None = None  # behind a pooler (None: not asked yet)
