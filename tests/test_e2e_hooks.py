@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from conftest import CLI, alive, assert_one_error_line, wait_for
+from test_cli_rough_edges import on_terminal, plain
 
 # What a hook command keeps of each call: its stdin in a file named after the job, the
 # event and its pid, and one line of its environment in calls.txt.
@@ -131,6 +132,11 @@ def test_a_failing_hook_is_retried_and_its_failure_shown(cli: CLI):
     assert (cli.workdir / "tries.txt").read_text() == "tried\ntried\n"  # once, then one retry
     table = cli.run("hook", "list").stdout
     assert "flaky" in table and "failed" in table and "no route to pager" in table
+    # on an 80-column terminal: one line a hook, its name and result whole
+    shown = plain(on_terminal(cli, "hook", "list", columns=80)).splitlines()
+    assert all(len(line) <= 80 for line in shown), shown
+    (row,) = [line for line in shown if line.startswith("flaky ")]
+    assert " failed " in row and "…" in row, shown  # the command cut, the outcome kept
 
 
 def test_an_event_outlives_a_pool_killed_before_delivering_it(cli: CLI, reaper):

@@ -9,7 +9,7 @@ from ..hooks import hook_record
 from .completion_cmd import queue_names
 from .context import read_only
 from .jobs_cmd import json_option
-from .render import cut, emit_json, local_time, table, time_header
+from .render import col, cut, emit_json, local_time, table, time_header
 
 
 @click.group()
@@ -65,8 +65,11 @@ def hook_list(obj, as_json):
         rows.append((h.name, ",".join(h.events), h.command if h.command is not None else h.url,
                      h.queue or "*", local_time(h.last_at) if h.last_at else "-", last,
                      h.failures, h.given_up, h.pending, h.last_error or ""))  # fmt: skip
-    table(["name", "on", cut("command or url", 16), "queue", time_header("last delivery"),
-           "result", "failures", "given up", "pending", cut("last error", 12)], rows)  # fmt: skip
+    # On a terminal: shorter headers, the cut columns shortened, `given up` the first to go.
+    table([cut("name", 8), cut("on", 9), col("command or url", least=12, short="command/url"),
+           cut("queue", 5), col(time_header("last delivery"), short="last"), "result",
+           col("failures", short="fail"), col("given up", short="lost", drop=True),
+           col("pending", short="pend"), cut("last error", 10)], rows)  # fmt: skip
 
 
 @hook.command("remove")
