@@ -47,6 +47,7 @@ class HookDelivery:
         self.cwd = os.getcwd()
         self.config = Config()
         self._stop = threading.Event()
+        self._nudge = threading.Event()  # ends an idle wait early (a drain, a stop)
         self._draining = False  # deliver what is due, then end (drain)
         self._thread: threading.Thread | None = None
         self._hooks_read: dict[str, Hook] = {}
@@ -63,6 +64,7 @@ class HookDelivery:
         """Deliver every event due now, then end (a burst pool's last act): the thread
         stops at the first look that finds none due, or at an outage."""
         self._draining = True
+        self._nudge.set()
         self.ensure(config)
         assert self._thread is not None
         while self._thread.is_alive():
@@ -73,6 +75,7 @@ class HookDelivery:
         after `timeout` is left to the process's exit: its lease runs out and another
         pool delivers that event again."""
         self._stop.set()
+        self._nudge.set()
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -95,23 +98,30 @@ class HookDelivery:
         said = None  # an outage is logged once, not at every try
         try:
             while not self._stop.is_set():
+                # Read before the look: a drain asked while a look is under way (it may
+                # have begun before the last outcomes committed) gets one more look.
+                draining = self._draining
                 try:
                     if not self._turn(store):
-                        if self._draining or not store.hooks_exist():
+                        if draining or not store.hooks_exist():
                             return  # the next heartbeat that finds hooks starts it again
-                        self._stop.wait(IDLE_POLL)
+                        self._idle(IDLE_POLL)
                     said = None
                 except QueueError as exc:
                     if exc.message != said:
                         self.log(f"worker {self.holder}: hook delivery paused: {exc.message}")
                         said = exc.message
-                    if self._draining:
+                    if draining:
                         return
-                    self._stop.wait(IDLE_POLL * 4)
+                    self._idle(IDLE_POLL * 4)
         except Exception as exc:  # a pool outlives a broken delivery; a heartbeat restarts it
             self.log(f"worker {self.holder}: hook delivery failed: {type(exc).__name__}: {exc}")
         finally:
             store.close()
+
+    def _idle(self, seconds: float) -> None:
+        self._nudge.wait(seconds)
+        self._nudge.clear()
 
     def _hooks(self, store: Store, fresh: bool = False) -> dict[str, Hook]:
         """The hooks by name, read again at most every HOOKS_EVERY s (or when `fresh`):
