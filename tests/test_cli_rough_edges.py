@@ -17,6 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import click
 import pytest
 
 import queuectl
@@ -341,3 +342,31 @@ def test_enqueue_into_a_closed_pipe_enqueues_and_exits_zero(user: CLI):
     os.close(write)
     assert (proc.returncode, proc.stderr) == (0, "")
     assert user.job("piped")["state"] == "pending"
+
+
+# ---------------------------------------------------------------- help on 80 columns
+
+
+def _commands(group: click.Group, path: tuple[str, ...] = ()):
+    for name, command in group.commands.items():
+        yield (*path, name)
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*path, name))
+
+
+def test_every_help_text_fits_80_columns():
+    """What `--help` shows (examples and option texts included) on an 80-column
+    terminal: no line wraps."""
+    from click.testing import CliRunner
+
+    from queuectl.cli.app import cli
+
+    runner = CliRunner()
+    paths = [(), *_commands(cli)]
+    assert ("hook", "add") in paths and ("queue", "set") in paths
+    wide = []
+    for path in paths:
+        result = runner.invoke(cli, [*path, "--help"], terminal_width=80, env={"COLUMNS": "80"})
+        assert result.exit_code == 0, (path, result.output)
+        wide += [(" ".join(path), line) for line in result.output.splitlines() if len(line) > 80]
+    assert wide == [], wide

@@ -26,7 +26,8 @@ def dashboard(obj, host, port, token, open_browser):
 
     \b
     queuectl dashboard --open
-    QUEUECTL_DASHBOARD_TOKEN=$(openssl rand -hex 16) queuectl dashboard --host 0.0.0.0
+    export QUEUECTL_DASHBOARD_TOKEN=$(openssl rand -hex 16)
+    queuectl dashboard --host 0.0.0.0
     """
     try:
         import uvicorn

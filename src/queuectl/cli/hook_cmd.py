@@ -17,7 +17,7 @@ def hook():
     """Hooks: run a command or POST to a URL when jobs complete, fail, die or are canceled.
 
     \b
-    queuectl hook add pager --on dead --command 'mail -s "job $QUEUECTL_JOB_ID died" ops'
+    queuectl hook add pager --on dead --command 'notify-ops "$QUEUECTL_JOB_ID"'
     queuectl hook add ci --on completed,dead --url https://ci.example/queuectl
     queuectl hook list
 
@@ -30,8 +30,8 @@ def hook():
 @hook.command("add")
 @click.argument("name")
 @click.option("--on", "on", required=True, metavar="EVENTS",
-              help=f"Comma list of events: {', '.join(EVENTS)} (an attempt failed, to be"
-              " retried).")  # fmt: skip
+              help=f"Comma list of events: {', '.join(EVENTS)}. failed: an attempt failed"
+              " and the job will be retried; dead: its retries are spent.")  # fmt: skip
 @click.option("-c", "--command", help="Shell command: the job's JSON on stdin, QUEUECTL_JOB_ID,"
               " QUEUECTL_EVENT and QUEUECTL_EXIT_CODE in its environment.")  # fmt: skip
 @click.option("--url", help="http(s) URL the job's JSON is POSTed to.")
@@ -39,7 +39,12 @@ def hook():
               shell_complete=queue_names)  # fmt: skip
 @click.pass_obj
 def hook_add(obj, name, on, command, url, queue):
-    """Add a hook NAME on EVENTS: a command (--command) or a URL (--url)."""
+    """Add a hook NAME on EVENTS: a command (--command) or a URL (--url).
+
+    \b
+    queuectl hook add pager --on dead --command 'notify-ops "$QUEUECTL_JOB_ID"'
+    queuectl hook add ci --on completed,dead --url https://ci.example/hook -q ci
+    """
     added = obj.queue.add_hook(name, on, command=command, url=url, queue=queue)
     target = f"runs {added.command}" if added.command is not None else f"POSTs to {added.url}"
     where = f" of queue {added.queue}" if added.queue else ""

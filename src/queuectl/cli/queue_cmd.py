@@ -19,10 +19,10 @@ def queue():
     --concurrency-key and --slots.
 
     \b
-    queuectl queue set deploys --concurrency 2     # at most 2 run at once
-    queuectl queue set api --rate 100/m            # at most 100 start in any minute
-    queuectl queue set api --rate 5/30s            # at most 5 in any 30 seconds
-    queuectl queue set api --rate none             # no rate limit any more
+    queuectl queue set deploys --concurrency 2   # at most 2 run at once
+    queuectl queue set api --rate 100/m          # at most 100 start in any minute
+    queuectl queue set api --rate 5/30s          # at most 5 in any 30 seconds
+    queuectl queue set api --rate none           # no rate limit any more
     queuectl queue list
     """
 

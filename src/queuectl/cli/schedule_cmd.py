@@ -19,7 +19,7 @@ def schedule():
     """Cron schedules: running pools enqueue each due run exactly once.
 
     \b
-    queuectl schedule add nightly '0 3 * * *' --command 'backup.sh' --tz Europe/Berlin
+    queuectl schedule add nightly '0 3 * * *' -c backup.sh --tz Europe/Berlin
     queuectl schedule list
     """
 

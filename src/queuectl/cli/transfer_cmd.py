@@ -15,8 +15,10 @@ CARRIED = """\b
 One JSON object a line, its "kind" saying what it is, in this order:
   config    a config value set in this database (defaults are not written)
   paused    a paused queue, and when it was paused
-  queue     a queue's limits (`queue set`): concurrency, rate_limit, rate_period
-  hook      a hook (`hook add`): name, events, command or url, queue, created_at
+  queue     a queue's limits (`queue set`): concurrency, rate_limit and
+            rate_period
+  hook      a hook (`hook add`): name, events, command or url, queue and
+            created_at
   schedule  a cron schedule: its job, next tick, paused or not, latest run
   job       every field of a job (id, state, attempts, times, exit code, last
             error, worker, dependencies) and the output of its latest run
@@ -24,8 +26,8 @@ One JSON object a line, its "kind" saying what it is, in this order:
   run       one finished run of a job, from the history that `show` and
             `stats` read, with its kept output (base64) and map of streams
 Not carried: the worker pools (they register again where they run), a running
-job's lease (it is imported as failed, due now) and its output so far, what hooks'
-deliveries did so far and their events not delivered yet."""
+job's lease (it is imported as failed, due now) and its output so far, what
+hooks' deliveries did so far and their events not delivered yet."""
 
 
 @read_only
