@@ -359,7 +359,9 @@ def test_a_sigkilled_pool_holds_its_job_of_a_queue_limited_to_1_until_the_lease_
     assert second.pool in ("p1", "p2")
     assert second.start >= lease_end - TOLERANCE, (second.start, lease_end)
     assert second.start >= killed_at + 2 - HEARTBEAT - TOLERANCE
-    assert second.start < lease_end + HEARTBEAT + 1.0  # reaped at a heartbeat, then run
+    # reaped at a heartbeat, then run: within about a second on a quiet machine; CI's
+    # three tests at a time on two cores have delayed it by 3 s
+    assert second.start < lease_end + HEARTBEAT + 5.0
     assert cli.wait_state("second", "completed")["attempts"] == 1
     assert cli.job("first")["state"] == "dead"  # reaped, its retries spent
 
