@@ -232,6 +232,17 @@ class Tab:
     def reloaded(self) -> bool:
         return self.page.evaluate("window.__marker !== 1")
 
+    def accept_next_dialog(self) -> list[str]:
+        """Accept the next confirmation the page asks; its message lands in the list."""
+        asked: list[str] = []
+
+        def accept(dialog):
+            asked.append(dialog.message)
+            dialog.accept()
+
+        self.page.once("dialog", accept)
+        return asked
+
     def screenshot(self, name: str) -> None:
         folder = os.environ.get("QUEUECTL_SCREENSHOTS")
         if folder:
@@ -341,13 +352,7 @@ def test_retrying_a_dead_job_from_the_dlq_page(tab, site):
     count = page.locator("#live .actions .count")
     expect(count).to_have_text(f"{dead} dead")
 
-    asked = []
-
-    def accept(dialog):
-        asked.append(dialog.message)
-        dialog.accept()
-
-    page.once("dialog", accept)
+    asked = tab.accept_next_dialog()
     row.get_by_role("button", name="Retry").click()
     expect(row).to_have_count(0)
     expect(count).to_have_text(f"{dead - 1} dead")
@@ -432,13 +437,7 @@ def test_canceling_a_job_with_its_dependents_from_its_page(tab, site):
     expect(page.locator(".actions button")).to_have_text(
         ["Cancel", "Cancel with dependents", "Delete"]
     )
-    asked = []
-
-    def accept(dialog):
-        asked.append(dialog.message)
-        dialog.accept()
-
-    page.once("dialog", accept)
+    asked = tab.accept_next_dialog()
     page.get_by_role("button", name="Cancel with dependents").click()
     expect(page.locator(".actions .state")).to_have_text("canceled", timeout=5000)
     assert asked == ["Cancel job gate and every job that waits for it?"]

@@ -18,7 +18,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from .. import __version__
 from ..hooks import shown_hook
-from ..jobs import STATES
+from ..jobs import STATES, UNFINISHED
 from ..limits import describe_limits
 from ..schedules import schedule_record
 from ..timeutil import iso
@@ -44,7 +44,6 @@ env.filters["limits"] = lambda q: (
     else describe_limits(q["concurrency"], q["rate_limit"], q["rate_period"])
 )  # fmt: skip
 ACTIONS = frozenset({"retry", "cancel", "requeue", "delete"})  # Queue methods, by name
-CANCELABLE = frozenset({"pending", "failed", "processing"})
 
 router = APIRouter(include_in_schema=False)
 
@@ -160,11 +159,12 @@ def job_page(request: Request, job_id: str):
     for run in runs:
         run["took"] = run["finished_at"] - run["started_at"]
         run["started_iso"] = iso(run["started_at"])
+    cancelable = job.state in UNFINISHED
     # jobs a plain cancel would leave waiting for ever: then it offers to cancel them too
-    stranded = queue.stranded([job.id]) if job.state in CANCELABLE else 0
+    stranded = queue.stranded([job.id]) if cancelable else 0
     return live(request, "job.html", "_job.html", job=job, d=job.to_dict(), runs=runs,
                 output=output, blocked=queue.blocked_by([job]).get(job.id, []),
-                stranded=stranded)  # fmt: skip
+                cancelable=cancelable, stranded=stranded)  # fmt: skip
 
 
 @router.post("/jobs/{job_id:path}/{action}")

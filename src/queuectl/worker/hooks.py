@@ -62,7 +62,8 @@ class HookDelivery:
 
     def drain(self, config: Config) -> None:
         """Deliver every event due now, then end (a burst pool's last act): the thread
-        stops at the first look that finds none due, or at an outage."""
+        stops at the first look begun after this call that finds none due, or at an
+        outage."""
         self._draining = True
         self._nudge.set()
         self.ensure(config)
